@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine (Python 3.11):
+#   make demo   set up .venv and build the bundled sample into ./registry
+#   make test   set up .venv and run the test suite
+#
+# torch: a machine without an NVIDIA GPU gets the CPU build pinned below; a machine with one gets
+# the default (CUDA) build. Override with e.g. `make setup TORCH_SPEC="torch==2.13.0" TORCH_INDEX=...`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+REGISTRY ?= registry
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
+TORCH_INDEX ?=
+PIP_TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and on its own, so nothing below can pull a different (CUDA) build.
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	$(BIN)/python -m pip install --quiet -e ".[translate,train,dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
+	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/build.py
+
+clean:
+	rm -rf $(VENV) $(REGISTRY) .pytest_cache

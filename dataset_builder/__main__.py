@@ -1,0 +1,3 @@
+from dataset_builder.cli import main
+
+raise SystemExit(main())

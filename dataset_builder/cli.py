@@ -1,0 +1,142 @@
+"""``dataset-builder`` commands: parse, call, print. No logic lives here.
+
+Heavy libraries are imported inside the command that needs them, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from dataset_builder.errors import UserError
+
+
+def _registry(args: argparse.Namespace):  # -> Registry
+    from dataset_builder.registry import Registry
+
+    return Registry(args.registry)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from dataset_builder.pipeline import build
+    from dataset_builder.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
+    state = "published" if result.published else "already published with identical content (no-op)"
+    print(f"{result.ref}: {state}")
+    print(f"  path: {result.path}")
+    print(f"  content hash: {result.content_hash}")
+    for split, meta in result.manifest["splits"].items():
+        print(f"  {split}: {meta['rows']} rows")
+    print(f"  rejected: {result.manifest['rejected']['rows']} rows")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    versions = _registry(args).versions(args.name)
+    if not versions:
+        print("no versions published" + (f" for {args.name}" if args.name else ""))
+        return 0
+    for info in versions:
+        m = info.manifest
+        rows = ", ".join(f"{s}={v['rows']}" for s, v in m["splits"].items())
+        print(f"{info.ref}\t{m['built_at']}\t{rows}\t{m['content_hash'][:19]}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    info = _registry(args).get(args.ref)
+    m = info.manifest
+    if args.json:
+        print(json.dumps(m, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{info.ref}  ({info.path})")
+    print(f"content hash: {m['content_hash']}")
+    print(f"built at: {m['built_at']}  after: {m.get('previous_version') or '-'}")
+    print("\nstages:")
+    print(f"  {'stage':<16}{'in':>9}{'out':>9}{'secs':>9}  dropped")
+    for st in m["stages"]:
+        dropped = ", ".join(f"{k}={v}" for k, v in st["dropped"].items()) or "-"
+        print(f"  {st['stage']:<16}{st['rows_in']:>9}{st['rows_out']:>9}{st['seconds']:>9.2f}  {dropped}")
+    print("\nsplits:")
+    for split, meta in m["splits"].items():
+        per_source = ", ".join(f"{k}={v}" for k, v in meta["per_source"].items())
+        print(f"  {split:<8}{meta['rows']:>8} rows  [{per_source}]")
+    print(f"\nrejected: {m['rejected']['rows']} rows")
+    for reason, n in sorted(m["rejected"]["by_stage_reason"].items()):
+        print(f"  {reason:<40}{n:>8}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    problems = _registry(args).verify(args.ref)
+    if problems:
+        for p in problems:
+            print(f"{args.ref}: {p}", file=sys.stderr)
+        return 4
+    print(f"{args.ref}: OK, every file matches the manifest")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dataset-builder",
+        description="Build, version and publish the Russian Python instruction corpus.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--registry",
+        default=None,
+        help="registry folder (default: $DATASET_BUILDER_REGISTRY or ~/.local/share/dataset-builder/registry)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        # accepted after the command too: `dataset-builder build R --registry DIR`
+        p.add_argument("--registry", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("build", cmd_build, "run a recipe and publish NAME@VERSION")
+    p.add_argument("recipe", help="recipe TOML file")
+    p.add_argument(
+        "--limit", type=int, default=None, help="read at most N rows per source (published as VERSION+limitN)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = add("list", cmd_list, "list published versions")
+    p.add_argument("name", nargs="?", default=None)
+
+    p = add("show", cmd_show, "counts per stage, split, source and drop reason")
+    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("--json", action="store_true", help="print the whole manifest")
+
+    p = add("verify", cmd_verify, "re-hash a version's files against its manifest")
+    p.add_argument("ref", metavar="NAME@VERSION")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("DATASET_BUILDER_DEBUG") == "1"
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was published", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""User-facing errors.
+
+Every problem a user can fix (a bad recipe, a bad input file, an unreachable Hub, a refused publish)
+is raised as a :class:`UserError` whose message is one line naming the file, line or key. The CLI
+prints that line and exits non-zero; tracebacks are reserved for ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem in the user's input or environment, reported as one line."""
+
+    exit_code = 2
+
+
+class InputError(UserError):
+    """A source file cannot be read as declared (encoding, JSON syntax, missing column, empty)."""
+
+
+class RecipeError(UserError):
+    """The recipe is invalid: unknown key, wrong type, unknown source or stage type."""
+
+
+class PublishError(UserError):
+    """The registry refused a version (immutability) or the version does not exist."""
+
+    exit_code = 3
+
+
+class VerificationError(UserError):
+    """A published version no longer matches its manifest."""
+
+    exit_code = 4
+
+
+class RejectLimitExceeded(UserError):
+    """More rows were rejected than the recipe allows."""

@@ -1,0 +1,168 @@
+"""The stage interface.
+
+A stage is one class with one job: ``run`` takes an iterator of Arrow batches (``pa.Table`` with at
+least the canonical columns of :mod:`dataset_builder.rows`) and yields batches. A stage may map,
+filter, add columns or hold rows back until it has seen them all; it never knows which stages run
+before or after it. Dropped rows go to ``ctx.reject`` with a reason, so nothing is silently lost.
+The pipeline counts rows in and out; the stage adds what only it knows to ``ctx.stats``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from dataset_builder.rows import REJECTED_SCHEMA, canonical_json
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's settings model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class StageStats:
+    name: str
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    counters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped": dict(sorted(self.dropped.items())),
+            "counters": self.counters,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class RejectSink:
+    """Collects rejected rows (with stage and reason) for the build's ``rejected`` table."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._tables: list[pa.Table] = []
+        self.count = 0
+
+    def add(self, stage: str, rows: list[dict[str, Any]], reason: str, detail: str | list[str] = "") -> None:
+        details = detail if isinstance(detail, list) else [detail] * len(rows)
+        for row, why in zip(rows, details, strict=True):
+            raw = row.get("raw")
+            self._rows.append(
+                {
+                    "row_id": row.get("row_id"),
+                    "source": row.get("source"),
+                    "source_key": row.get("source_key"),
+                    "stage": stage,
+                    "reason": reason,
+                    "detail": why,
+                    "messages": row.get("messages"),
+                    "raw": raw if raw is None or isinstance(raw, str) else canonical_json(raw),
+                }
+            )
+        self.count += len(rows)
+        if len(self._rows) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._tables.append(pa.Table.from_pylist(self._rows, schema=REJECTED_SCHEMA))
+            self._rows = []
+
+    def table(self) -> pa.Table:
+        self._flush()
+        if not self._tables:
+            return REJECTED_SCHEMA.empty_table()
+        return pa.concat_tables(self._tables)
+
+    def first(self, n: int = 1) -> list[dict[str, Any]]:
+        self._flush()
+        return self.table().slice(0, n).to_pylist()
+
+
+@dataclass
+class StageContext:
+    """What a running stage may touch: its own stats, the reject sink, and a scratch folder."""
+
+    stage: str
+    stats: StageStats
+    rejects: RejectSink
+    workdir: Path
+    show_progress: bool = True
+
+    def reject(self, rows: list[dict[str, Any]], reason: str, detail: str | list[str] = "") -> None:
+        if not rows:
+            return
+        self.stats.dropped[reason] += len(rows)
+        self.rejects.add(self.stage, rows, reason, detail)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats.counters[key] = self.stats.counters.get(key, 0) + n
+
+
+class Stage(ABC):
+    """One pipeline step. Subclasses set ``name`` and ``Config`` and implement ``run``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StageConfig]]
+
+    def __init__(self, config: StageConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        """Consume batches, yield batches."""
+
+
+class Reject(Exception):
+    """Raised by :meth:`RowStage.process` to drop one row with a reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class RowStage(Stage):
+    """A stage that looks at one row at a time: map it, or drop it by raising :class:`Reject`."""
+
+    @abstractmethod
+    def process(self, row: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+        """Return the (possibly changed) row, or raise :class:`Reject`."""
+
+    def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        for batch in batches:
+            kept: list[dict[str, Any]] = []
+            for row in batch.to_pylist():
+                try:
+                    kept.append(self.process(row, ctx))
+                except Reject as why:
+                    ctx.reject([row], why.reason, why.detail)
+            if kept:
+                yield pa.Table.from_pylist(kept, schema=_schema_for(kept[0], batch.schema))
+
+
+def _schema_for(row: dict[str, Any], schema: pa.Schema) -> pa.Schema | None:
+    """Keep the incoming schema when the stage added no columns (stable types for empty lists)."""
+    return schema if set(row) == set(schema.names) else None
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

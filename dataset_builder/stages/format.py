@@ -1,0 +1,71 @@
+"""Render each conversation as training text beside its ``messages``.
+
+Adds ``text`` (the whole conversation in the chat format), and ``prompt`` / ``completion`` (the
+text split after the last assistant header) for completion-only loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from dataset_builder.chat_templates import BUILTIN_FORMATS, ChatFormat
+from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
+
+
+class FormatConfig(StageConfig):
+    template: Literal["zephyr", "chatml", "alpaca", "jinja"] = "zephyr"
+    # Only for template = "jinja": a transformers-style chat template and its special tokens.
+    jinja: str | None = None
+    bos_token: str = "<s>"
+    eos_token: str = "</s>"
+    # keep: system turns as they come; none: drop them; empty: one empty system turn first (as the
+    # zephyr-python-ru model card shows); fixed: ``system_prompt`` as the only system turn.
+    system: Literal["keep", "none", "empty", "fixed"] = "keep"
+    system_prompt: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> FormatConfig:
+        if self.template == "jinja" and not self.jinja:
+            raise ValueError("template = 'jinja' needs a 'jinja' template string")
+        if self.system == "fixed" and not self.system_prompt:
+            raise ValueError("system = 'fixed' needs a 'system_prompt'")
+        return self
+
+
+class Format(RowStage):
+    name = "format"
+    Config = FormatConfig
+
+    def __init__(self, config: FormatConfig | None = None) -> None:
+        super().__init__(config)
+        cfg: FormatConfig = self.config
+        if cfg.template == "jinja":
+            self.chat = ChatFormat("jinja", cfg.jinja or "", cfg.bos_token, cfg.eos_token)
+        else:
+            self.chat = BUILTIN_FORMATS[cfg.template]
+
+    def _with_system_policy(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        cfg: FormatConfig = self.config
+        if cfg.system == "keep":
+            return messages
+        rest = [m for m in messages if m["role"] != "system"]
+        if cfg.system == "none":
+            return rest
+        prompt = "" if cfg.system == "empty" else cfg.system_prompt
+        return [{"role": "system", "content": prompt}, *rest]
+
+    def process(self, row: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+        messages = self._with_system_policy(row["messages"])
+        try:
+            text, prompt, completion = self.chat.prompt_completion(messages)
+        except Exception as exc:  # a user-supplied template can fail on a row: reject, don't crash
+            raise Reject(
+                "template_error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ) from None
+        row["messages"] = messages
+        row["text"] = text
+        row["prompt"] = prompt
+        row["completion"] = completion
+        return row

@@ -1,0 +1,114 @@
+"""The Arrow layer of a build: batches in, one Parquet file per split out, plus a content hash.
+
+Row groups have a fixed size whatever the batch sizes upstream, and the content hash is computed
+over a canonical JSON rendering of every row (not over Parquet bytes), so it is the same for the
+same data whichever pyarrow wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataset_builder.rows import canonical_json
+
+ROW_GROUP_ROWS = 10_000
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+}
+
+
+def split_file(split: str) -> str:
+    return f"data/{split}-00000-of-00001.parquet"
+
+
+class _SplitWriter:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+        self.digest = hashlib.sha256()
+
+    def add(self, table: pa.Table) -> None:
+        table = table.select(self.schema.names).cast(self.schema)
+        for row in table.to_pylist():
+            self.digest.update(canonical_json(row).encode("utf-8"))
+            self.digest.update(b"\n")
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        self.rows += table.num_rows
+        while self.pending_rows >= ROW_GROUP_ROWS:
+            self._write(ROW_GROUP_ROWS)
+
+    def _write(self, n: int) -> None:
+        merged = pa.concat_tables(self.pending).combine_chunks()
+        self.writer.write_table(merged.slice(0, n), row_group_size=n)
+        rest = merged.slice(n)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        if self.pending_rows:
+            self._write(self.pending_rows)
+        self.writer.close()
+
+
+class SplitWriter:
+    """Route batches by their ``split`` column into one Parquet file per split."""
+
+    def __init__(self, root: Path, splits: tuple[str, ...] = ("train", "test")) -> None:
+        self.root = root
+        self.splits = splits
+        self.schema: pa.Schema | None = None
+        self._writers: dict[str, _SplitWriter] = {}
+        self.counts: dict[str, dict[str, dict[str, int]]] = {}
+
+    def write(self, batch: pa.Table) -> None:
+        if "split" in batch.schema.names:
+            labels = batch.column("split")
+            data = batch.drop_columns(["split"])
+        else:
+            labels = pa.array(["train"] * batch.num_rows, pa.string())
+            data = batch
+        if self.schema is None:
+            self.schema = data.schema
+            for split in self.splits:
+                self._writers[split] = _SplitWriter(self.root / split_file(split), self.schema)
+        for split in self.splits:
+            part = data.filter(pc.equal(labels, split))
+            if part.num_rows:
+                self._writers[split].add(part)
+                self._count(split, part)
+
+    def _count(self, split: str, part: pa.Table) -> None:
+        counts = self.counts.setdefault(split, {"source": {}, "lang": {}})
+        for column in ("source", "lang"):
+            for value in part.column(column).to_pylist():
+                counts[column][value] = counts[column].get(value, 0) + 1
+
+    def close(self) -> dict[str, Any]:
+        """Finish every file; return rows per split and the content hash over all splits."""
+        for writer in self._writers.values():
+            writer.close()
+        total = hashlib.sha256()
+        for split in sorted(self._writers):
+            total.update(f"{split}\n{self._writers[split].digest.hexdigest()}\n".encode())
+        rows = {split: self._writers[split].rows for split in self.splits if split in self._writers}
+        return {"rows": rows, "content_hash": f"sha256:{total.hexdigest()}"}
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)

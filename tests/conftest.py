@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path_factory.getbasetemp() / "hf-cache"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
+    monkeypatch.setenv("HF_HOME", str(cache / "home"))
+    monkeypatch.delenv("DATASET_BUILDER_REGISTRY", raising=False)
+
+
+@pytest.fixture
+def sample_recipe() -> Path:
+    return ROOT / "recipes" / "sample.toml"
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+SIMPLE_STAGES = """
+[[stages]]
+type = "normalize"
+
+[[stages]]
+type = "quality"
+
+[[stages]]
+type = "exact_dedup"
+
+[[stages]]
+type = "split"
+test_ratio = 0.2
+seed = 1
+
+[[stages]]
+type = "format"
+"""
+
+
+def write_recipe(
+    folder: Path,
+    sources: str,
+    *,
+    stages: str = SIMPLE_STAGES,
+    name: str = "t",
+    version: str = "1.0.0",
+    publish: str = "",
+) -> Path:
+    text = f'[dataset]\nname = "{name}"\nversion = "{version}"\n\n{sources}\n{stages}\n{publish}\n'
+    path = folder / "recipe.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def alpaca_source(path: str = "data.jsonl", name: str = "src", extra: str = "") -> str:
+    return f'[[sources]]\nname = "{name}"\nadapter = "alpaca"\npaths = ["{path}"]\n{extra}\n'

@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
+
+import dataset_builder
+from dataset_builder.cli import main
+from dataset_builder.errors import PublishError, VerificationError
+from dataset_builder.pipeline import build
+from dataset_builder.recipe import load_recipe
+from dataset_builder.registry import Registry
+
+REF = "python-ru-sample@0.1.0"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
+    return registry
+
+
+def test_sample_build_is_deterministic(built: Registry, tmp_path: Path) -> None:
+    other = Registry(tmp_path / "fresh")
+    result = build(load_recipe(ROOT / "recipes" / "sample.toml"), other, show_progress=False)
+    first = built.get(REF)
+    assert result.content_hash == first.manifest["content_hash"]
+    for split in ("train", "test"):
+        name = f"data/{split}-00000-of-00001.parquet"
+        assert _sha(result.path / name) == _sha(first.path / name)
+
+
+def test_manifest_records_everything(built: Registry) -> None:
+    m = built.get(REF).manifest
+    assert m["recipe"]["dataset"]["name"] == "python-ru-sample"
+    assert {i["path"] for i in m["inputs"]} == {
+        "../samples/alpaca.jsonl",
+        "../samples/chat_rounds.jsonl",
+        "../samples/ru_qa.jsonl",
+    }
+    assert all(len(i["sha256"]) == 64 for i in m["inputs"])
+    assert [s["stage"] for s in m["stages"]] == [
+        "load",
+        "normalize",
+        "quality",
+        "exact_dedup",
+        "split",
+        "format",
+    ]
+    for before, after in zip(m["stages"], m["stages"][1:], strict=False):
+        assert after["rows_in"] == before["rows_out"]
+        assert after["rows_in"] - after["rows_out"] == sum(after["dropped"].values())
+    assert m["rejected"]["rows"] == sum(sum(s["dropped"].values()) for s in m["stages"])
+    assert m["stages"][3]["dropped"]["exact_duplicate"] >= 3
+    total = sum(s["rows"] for s in m["splits"].values())
+    assert total == m["stages"][-1]["rows_out"]
+    assert sum(m["splits"]["train"]["per_source"].values()) == m["splits"]["train"]["rows"]
+    assert "pyarrow" in m["environment"]["libraries"]
+    assert set(m["files"]) == {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "data/test-00000-of-00001.parquet",
+        "rejected/rejected.parquet",
+    }
+
+
+def test_datasets_load_dataset_reads_the_version_folder(built: Registry) -> None:
+    path = built.get(REF).path
+    ds = datasets.load_dataset(str(path))
+    assert set(ds) == {"train", "test"}
+    m = built.get(REF).manifest
+    assert ds["train"].num_rows == m["splits"]["train"]["rows"]
+    row = ds["train"][0]
+    assert row["text"].startswith("<|system|>\n</s>\n<|user|>\n")
+    assert row["prompt"] + row["completion"] == row["text"]
+
+
+def test_python_api_load(built: Registry) -> None:
+    ds = dataset_builder.load(REF, registry=built.root)
+    assert ds["test"].num_rows == built.get(REF).manifest["splits"]["test"]["rows"]
+    assert set(ds["train"].column_names) >= {"row_id", "source", "source_key", "lang", "messages", "text"}
+
+
+def test_rejected_rows_are_kept_with_reasons(built: Registry) -> None:
+    rejected = datasets.Dataset.from_parquet(str(built.get(REF).path / "rejected" / "rejected.parquet"))
+    reasons = set(rejected["reason"])
+    assert {"non_string_field", "missing_column", "empty_answer", "exact_duplicate"} <= reasons
+    assert all(rejected["source_key"])
+
+
+def test_rebuild_is_a_noop_and_changed_content_is_refused(built: Registry, tmp_path: Path) -> None:
+    recipe = load_recipe(ROOT / "recipes" / "sample.toml")
+    before = built.get(REF).manifest["built_at"]
+    again = build(recipe, built, show_progress=False)
+    assert not again.published and built.get(REF).manifest["built_at"] == before
+    changed = (
+        (ROOT / "recipes" / "sample.toml")
+        .read_text(encoding="utf-8")
+        .replace("test_ratio = 0.1", "test_ratio = 0.3")
+    )
+    path = ROOT / "recipes" / "_changed_sample.toml"
+    path.write_text(changed, encoding="utf-8")
+    try:
+        with pytest.raises(PublishError, match="already published with different content"):
+            build(load_recipe(path), built, show_progress=False)
+    finally:
+        path.unlink()
+
+
+def test_verify_catches_a_changed_byte(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "reg")
+    result = build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False, limit=40)
+    assert registry.verify(result.ref) == []
+    data = result.path / "data" / "train-00000-of-00001.parquet"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    problems = registry.verify(result.ref)
+    assert len(problems) == 1 and problems[0].startswith("data/train-00000-of-00001.parquet: sha256")
+    with pytest.raises(VerificationError):
+        dataset_builder.load(result.ref, registry=registry.root)
+    assert main(["--registry", str(registry.root), "verify", result.ref]) == 4
+
+
+def test_limit_publishes_a_marked_version(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "reg")
+    result = build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False, limit=10)
+    assert result.ref == "python-ru-sample@0.1.0+limit10"
+    assert result.manifest["stages"][0]["rows_in"] == 30
+
+
+def test_killed_build_leaves_no_version(tmp_path: Path) -> None:
+    from synthetic_corpus import write_corpus
+
+    write_corpus(tmp_path / "data", rows=40_000, seed=1)
+    sources = (
+        alpaca_source("data/alpaca.jsonl", name="a")
+        + '[[sources]]\nname = "c"\nadapter = "chat_rounds"\npaths = ["data/chat_rounds.jsonl"]\n'
+        + '[[sources]]\nname = "r"\nadapter = "qa"\npaths = ["data/ru_qa.jsonl"]\n'
+        + 'columns = { question = "вопрос", answer = "ответ" }\n'
+    )
+    recipe = write_recipe(tmp_path, sources)
+    registry = tmp_path / "reg"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dataset_builder",
+        "--registry",
+        str(registry),
+        "build",
+        str(recipe),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list((registry / "t").glob(".staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert Registry(registry).versions() == []
+    assert not (registry / "t" / "1.0.0").exists()
+    # The next build cleans the dead build's staging folder and publishes normally.
+    assert main(["--registry", str(registry), "build", str(recipe), "--quiet"]) == 0
+    assert [v.ref for v in Registry(registry).versions()] == ["t@1.0.0"]
+    assert not list((registry / "t").glob(".staging-*"))
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dataset_builder", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("records", "publish", "expected"),
+    [
+        (
+            '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output"\n',
+            "",
+            "data.jsonl:2: invalid JSON",
+        ),
+        (b'{"instruction": "caf\xe9", "output": "b"}\n', "", "data.jsonl:1: not valid UTF-8"),
+        ('{"instruction": "a", "answer": "b"}\n', "", "data.jsonl:1: missing column 'output' or 'response'"),
+        (
+            '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": ["b"]}\n',
+            "[publish]\nmax_rejected_rows = 0",
+            "data.jsonl:2: non_string_field (key 'output' is list",
+        ),
+        ("", "", "data.jsonl: file is empty"),
+        (
+            '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "'
+            + "x" * 10_500_000
+            + '"}\n',
+            "[publish]\nmax_rejected_rows = 0",
+            "data.jsonl:2: row_too_large",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_error_and_nothing_published(
+    tmp_path: Path, records: str | bytes, publish: str, expected: str
+) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(records if isinstance(records, bytes) else records.encode("utf-8"))
+    recipe = write_recipe(tmp_path, alpaca_source(), publish=publish)
+    proc = _cli(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"], tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert Registry(tmp_path / "reg").versions() == []
+
+
+def test_unknown_recipe_key_via_cli_and_debug_traceback(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [{"instruction": "a", "output": "b"}])
+    recipe = write_recipe(tmp_path, alpaca_source(extra="colour = 'red'"))
+    proc = _cli(["build", str(recipe)], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {recipe}: key 'sources[0].colour': unknown key"
+    proc = _cli(["--debug", "build", str(recipe)], tmp_path)
+    assert "Traceback" in proc.stderr
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys\nfrom dataset_builder.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'argostranslate', 'ctranslate2',"
+        " 'datasets') if m in sys.modules]\nprint(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+
+
+def test_list_and_show_commands(built: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--registry", str(built.root), "list"]) == 0
+    assert REF in capsys.readouterr().out
+    assert main(["--registry", str(built.root), "show", REF]) == 0
+    out = capsys.readouterr().out
+    assert "exact_dedup" in out and "exact_duplicate" in out and "stackoverflow-ru" in out
+    assert main(["--registry", str(built.root), "show", "python-ru-sample@9.9"]) == 3
