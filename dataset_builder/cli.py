@@ -82,6 +82,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dups(args: argparse.Namespace) -> int:
+    from dataset_builder.dups import clusters, render
+
+    info = _registry(args).get(args.ref)
+    found = clusters(info, top=args.top)
+    if not found:
+        print(f"{args.ref}: no near-duplicate clusters")
+        return 0
+    for cluster in found:
+        print(render(cluster, width=args.width))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset-builder",
@@ -117,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", metavar="NAME@VERSION")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
 
+    p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
+    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("--top", type=int, default=10, help="how many clusters (default 10)")
+    p.add_argument("--width", type=int, default=60, help="column width (default 60)")
+
     p = add("verify", cmd_verify, "re-hash a version's files against its manifest")
     p.add_argument("ref", metavar="NAME@VERSION")
     return parser
@@ -136,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing was published", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dataset-builder show ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

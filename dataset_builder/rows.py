@@ -39,6 +39,8 @@ REJECTED_SCHEMA = pa.schema(
         ("stage", pa.string()),
         ("reason", pa.string()),
         ("detail", pa.string()),
+        # For duplicates: the row id of the row that was kept in this one's place.
+        ("duplicate_of", pa.string()),
         ("messages", MESSAGES_TYPE),
         # The original record as JSON, for rows rejected before they could become messages.
         ("raw", pa.string()),

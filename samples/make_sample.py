@@ -49,6 +49,16 @@ def main() -> None:
             for record in records:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(f"{path.name}: {len(records)} rows")
+    # An external evaluation set in HumanEval's shape: two prompts planted from training rows
+    # (contamination the decontaminate stage must find) and one unrelated prompt.
+    planted = [corpus["alpaca"][5]["instruction"], corpus["alpaca"][40]["instruction"]]
+    eval_rows = [{"task_id": f"Sample/{i}", "prompt": p} for i, p in enumerate(planted)]
+    eval_rows.append(
+        {"task_id": "Sample/2", "prompt": 'def add(a: int, b: int) -> int:\n    """Add two integers."""\n'}
+    )
+    with (HERE / "eval_prompts.jsonl").open("w", encoding="utf-8") as fh:
+        for record in eval_rows:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

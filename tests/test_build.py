@@ -57,7 +57,9 @@ def test_manifest_records_everything(built: Registry) -> None:
         "normalize",
         "quality",
         "exact_dedup",
+        "near_dedup",
         "split",
+        "decontaminate",
         "format",
     ]
     for before, after in zip(m["stages"], m["stages"][1:], strict=False):

@@ -12,7 +12,15 @@ from dataset_builder.recipe import load_recipe
 def test_sample_recipe_is_valid(sample_recipe: Path) -> None:
     recipe = load_recipe(sample_recipe)
     assert recipe.ref == "python-ru-sample@0.1.0"
-    assert [s.type for s in recipe.stages] == ["normalize", "quality", "exact_dedup", "split", "format"]
+    assert [s.type for s in recipe.stages] == [
+        "normalize",
+        "quality",
+        "exact_dedup",
+        "near_dedup",
+        "split",
+        "decontaminate",
+        "format",
+    ]
     assert recipe.sources[2].columns == {"question": "вопрос", "answer": "ответ"}
     assert not recipe.sources[2].needs_translation and recipe.sources[0].needs_translation
 

@@ -14,6 +14,8 @@ STAGES: dict[str, str] = {
     "normalize": "dataset_builder.stages.normalize:Normalize",
     "quality": "dataset_builder.stages.quality:QualityFilter",
     "exact_dedup": "dataset_builder.stages.exact_dedup:ExactDedup",
+    "near_dedup": "dataset_builder.stages.near_dedup:NearDedup",
+    "decontaminate": "dataset_builder.stages.decontaminate:Decontaminate",
     "split": "dataset_builder.stages.split:Split",
     "format": "dataset_builder.stages.format:Format",
 }

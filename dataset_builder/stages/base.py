@@ -57,9 +57,17 @@ class RejectSink:
         self._tables: list[pa.Table] = []
         self.count = 0
 
-    def add(self, stage: str, rows: list[dict[str, Any]], reason: str, detail: str | list[str] = "") -> None:
+    def add(
+        self,
+        stage: str,
+        rows: list[dict[str, Any]],
+        reason: str,
+        detail: str | list[str] = "",
+        duplicate_of: list[str] | None = None,
+    ) -> None:
         details = detail if isinstance(detail, list) else [detail] * len(rows)
-        for row, why in zip(rows, details, strict=True):
+        originals = duplicate_of if duplicate_of is not None else [None] * len(rows)
+        for row, why, original in zip(rows, details, originals, strict=True):
             raw = row.get("raw")
             self._rows.append(
                 {
@@ -69,6 +77,7 @@ class RejectSink:
                     "stage": stage,
                     "reason": reason,
                     "detail": why,
+                    "duplicate_of": original,
                     "messages": row.get("messages"),
                     "raw": raw if raw is None or isinstance(raw, str) else canonical_json(raw),
                 }
@@ -102,12 +111,20 @@ class StageContext:
     rejects: RejectSink
     workdir: Path
     show_progress: bool = True
+    # Where relative paths in the stage's settings point from (the recipe's folder).
+    base_dir: Path = field(default_factory=Path.cwd)
 
-    def reject(self, rows: list[dict[str, Any]], reason: str, detail: str | list[str] = "") -> None:
+    def reject(
+        self,
+        rows: list[dict[str, Any]],
+        reason: str,
+        detail: str | list[str] = "",
+        duplicate_of: list[str] | None = None,
+    ) -> None:
         if not rows:
             return
         self.stats.dropped[reason] += len(rows)
-        self.rejects.add(self.stage, rows, reason, detail)
+        self.rejects.add(self.stage, rows, reason, detail, duplicate_of)
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats.counters[key] = self.stats.counters.get(key, 0) + n

@@ -49,8 +49,8 @@ class ExactDedup(Stage):
                 else:
                     keep_mask.append(False)
                     dropped.append(row)
-                    kept_ids.append(f"duplicate of {original}")
-            ctx.reject(dropped, "exact_duplicate", kept_ids)
+                    kept_ids.append(original)
+            ctx.reject(dropped, "exact_duplicate", f"same {self.config.key} as the kept row", kept_ids)
             if any(keep_mask):
                 yield batch.filter(pa.array(keep_mask))
         ctx.stats.counters["unique_keys"] = len(first_seen)

@@ -1,0 +1,133 @@
+"""Word n-gram shingles for many documents at once, with no Python loop over words.
+
+Text is folded (NFKC, lower case, every run of characters that are not letters, marks or digits
+becomes one space; й and ё are never stripped), split into words by Arrow compute kernels, each
+distinct word hashed once, and n-grams hashed from word hashes with numpy. Documents are processed
+in chunks on a thread pool (Arrow and numpy release the GIL), which bounds memory and uses all
+cores. The result is a flat ``uint64`` array of shingle hashes plus per-document offsets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+CHUNK_DOCS = 4096
+
+
+@dataclass(frozen=True)
+class Shingles:
+    """Shingle hashes of many documents: doc ``i`` owns ``hashes[offsets[i]:offsets[i + 1]]``."""
+
+    hashes: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, len = docs + 1
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    def doc(self, i: int) -> np.ndarray:
+        return self.hashes[self.offsets[i] : self.offsets[i + 1]]
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+# ASCII punctuation plus the Unicode punctuation common in Russian and English prose. (A negated
+# Unicode letter class would say the same but makes RE2 three times slower on this hot path.)
+_PUNCTUATION = r"[[:punct:]«»‹›“”„‟‘’‚‛–—―‐‑…·•§№¡¿]+"
+
+
+def fold_text(texts: Sequence[str] | pa.Array) -> pa.Array:
+    """NFKC, lower case, punctuation to spaces, ends trimmed. Whitespace runs are left to the split."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
+    arr = pc.utf8_normalize(arr, "NFKC")
+    arr = pc.utf8_lower(arr)
+    arr = pc.replace_substring_regex(arr, _PUNCTUATION, " ")
+    return pc.utf8_trim_whitespace(arr)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: spreads every input bit over the whole word."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _word_hashes(words: pa.Array) -> np.ndarray:
+    encoded = pc.dictionary_encode(words)
+    vocab = encoded.dictionary.to_pylist()
+    table = np.fromiter((xxhash.xxh64_intdigest(w.encode("utf-8")) for w in vocab), np.uint64, len(vocab))
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _shingle_chunk(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes of one chunk of documents and the number each document has."""
+    folded = fold_text(texts)
+    # NFKC has turned every Unicode space into an ASCII one, so the ASCII splitter is enough.
+    lists = pc.ascii_split_whitespace(folded)
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pc.equal(folded, "").to_numpy(zero_copy_only=False)
+    if empty.any():
+        lengths[empty] = 0
+        lists = pc.if_else(pa.array(empty), pa.scalar([], lists.type), lists)
+    flat = pc.list_flatten(lists)
+    words = _word_hashes(flat) if len(flat) else np.zeros(0, np.uint64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    total = len(words)
+
+    # A document of L >= n words has L - n + 1 shingles; one of 1 <= L < n words is one shingle
+    # made of all its words (so short texts still deduplicate); an empty one has none.
+    per_doc = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    with np.errstate(over="ignore"):
+        padded = np.concatenate([words, np.zeros(n, np.uint64)])
+        grams = padded[:total].copy()
+        for j in range(1, n):
+            grams = grams * _MULT + padded[j : total + j]
+        # Short documents: recompute their single shingle over exactly their own words.
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        for i in short:
+            h = np.uint64(0)
+            for w in words[starts[i] : ends[i]]:
+                h = h * _MULT + w
+            grams[starts[i]] = h
+    # Keep each document's shingle starts: drop its last n-1 positions (for a short document, all
+    # but its first), which are exactly the positions end-k for 1 <= k < min(L, n).
+    valid = np.ones(total, dtype=bool)
+    for k in range(1, n):
+        valid[ends[lengths > k] - k] = False
+    return _mix(grams[valid]), per_doc
+
+
+def shingle(texts: Sequence[str] | pa.Array, n: int = 5, threads: int | None = None) -> Shingles:
+    """Hash the word ``n``-grams of every text."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
+    chunks = [arr.slice(i, CHUNK_DOCS) for i in range(0, len(arr), CHUNK_DOCS)]
+    threads = threads or min(os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(lambda chunk: _shingle_chunk(chunk, n), chunks))
+    if not parts:
+        return Shingles(np.zeros(0, np.uint64), np.zeros(1, np.int64))
+    hashes = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    return Shingles(hashes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard of two shingle arrays, as sets."""
+    a, b = np.unique(a), np.unique(b)
+    if not len(a) and not len(b):
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
