@@ -27,6 +27,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup
+	# Fetch the en->ru Argos package once where there is a network; offline the build says it skipped translation.
+	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru || true
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 

@@ -95,6 +95,34 @@ def cmd_dups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from dataset_builder.translate import packages
+
+    if len(args.what) == 1:
+        pkg = packages.install(args.what[0], args.packages_dir)
+    elif len(args.what) == 2:
+        pkg = packages.fetch_from_index(args.what[0], args.what[1], args.packages_dir)
+    else:
+        raise UserError(
+            "models install: give PATH.argosmodel, or FROM TO language codes to fetch from the index"
+        )
+    print(
+        f"installed {pkg.code} {pkg.version} ({pkg.from_code}->{pkg.to_code}) sha256 {pkg.sha256[:16]} in {pkg.path}"
+    )
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from dataset_builder.translate import packages
+
+    found = packages.installed(args.packages_dir)
+    if not found:
+        print(f"no packages in {packages.packages_dir(args.packages_dir)}")
+    for pkg in found:
+        print(f"{pkg.from_code}->{pkg.to_code}\t{pkg.code}\t{pkg.version}\t{pkg.sha256[:16]}\t{pkg.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset-builder",
@@ -135,15 +163,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="how many clusters (default 10)")
     p.add_argument("--width", type=int, default=60, help="column width (default 60)")
 
+    models = sub.add_parser("models", help="Argos Translate packages", description="Argos Translate packages")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    for name, func, text in (
+        (
+            "install",
+            cmd_models_install,
+            "install PATH.argosmodel, or FROM TO from the Argos index (needs a network)",
+        ),
+        ("list", cmd_models_list, "list installed packages"),
+    ):
+        p = models_sub.add_parser(name, help=text, description=text)
+        p.set_defaults(func=func)
+        p.add_argument(
+            "--packages-dir",
+            default=None,
+            help="default: $DATASET_BUILDER_ARGOS_DIR or ~/.local/share/dataset-builder/argos-packages",
+        )
+        if name == "install":
+            p.add_argument("what", nargs="+", metavar="PATH | FROM TO")
+
     p = add("verify", cmd_verify, "re-hash a version's files against its manifest")
     p.add_argument("ref", metavar="NAME@VERSION")
     return parser
 
 
+def _configure_logging() -> None:
+    import logging
+
+    log = logging.getLogger("dataset_builder")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    debug = args.debug or os.environ.get("DATASET_BUILDER_DEBUG") == "1"
+    debug = getattr(args, "debug", False) or os.environ.get("DATASET_BUILDER_DEBUG") == "1"
+    _configure_logging()
     try:
         return args.func(args)
     except UserError as exc:

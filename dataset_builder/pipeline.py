@@ -117,13 +117,14 @@ def build(
         load_stats = StageStats("load")
         loaded = LoadResult()
         base = recipe.base_dir()
-        load_ctx = StageContext("load", load_stats, rejects, workdir, show_progress, base)
+        options = {s.name: {"language": s.language, "translate": s.needs_translation} for s in recipe.sources}
+        load_ctx = StageContext("load", load_stats, rejects, workdir, show_progress, base, options)
         meters = [_Meter(load_sources(recipe, load_ctx, loaded, limit))]
         all_stats = [load_stats]
         for entry, stage_name in zip(recipe.stages, _stage_names(recipe), strict=True):
             stage = stage_class(entry.type)(entry.config)
             stats = StageStats(stage_name)
-            ctx = StageContext(stage_name, stats, rejects, workdir, show_progress, base)
+            ctx = StageContext(stage_name, stats, rejects, workdir, show_progress, base, options)
             meters.append(_Meter(stage.run(iter(meters[-1]), ctx)))
             all_stats.append(stats)
 

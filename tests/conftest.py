@@ -71,3 +71,16 @@ def write_recipe(
 
 def alpaca_source(path: str = "data.jsonl", name: str = "src", extra: str = "") -> str:
     return f'[[sources]]\nname = "{name}"\nadapter = "alpaca"\npaths = ["{path}"]\n{extra}\n'
+
+
+@pytest.fixture(scope="session")
+def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny real Argos package (SentencePiece + random Marian -> CTranslate2 + MiniSBD), built
+    offline and installed into a packages folder of its own."""
+    from dataset_builder.testing import build_tiny_argos_package
+    from dataset_builder.translate import packages
+
+    root = tmp_path_factory.mktemp("argos")
+    archive = build_tiny_argos_package(root / "build")
+    installed = packages.install(archive, root / "packages")
+    return {"archive": archive, "packages_dir": root / "packages", "package": installed}

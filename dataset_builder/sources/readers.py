@@ -180,17 +180,23 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def check_hub_reachable(timeout: float = 5.0) -> None:
-    """Fail in seconds, not after the Hub client's retry loop, when the Hub cannot be reached."""
-    url = urlparse(hub_endpoint())
+def check_host_reachable(endpoint: str, what: str, hint: str = "", timeout: float = 5.0) -> None:
+    """Fail in seconds, not after a client's retry loop, when a server cannot be reached."""
+    url = urlparse(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError as exc:
-        raise InputError(
-            f"{hub_endpoint()}: Hub unreachable ({exc.__class__.__name__}: {exc}); "
-            "use a local copy of the data (type = 'local') or set HF_HUB_OFFLINE=1 to use the cache"
-        ) from None
+        raise InputError(f"{endpoint}: {what} unreachable ({exc.__class__.__name__}: {exc}){hint}") from None
+
+
+def check_hub_reachable(timeout: float = 5.0) -> None:
+    check_host_reachable(
+        hub_endpoint(),
+        "Hub",
+        "; use a local copy of the data (type = 'local') or set HF_HUB_OFFLINE=1 to use the cache",
+        timeout,
+    )
 
 
 def read_hub(hub_id: str, revision: str | None, split: str, data_files: list[str] | None) -> Iterator[Record]:

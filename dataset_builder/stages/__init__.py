@@ -16,6 +16,7 @@ STAGES: dict[str, str] = {
     "exact_dedup": "dataset_builder.stages.exact_dedup:ExactDedup",
     "near_dedup": "dataset_builder.stages.near_dedup:NearDedup",
     "decontaminate": "dataset_builder.stages.decontaminate:Decontaminate",
+    "translate": "dataset_builder.stages.translate:Translate",
     "split": "dataset_builder.stages.split:Split",
     "format": "dataset_builder.stages.format:Format",
 }

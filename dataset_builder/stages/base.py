@@ -113,6 +113,8 @@ class StageContext:
     show_progress: bool = True
     # Where relative paths in the stage's settings point from (the recipe's folder).
     base_dir: Path = field(default_factory=Path.cwd)
+    # Per-source options from the recipe ({"language": "en", "translate": True}), by source name.
+    source_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reject(
         self,

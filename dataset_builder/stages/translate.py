@@ -1,0 +1,336 @@
+"""Translate rows with an Argos Translate package, keeping every byte of code.
+
+Per batch of rows: route (rows already in the target language, by source or by langdetect, pass
+through), segment every translatable turn into code and prose, protect inline code behind
+placeholders, split prose into sentences, translate all sentences of the batch at once through the
+cache and the CTranslate2 engine, put placeholders back (a sentence that lost one is translated
+again piece by piece around its code), reassemble, then verify: code byte-identical, target
+language, sane length, no repetition loop, no untranslated leftovers. Rows that fail go to
+``rejected`` with the reason. Translating turns rows' ``lang`` into the target language; rows
+that were not translated keep theirs, so English is never published labelled as Russian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import Field
+
+from dataset_builder.progress import progress
+from dataset_builder.stages.base import Stage as BaseStage
+from dataset_builder.stages.base import StageConfig, StageContext
+from dataset_builder.translate.checks import latin_share, repetition_loop
+from dataset_builder.translate.langid import detect, prose_only
+from dataset_builder.translate.segment import (
+    Protected,
+    Span,
+    code_fingerprint,
+    protect,
+    python_comments,
+    segment,
+)
+from dataset_builder.translate.sentences import join_sentences, split_sentences
+
+log = logging.getLogger("dataset_builder")
+Role = Literal["system", "user", "assistant"]
+
+
+class TranslateConfig(StageConfig):
+    from_lang: str = "en"
+    to_lang: str = "ru"
+    package_version: str | None = None
+    packages_dir: str | None = None
+    if_missing: Literal["error", "skip"] = "error"
+    roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"])
+    translate_comments: bool = False
+    # decoding (defaults: argostranslate's)
+    beam_size: int = Field(default=4, ge=1, le=16)
+    length_penalty: float = 0.2
+    max_decoding_length: int = Field(default=256, ge=8)
+    # runtime
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    inter_threads: int = Field(default=0, ge=0)
+    intra_threads: int = Field(default=0, ge=0)
+    batch_tokens: int = Field(default=2048, ge=64)
+    chunk_sentences: int = Field(default=512, ge=1)
+    cache: bool = True
+    cache_path: str | None = None
+    # routing and checks
+    detect_language: bool = True
+    verify_language: bool = True
+    min_length_ratio: float = Field(default=0.4, ge=0.0)
+    max_length_ratio: float = Field(default=3.5, gt=0.0)
+    max_latin_share: float = Field(default=0.35, ge=0.0, le=1.0)
+    check_repetition: bool = True
+
+
+class Translator:
+    """Sentences in, translations out, through the cache; misses go to the engine in chunks."""
+
+    def __init__(self, cfg: TranslateConfig, base_dir: Path, ctx: StageContext) -> None:
+        from dataset_builder.translate import packages
+        from dataset_builder.translate.cache import TranslationCache, default_cache_path
+        from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+
+        self.ctx = ctx
+        self.chunk = cfg.chunk_sentences
+        self.package = packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir)
+        decode = DecodeSettings(cfg.beam_size, cfg.length_penalty, cfg.max_decoding_length)
+        runtime = RuntimeSettings(
+            cfg.device, cfg.compute_type, cfg.inter_threads, cfg.intra_threads, cfg.batch_tokens
+        )
+        self.engine = Engine(self.package, decode, runtime)
+        self.cache = None
+        if cfg.cache:
+            path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
+            path = path if path.is_absolute() else base_dir / path
+            namespace = hashlib.sha256(f"{self.package.sha256}\n{decode.key()}".encode()).hexdigest()
+            self.cache = TranslationCache(path, namespace)
+        ctx.stats.counters["package"] = self.package.describe()
+        ctx.stats.counters["decode"] = {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}
+        ctx.stats.counters["device"] = self.engine.device
+
+    def translate(self, sentences: list[str]) -> dict[str, str]:
+        unique = list(dict.fromkeys(s for s in sentences if s.strip()))
+        done = self.cache.get_many(unique) if self.cache else {}
+        self.ctx.count("cache_hits", len(done))
+        todo = sorted((s for s in unique if s not in done), key=len)
+        self.ctx.count("cache_misses", len(todo))
+        if todo:
+            with progress(
+                desc="translate", unit="sent", total=len(todo), enabled=self.ctx.show_progress
+            ) as bar:
+                for start in range(0, len(todo), self.chunk):
+                    part = todo[start : start + self.chunk]
+                    out = dict(zip(part, self.engine.translate(part), strict=True))
+                    if self.cache:
+                        self.cache.put_many(out)
+                    done.update(out)
+                    bar.update(len(part))
+        self.ctx.count("sentences_translated", len(todo))
+        return done
+
+    def close(self) -> None:
+        if self.cache:
+            self.cache.close()
+
+
+class _Turn:
+    """One turn being translated: its spans, and for each prose span its sentence plan."""
+
+    def __init__(self, text: str, translate_comments: bool, language: str) -> None:
+        self.source = text
+        self.spans = segment(text)
+        if translate_comments:
+            self.spans = _split_comments(self.spans)
+        self.plans: dict[int, tuple[Protected, list[str], list[str]]] = {}
+        for i, span in enumerate(self.spans):
+            if span.kind == "prose":
+                protected = protect(span.text)
+                sentences, gaps = split_sentences(protected.text, language)
+                self.plans[i] = (protected, sentences, gaps)
+
+    def sentences(self) -> list[str]:
+        return [s for _, sentences, _ in self.plans.values() for s in sentences]
+
+    def assemble(self, done: dict[str, str], retry: dict[str, str] | None) -> tuple[str, int]:
+        """The translated turn, and how many sentences had to be retried piece by piece."""
+        parts, retried = [], 0
+        for i, span in enumerate(self.spans):
+            if i not in self.plans:
+                parts.append(span.text)
+                continue
+            protected, sentences, gaps = self.plans[i]
+            out = []
+            for sentence in sentences:
+                local = Protected(sentence, protected.spans)
+                restored = _restore_subset(local, done.get(sentence, ""))
+                if restored is None:
+                    retried += 1
+                    restored = "".join(
+                        piece
+                        if is_code
+                        else _keep_edges(piece, (retry or {}).get(piece.strip(), piece.strip()))
+                        for piece, is_code in local.fragments()
+                    )
+                out.append(restored)
+            parts.append(join_sentences(out, [_restore_gap(g, protected) for g in gaps]))
+        return "".join(parts), retried
+
+    def retry_pieces(self, done: dict[str, str]) -> list[str]:
+        pieces = []
+        for protected, sentences, _ in self.plans.values():
+            for sentence in sentences:
+                local = Protected(sentence, protected.spans)
+                if _restore_subset(local, done.get(sentence, "")) is None:
+                    pieces.extend(p.strip() for p, is_code in local.fragments() if not is_code and p.strip())
+        return pieces
+
+
+def _restore_gap(gap: str, protected: Protected) -> str:
+    restored = _restore_subset(Protected(gap, protected.spans), gap)
+    return restored if restored is not None else gap
+
+
+def _restore_subset(local: Protected, translated: str) -> str | None:
+    """Restore placeholders when the translation has exactly the ones its source sentence had."""
+    import re
+
+    wanted = sorted(re.findall("\u27e6(\\d+)\u27e7", local.text))
+    found = sorted(re.findall("\u27e6(\\d+)\u27e7", translated))
+    if wanted != found or (not translated.strip() and local.text.strip()):
+        return None
+    return re.sub("\u27e6(\\d+)\u27e7", lambda m: local.spans[int(m.group(1))], translated)
+
+
+def _keep_edges(piece: str, translated: str) -> str:
+    lead = piece[: len(piece) - len(piece.lstrip())]
+    trail = piece[len(piece.rstrip()) :]
+    return f"{lead}{translated}{trail}"
+
+
+def _split_comments(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for span in spans:
+        ranges = python_comments(span.text) if span.kind == "code" else []
+        if not ranges:
+            out.append(span)
+            continue
+        pos = 0
+        for start, end in ranges:
+            out.append(Span("code", span.text[pos:start]))
+            out.append(Span("prose", span.text[start:end]))
+            pos = end
+        out.append(Span("code", span.text[pos:]))
+    return out
+
+
+def _code_without_comments(text: str, translate_comments: bool) -> list[str]:
+    if not translate_comments:
+        return code_fingerprint(text)
+    return [s.text for s in _split_comments(segment(text)) if s.kind == "code"]
+
+
+def _first_missing(code: list[str], translated: str) -> str | None:
+    """The first piece of the source's code that does not appear, in order, in the translation."""
+    pos = 0
+    for piece in code:
+        found = translated.find(piece, pos)
+        if found < 0:
+            return piece
+        pos = found + len(piece)
+    return None
+
+
+class Translate(BaseStage):
+    name = "translate"
+    Config = TranslateConfig
+
+    def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        cfg: TranslateConfig = self.config
+        from dataset_builder.translate.packages import PackageError
+
+        try:
+            translator = Translator(cfg, ctx.base_dir, ctx)
+        except PackageError as exc:
+            if cfg.if_missing == "error":
+                raise
+            log.warning("translation skipped: %s; rows keep their language", exc)
+            ctx.stats.counters["skipped"] = str(exc)
+            yield from batches
+            return
+        try:
+            for batch in batches:
+                yield from self._translate_batch(batch, translator, ctx)
+        finally:
+            translator.close()
+
+    def _wants(self, row: dict[str, Any], ctx: StageContext) -> bool:
+        cfg: TranslateConfig = self.config
+        if not ctx.source_options.get(row["source"], {}).get("translate", True) or row["lang"] == cfg.to_lang:
+            ctx.count("not_translated_by_source")
+            return False
+        if cfg.detect_language:
+            prose = "\n".join(prose_only(m["content"]) for m in row["messages"] if m["role"] in cfg.roles)
+            found = detect(prose)
+            if found == cfg.to_lang:
+                ctx.count("routed_already_target_language")
+                row["lang"] = cfg.to_lang
+                return False
+        return True
+
+    def _translate_batch(
+        self, batch: pa.Table, translator: Translator, ctx: StageContext
+    ) -> Iterator[pa.Table]:
+        cfg: TranslateConfig = self.config
+        rows = batch.to_pylist()
+        work: dict[int, dict[int, _Turn]] = {}
+        for r, row in enumerate(rows):
+            if self._wants(row, ctx):
+                work[r] = {
+                    t: _Turn(m["content"], cfg.translate_comments, cfg.from_lang)
+                    for t, m in enumerate(row["messages"])
+                    if m["role"] in cfg.roles
+                }
+        sentences = [s for turns in work.values() for turn in turns.values() for s in turn.sentences()]
+        done = translator.translate(sentences)
+        pieces = [p for turns in work.values() for turn in turns.values() for p in turn.retry_pieces(done)]
+        retry = translator.translate(pieces) if pieces else {}
+
+        kept, rejected, reasons, details = [], [], [], []
+        for r, row in enumerate(rows):
+            if r not in work:
+                kept.append(row)
+                continue
+            problem = None
+            messages = [dict(m) for m in row["messages"]]
+            for t, turn in work[r].items():
+                text, retried = turn.assemble(done, retry)
+                ctx.count("sentences_retried_by_piece", retried)
+                problem = problem or self._check(turn.source, text)
+                messages[t]["content"] = text
+            if problem:
+                rejected.append(row)
+                reasons.append(problem[0])
+                details.append(problem[1])
+                continue
+            row["messages"] = messages
+            row["lang"] = cfg.to_lang
+            ctx.count("rows_translated")
+            kept.append(row)
+        for reason in sorted(set(reasons)):
+            picked = [i for i, x in enumerate(reasons) if x == reason]
+            ctx.reject([rejected[i] for i in picked], reason, [details[i] for i in picked])
+        if kept:
+            yield pa.Table.from_pylist(kept, schema=batch.schema)
+
+    def _check(self, source: str, translated: str) -> tuple[str, str] | None:
+        cfg: TranslateConfig = self.config
+        missing = _first_missing(_code_without_comments(source, cfg.translate_comments), translated)
+        if missing is not None:
+            return "code_changed", f"code not found verbatim in the translation: {missing[:60]!r}"
+        src_prose, out_prose = prose_only(source), prose_only(translated)
+        if not src_prose.strip():
+            return None
+        ratio = len(out_prose) / max(len(src_prose), 1)
+        if not cfg.min_length_ratio <= ratio <= cfg.max_length_ratio:
+            return (
+                "length_ratio",
+                f"prose length ratio {ratio:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]",
+            )
+        if cfg.check_repetition and repetition_loop(out_prose) and not repetition_loop(src_prose):
+            return "repetition_loop", "the translation repeats itself"
+        if cfg.verify_language:
+            found = detect(out_prose)
+            if found not in (cfg.to_lang, None):
+                return "wrong_language", f"translation detected as {found!r}, expected {cfg.to_lang!r}"
+            share = latin_share(out_prose)
+            if share > cfg.max_latin_share:
+                return "untranslated", f"Latin letters are {share:.0%} of the translated prose"
+        return None

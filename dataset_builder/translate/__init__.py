@@ -1,0 +1,2 @@
+"""Code-safe machine translation on Argos Translate packages: packages, engine, segmenter,
+sentence splitter, cache, language checks and quality checks."""
