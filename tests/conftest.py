@@ -19,6 +19,9 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
     monkeypatch.setenv("HF_HOME", str(cache / "home"))
     monkeypatch.delenv("DATASET_BUILDER_REGISTRY", raising=False)
+    # No package or cache of the user's leaks in: tests install what they need themselves.
+    monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(cache / "no-argos-packages"))
+    monkeypatch.setenv("DATASET_BUILDER_TRANSLATION_CACHE", str(cache / "translations.sqlite"))
 
 
 @pytest.fixture

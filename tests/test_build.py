@@ -58,6 +58,8 @@ def test_manifest_records_everything(built: Registry) -> None:
         "quality",
         "exact_dedup",
         "near_dedup",
+        "translate",
+        "near_dedup#2",
         "split",
         "decontaminate",
         "format",

@@ -17,6 +17,8 @@ def test_sample_recipe_is_valid(sample_recipe: Path) -> None:
         "quality",
         "exact_dedup",
         "near_dedup",
+        "translate",
+        "near_dedup",
         "split",
         "decontaminate",
         "format",
