@@ -113,8 +113,41 @@ def render_card(manifest: dict[str, Any], features_yaml: list[dict[str, Any]]) -
         ),
         f"\nRejected rows: {manifest['rejected']['rows']} (kept with their reasons in `rejected/`).\n",
     ]
-    for extra in manifest.get("card_sections", []):
-        parts.append(f"\n## {extra['title']}\n\n{extra['body']}\n")
+    if manifest.get("tokens"):
+        tokenizer = next(
+            (st["counters"].get("tokenizer") for st in manifest["stages"] if st["counters"].get("tokenizer")),
+            "?",
+        )
+        parts += [
+            f"\n## Tokens\n\nCounted with the `{tokenizer}` tokenizer on the `text` column (BOS included).\n",
+            _table(
+                ["split", "rows", "total", "mean", "median", "p95", "max"],
+                [
+                    [s, t["rows"], t["total"], t["mean"], t["median"], t["p95"], t["max"]]
+                    for s, t in manifest["tokens"].items()
+                ],
+            ),
+        ]
+        if manifest.get("plots", {}).get("token_lengths"):
+            parts.append(f"\n![Token lengths]({manifest['plots']['token_lengths']})\n")
+    template = next((st for st in recipe["stages"] if st["type"] == "format"), None)
+    if template:
+        parts += [
+            "\n## Chat format\n",
+            f"Template `{template['template']}`, system prompt policy `{template['system']}`. The `text` column is "
+            "exactly what the model's tokenizer renders with `apply_chat_template(messages, tokenize=False)`; "
+            "`prompt` ends with the last assistant header and `completion` is the rest, for completion-only loss.\n",
+        ]
+        if template["template"] == "zephyr":
+            from dataset_builder.chat_templates import ZEPHYR_TEMPLATE
+
+            parts.append("```jinja\n" + ZEPHYR_TEMPLATE + "\n```\n")
+    for replay in [st for st in manifest["stages"] if st["stage"].startswith("replay")]:
+        c = replay["counters"]
+        parts.append(
+            f"\n## Replay mix\n\n{c.get('rows_added', 0)} rows from `{c.get('from')}` mixed in "
+            f"(ratio {c.get('ratio')}, seed {c.get('seed')}), to keep the base model's behaviour.\n"
+        )
     parts += [
         "\n## Load this exact version\n",
         "```python\nimport dataset_builder\n"

@@ -28,6 +28,7 @@ from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.progress import progress
 from dataset_builder.recipe import Recipe
 from dataset_builder.registry import MANIFEST, Registry, hash_files
+from dataset_builder.report import TOKEN_PLOT, token_histogram, token_stats
 from dataset_builder.rows import canonical_json
 from dataset_builder.sources import LoadResult, load_sources
 from dataset_builder.stages import StageContext, StageStats, stage_class
@@ -156,6 +157,13 @@ def build(
         manifest = _manifest(
             recipe, name, version, started, loaded, all_stats, written, writer, rejected, staging
         )
+        manifest["previous_version"] = recipe.dataset.previous_version or _latest_version(
+            registry, name, version
+        )
+        files = {split: staging / split_file(split) for split in written["rows"]}
+        manifest["tokens"] = token_stats(files)
+        if manifest["tokens"] and token_histogram(files, staging / TOKEN_PLOT, f"{name} {version}"):
+            manifest["plots"] = {"token_lengths": TOKEN_PLOT}
         from datasets import Features
 
         features = Features.from_arrow_schema(writer.schema)._to_yaml_list()
@@ -168,6 +176,12 @@ def build(
         published = registry.publish(staging, name, version, written["content_hash"])
     info = registry.get(f"{name}@{version}")
     return BuildResult(info.ref, info.path, written["content_hash"], published, info.manifest)
+
+
+def _latest_version(registry: Registry, name: str, version: str) -> str | None:
+    """The version most recently built before this one: what this one was built after."""
+    others = [v for v in registry.versions(name) if v.version != version]
+    return max(others, key=lambda v: v.manifest["built_at"]).version if others else None
 
 
 def _manifest(

@@ -6,9 +6,11 @@ text split after the last assistant header) for completion-only loss.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import model_validator
+import pyarrow as pa
+from pydantic import Field, model_validator
 
 from dataset_builder.chat_templates import BUILTIN_FORMATS, ChatFormat
 from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
@@ -24,6 +26,11 @@ class FormatConfig(StageConfig):
     # zephyr-python-ru model card shows); fixed: ``system_prompt`` as the only system turn.
     system: Literal["keep", "none", "empty", "fixed"] = "keep"
     system_prompt: str = ""
+    # Token counts with the model's real tokenizer ("zephyr": zephyr-7b-beta's, built offline from
+    # mistral-common; or a local tokenizer folder): adds ``num_tokens``; rows over ``max_tokens``
+    # are rejected.
+    tokenizer: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> FormatConfig:
@@ -31,6 +38,8 @@ class FormatConfig(StageConfig):
             raise ValueError("template = 'jinja' needs a 'jinja' template string")
         if self.system == "fixed" and not self.system_prompt:
             raise ValueError("system = 'fixed' needs a 'system_prompt'")
+        if self.max_tokens is not None and self.tokenizer is None:
+            raise ValueError("max_tokens needs a 'tokenizer' to count with")
         return self
 
 
@@ -45,6 +54,34 @@ class Format(RowStage):
             self.chat = ChatFormat("jinja", cfg.jinja or "", cfg.bos_token, cfg.eos_token)
         else:
             self.chat = BUILTIN_FORMATS[cfg.template]
+
+    def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        cfg: FormatConfig = self.config
+        if cfg.tokenizer is None:
+            yield from super().run(batches, ctx)
+            return
+        from dataset_builder.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer)
+        ctx.stats.counters["tokenizer"] = cfg.tokenizer
+        for batch in super().run(batches, ctx):
+            # The text already holds the template's special tokens: only BOS is added, as in training.
+            counts = [len(ids) for ids in tokenizer(batch.column("text").to_pylist()).input_ids]
+            batch = batch.append_column("num_tokens", pa.array(counts, pa.int32()))
+            if cfg.max_tokens is None:
+                yield batch
+                continue
+            keep = [n <= cfg.max_tokens for n in counts]
+            over = [i for i, ok in enumerate(keep) if not ok]
+            if over:
+                rows = batch.take(over).to_pylist()
+                ctx.reject(
+                    rows,
+                    "too_many_tokens",
+                    [f"{r['num_tokens']} tokens > max_tokens {cfg.max_tokens}" for r in rows],
+                )
+            if any(keep):
+                yield batch.filter(pa.array(keep))
 
     def _with_system_policy(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         cfg: FormatConfig = self.config
