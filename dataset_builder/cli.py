@@ -123,6 +123,15 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from dataset_builder.diff import diff, render
+
+    registry = _registry(args)
+    old, new = registry.get(args.old), registry.get(args.new)
+    print(render(old, new, diff(old, new), show=args.show))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset-builder",
@@ -157,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("show", cmd_show, "counts per stage, split, source and drop reason")
     p.add_argument("ref", metavar="NAME@VERSION")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
+
+    p = add("diff", cmd_diff, "rows added, removed and changed between two versions, and every statistic")
+    p.add_argument("old", metavar="NAME@A")
+    p.add_argument("new", metavar="NAME@B")
+    p.add_argument("--show", type=int, default=10, help="row ids to list per kind (default 10)")
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
     p.add_argument("ref", metavar="NAME@VERSION")

@@ -78,6 +78,7 @@ def test_manifest_records_everything(built: Registry) -> None:
         "data/train-00000-of-00001.parquet",
         "data/test-00000-of-00001.parquet",
         "rejected/rejected.parquet",
+        "plots/token_lengths.png",
     }
 
 

@@ -96,53 +96,65 @@ def _records(source: SourceConfig, base: Path, result: LoadResult) -> Iterator[t
             yield f"{rel}{locator}", record, size, str(path)
 
 
+def load_source(
+    source: SourceConfig,
+    base: Path,
+    ctx: StageContext,
+    result: LoadResult,
+    *,
+    max_row_bytes: int,
+    limit: int | None = None,
+) -> Iterator[pa.Table]:
+    """Canonical rows of one source, in batches; unusable records go to ``ctx.reject``."""
+    adapter = ADAPTERS[source.adapter]
+    try:
+        columns = adapter.resolve_columns(source.columns)
+    except ValueError as exc:
+        raise RecipeError(f"source {source.name!r}: key 'columns': {exc}") from None
+    cap = min(x for x in (limit, source.limit, 2**63) if x is not None)
+    batch: list[dict[str, Any]] = []
+    taken = 0
+    for key, record, size, _origin in _records(source, base, result):
+        if taken >= cap:
+            break
+        taken += 1
+        ctx.stats.rows_in += 1
+        bad = {"row_id": None, "source": source.name, "source_key": key, "messages": None}
+        if size > max_row_bytes:
+            bad["raw"] = _raw_for_reject(record, size)
+            ctx.reject([bad], "row_too_large", f"{size} bytes > max_row_bytes {max_row_bytes}")
+            continue
+        if not isinstance(record, dict):
+            bad["raw"] = record
+            ctx.reject([bad], "not_an_object", f"record is {type(record).__name__}, expected an object")
+            continue
+        try:
+            messages = adapter.to_messages(record, columns)
+        except RowProblem as problem:
+            bad["raw"] = _raw_for_reject(record, size)
+            ctx.reject([bad], problem.reason, problem.detail)
+            continue
+        batch.append(
+            {
+                "row_id": make_row_id(source.name, messages),
+                "source": source.name,
+                "source_key": key,
+                "lang": source.language,
+                "messages": messages,
+            }
+        )
+        if len(batch) >= BATCH_ROWS:
+            yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
+            batch = []
+    result.rows_per_source[source.name] = taken
+    if batch:
+        yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
+
+
 def load_sources(
     recipe: Recipe, ctx: StageContext, result: LoadResult, limit: int | None = None
 ) -> Iterator[pa.Table]:
-    base = recipe.base_dir()
-    max_bytes = recipe.publish.max_row_bytes
     for source in recipe.sources:
-        adapter = ADAPTERS[source.adapter]
-        try:
-            columns = adapter.resolve_columns(source.columns)
-        except ValueError as exc:
-            raise RecipeError(f"{recipe.path}: key 'sources.{source.name}.columns': {exc}") from None
-        cap = min(x for x in (limit, source.limit, 2**63) if x is not None)
-        batch: list[dict[str, Any]] = []
-        taken = 0
-        for key, record, size, _origin in _records(source, base, result):
-            if taken >= cap:
-                break
-            taken += 1
-            ctx.stats.rows_in += 1
-            bad = {"row_id": None, "source": source.name, "source_key": key, "messages": None}
-            if size > max_bytes:
-                bad["raw"] = _raw_for_reject(record, size)
-                ctx.reject([bad], "row_too_large", f"{size} bytes > max_row_bytes {max_bytes}")
-                continue
-            if not isinstance(record, dict):
-                bad["raw"] = record
-                ctx.reject([bad], "not_an_object", f"record is {type(record).__name__}, expected an object")
-                continue
-            try:
-                messages = adapter.to_messages(record, columns)
-            except RowProblem as problem:
-                bad["raw"] = _raw_for_reject(record, size)
-                ctx.reject([bad], problem.reason, problem.detail)
-                continue
-            row_id = make_row_id(source.name, messages)
-            batch.append(
-                {
-                    "row_id": row_id,
-                    "source": source.name,
-                    "source_key": key,
-                    "lang": source.language,
-                    "messages": messages,
-                }
-            )
-            if len(batch) >= BATCH_ROWS:
-                yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
-                batch = []
-        result.rows_per_source[source.name] = taken
-        if batch:
-            yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
+        yield from load_source(
+            source, recipe.base_dir(), ctx, result, max_row_bytes=recipe.publish.max_row_bytes, limit=limit
+        )
