@@ -14,7 +14,13 @@ from dataset_builder.registry import Registry
 def load_version(
     ref: str, registry: str | Path | None = None, *, verify: bool = True
 ) -> datasets.DatasetDict:
+    """``NAME@VERSION`` from the local registry, or ``ORG/NAME@VERSION`` from the Hub (pulled into
+    the local registry once, every checksum verified)."""
     reg = Registry(registry)
+    if "/" in ref.split("@", 1)[0]:
+        from dataset_builder.hub import local_ref, pull
+
+        ref = local_ref(ref, reg) or pull(ref, reg).ref
     if verify:
         problems = reg.verify(ref)
         if problems:

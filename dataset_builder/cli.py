@@ -132,6 +132,27 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from dataset_builder.hub import push
+
+    info = _registry(args).get(args.ref)
+    problems = _registry(args).verify(args.ref)
+    if problems:
+        raise UserError(f"{args.ref}: {problems[0]}; refusing to push a version that fails verification")
+    commit = push(info, args.repo, private=args.private)
+    print(f"{args.ref} -> {args.repo}@{info.version} (commit {commit[:12]})")
+    print(f"  load with: datasets.load_dataset({args.repo!r}, revision={info.version!r})")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from dataset_builder.hub import pull
+
+    info = pull(args.ref, _registry(args))
+    print(f"{args.ref} -> {info.ref} in {info.path} (every checksum verified)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset-builder",
@@ -171,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", metavar="NAME@A")
     p.add_argument("new", metavar="NAME@B")
     p.add_argument("--show", type=int, default=10, help="row ids to list per kind (default 10)")
+
+    p = add("push", cmd_push, "upload a version to a Hub dataset repo and tag it with its version")
+    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("--repo", required=True, metavar="ORG/NAME")
+    p.add_argument("--private", action="store_true")
+
+    p = add("pull", cmd_pull, "download ORG/NAME@VERSION from the Hub into the local registry, verified")
+    p.add_argument("ref", metavar="ORG/NAME@VERSION")
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
     p.add_argument("ref", metavar="NAME@VERSION")

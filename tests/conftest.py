@@ -3,12 +3,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No Argos package or translation cache of the user's leaks into any test, fixtures included:
+# tests install what they need themselves.
+_ISOLATED = Path(tempfile.mkdtemp(prefix="dataset-builder-tests-"))
+os.environ["DATASET_BUILDER_ARGOS_DIR"] = str(_ISOLATED / "no-argos-packages")
+os.environ["DATASET_BUILDER_TRANSLATION_CACHE"] = str(_ISOLATED / "translations.sqlite")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -19,9 +25,6 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
     monkeypatch.setenv("HF_HOME", str(cache / "home"))
     monkeypatch.delenv("DATASET_BUILDER_REGISTRY", raising=False)
-    # No package or cache of the user's leaks in: tests install what they need themselves.
-    monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(cache / "no-argos-packages"))
-    monkeypatch.setenv("DATASET_BUILDER_TRANSLATION_CACHE", str(cache / "translations.sqlite"))
 
 
 @pytest.fixture

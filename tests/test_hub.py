@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from hub_server import HubServer
+
+from dataset_builder.pipeline import build
+from dataset_builder.recipe import load_recipe
+from dataset_builder.registry import Registry
+
+TOKEN = "hf_test_token_do_not_log_1234567890"
+REF = "python-ru-sample@0.1.0"
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    with HubServer() as server:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HF_ENDPOINT": server.url,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_TOKEN": TOKEN,
+            "HF_HOME": str(tmp_path / "hf-home"),
+            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
+        }
+        yield server, env
+
+
+@pytest.fixture(scope="module")
+def local_version(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
+    return registry
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dataset_builder", *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_push_tag_pull_and_load_round_trip(hub, local_version: Registry, tmp_path: Path) -> None:
+    server, env = hub
+    proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/python-ru")
+    assert proc.returncode == 0, proc.stderr
+    repo = server.state.repos["org/python-ru"]
+    assert "0.1.0" in repo.tags
+    tagged = repo.commits[repo.tags["0.1.0"]]
+    assert {"README.md", "manifest.json", "data/train-00000-of-00001.parquet"} <= set(tagged)
+    assert TOKEN in server.state.tokens_seen  # the token was sent...
+    for text in (proc.stdout, proc.stderr, *(d.decode("utf-8", "replace") for d in tagged.values())):
+        assert TOKEN not in text  # ...and never written to output, manifest or card
+
+    # Pushing the same content again is a no-op; nothing new is committed.
+    calls = server.state.commit_calls
+    assert (
+        _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/python-ru").returncode
+        == 0
+    )
+    assert server.state.commit_calls == calls
+
+    fresh = tmp_path / "fresh-registry"
+    proc = _cli(env, "--registry", str(fresh), "pull", "org/python-ru@0.1.0")
+    assert proc.returncode == 0, proc.stderr
+    pulled = Registry(fresh).get(REF)
+    assert pulled.manifest["content_hash"] == local_version.get(REF).manifest["content_hash"]
+    assert Registry(fresh).verify(REF) == []
+
+    code = (
+        "import json, datasets, dataset_builder\n"
+        "a = datasets.load_dataset('org/python-ru', revision='0.1.0')\n"
+        f"b = dataset_builder.load('org/python-ru@0.1.0', registry={str(tmp_path / 'other')!r})\n"
+        "print(json.dumps({s: [a[s].num_rows, b[s].num_rows, a[s]['row_id'] == b[s]['row_id']] for s in a}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    m = local_version.get(REF).manifest
+    assert counts == {s: [m["splits"][s]["rows"], m["splits"][s]["rows"], True] for s in ("train", "test")}
+
+
+def test_failed_uploads_retry_and_never_tag_an_incomplete_commit(hub, local_version: Registry) -> None:
+    server, env = hub
+    server.state.fail_commits = 2  # two 500s, then the commit lands
+    proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/retry")
+    assert proc.returncode == 0, proc.stderr
+    assert "retrying" in proc.stderr and server.state.commit_calls == 3
+    assert "0.1.0" in server.state.repos["org/retry"].tags
+
+    server.state.fail_commits = 99  # the server never recovers: no commit, so no tag
+    proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/broken")
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()[-1]) < 400
+    assert server.state.repos["org/broken"].tags == {}
+
+
+def test_pull_refuses_tampered_files(hub, local_version: Registry, tmp_path: Path) -> None:
+    server, env = hub
+    assert (
+        _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/tamper").returncode == 0
+    )
+    repo = server.state.repos["org/tamper"]
+    files = repo.commits[repo.tags["0.1.0"]]
+    files["data/test-00000-of-00001.parquet"] = files["data/test-00000-of-00001.parquet"][:-1] + b"\x00"
+    proc = _cli(env, "--registry", str(tmp_path / "r"), "pull", "org/tamper@0.1.0")
+    assert proc.returncode == 4 and "does not match its sha256" in proc.stderr
+    assert Registry(tmp_path / "r").versions() == []
+
+
+def test_pushing_different_content_under_an_existing_tag_is_refused(hub, local_version: Registry) -> None:
+    server, env = hub
+    assert (
+        _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/immutable").returncode
+        == 0
+    )
+    repo = server.state.repos["org/immutable"]
+    manifest = json.loads(repo.commits[repo.tags["0.1.0"]]["manifest.json"])
+    manifest["content_hash"] = "sha256:" + "0" * 64
+    repo.commits[repo.tags["0.1.0"]]["manifest.json"] = json.dumps(manifest).encode()
+    proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/immutable")
+    assert proc.returncode == 3 and "versions are immutable" in proc.stderr
