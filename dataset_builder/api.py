@@ -8,7 +8,18 @@ import datasets
 import pyarrow.parquet as pq
 
 from dataset_builder.errors import VerificationError
-from dataset_builder.registry import Registry
+from dataset_builder.registry import Registry, VersionInfo
+
+
+def resolve(ref: str, registry: str | Path | None = None) -> VersionInfo:
+    """The local version behind ``NAME@VERSION`` or ``ORG/NAME@VERSION`` (pulled from the Hub into
+    the local registry once, every checksum verified)."""
+    reg = Registry(registry)
+    if "/" in ref.split("@", 1)[0]:
+        from dataset_builder.hub import local_ref, pull
+
+        ref = local_ref(ref, reg) or pull(ref, reg).ref
+    return reg.get(ref)
 
 
 def load_version(
@@ -17,10 +28,7 @@ def load_version(
     """``NAME@VERSION`` from the local registry, or ``ORG/NAME@VERSION`` from the Hub (pulled into
     the local registry once, every checksum verified)."""
     reg = Registry(registry)
-    if "/" in ref.split("@", 1)[0]:
-        from dataset_builder.hub import local_ref, pull
-
-        ref = local_ref(ref, reg) or pull(ref, reg).ref
+    ref = resolve(ref, registry).ref
     if verify:
         problems = reg.verify(ref)
         if problems:

@@ -166,3 +166,23 @@ def build_tiny_argos_package(
             zf.write(path, path.relative_to(work).as_posix())
     shutil.rmtree(work)
     return archive
+
+
+def build_tiny_mistral(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+    """A random Mistral-architecture causal LM with zephyr-7b-beta's real tokenizer (32,000 pieces,
+    Zephyr chat template), small enough to train on a CPU in seconds."""
+    import torch
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    from dataset_builder.tokenizer import write_zephyr_tokenizer
+
+    write_zephyr_tokenizer(out)
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    torch.manual_seed(seed)
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
+        eos_token_id=2, pad_token_id=2, tie_word_embeddings=False,
+    )  # fmt: skip
+    MistralForCausalLM(config).save_pretrained(out)
+    return out

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from dataset_builder.errors import RecipeError, VerificationError
+from dataset_builder.pipeline import build
+from dataset_builder.recipe import load_recipe
+from dataset_builder.registry import Registry
+from trainer.config import TrainConfig
+from trainer.data import IGNORE, tokenize
+
+REF = "python-ru-sample@0.1.0"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from dataset_builder.testing import build_tiny_mistral
+
+    root = tmp_path_factory.mktemp("trainer")
+    registry = Registry(root / "registry")
+    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
+    base = build_tiny_mistral(root / "tiny-mistral")
+    return {"root": root, "registry": registry, "base": base}
+
+
+def _config(setup: dict, out: Path, **overrides) -> TrainConfig:
+    settings = {
+        "dataset": REF, "registry": str(setup["registry"].root), "base": str(setup["base"]), "out": str(out),
+        "compute_dtype": "float32", "lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-2, "warmup_steps": 0,
+        "warmup_ratio": 0.0, "lr_scheduler_type": "constant", "max_steps": 16, "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1, "max_length": 192, "logging_steps": 2, "save_steps": 8,
+    }  # fmt: skip
+    settings.update(overrides)
+    return TrainConfig.load(None, settings)
+
+
+def test_loss_mask_covers_answers_and_their_eos(setup: dict) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(setup["base"]))
+    messages = [
+        {"role": "system", "content": ""},
+        {"role": "user", "content": "Как отсортировать список?"},
+        {"role": "assistant", "content": "Используйте `sorted(xs)`."},
+        {"role": "user", "content": "А по убыванию?"},
+        {"role": "assistant", "content": "sorted(xs, reverse=True)"},
+    ]
+    ex = tokenize(tokenizer, messages, max_length=512)
+    assert ex.input_ids == tokenizer(tokenizer.apply_chat_template(messages, tokenize=False)).input_ids
+    runs, current = [], []
+    for token, label in zip(ex.input_ids, ex.labels, strict=True):
+        if label != IGNORE:
+            assert label == token
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    assert len(runs) == 2
+    assert [r[-1] for r in runs] == [2, 2]  # each assistant turn's </s> is inside the loss
+    decoded = [tokenizer.decode(r) for r in runs]
+    assert decoded[0].strip() == "Используйте `sorted(xs)`.</s>"
+    assert decoded[1].strip() == "sorted(xs, reverse=True)</s>"
+    text = tokenizer.decode([t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab == IGNORE])
+    assert "<|user|>" in text and "<|assistant|>" in text and "Как отсортировать" in text
+
+
+def test_train_lowers_loss_and_writes_provenance(setup: dict) -> None:
+    from trainer.qlora import train
+
+    out = setup["root"] / "adapter"
+    record = train(_config(setup, out))
+    losses = [h["loss"] for h in record["metrics"]["loss_history"]]
+    assert losses[-1] < losses[0] - 0.1, losses
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    manifest = setup["registry"].get(REF).manifest
+    assert provenance["dataset"]["content_hash"] == manifest["content_hash"]
+    assert provenance["dataset"]["files"]["data/train-00000-of-00001.parquet"] == manifest["files"][
+        "data/train-00000-of-00001.parquet"]["sha256"]  # fmt: skip
+    assert provenance["training_config"]["lora_r"] == 8 and "peft" in provenance["libraries"]
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert manifest["content_hash"] in card and REF in card
+    setup["adapter"] = out
+
+
+def test_resume_continues_from_the_last_checkpoint(setup: dict) -> None:
+    from trainer.qlora import train
+
+    out = setup["root"] / "resume"
+    first = train(_config(setup, out, max_steps=8, save_steps=4))
+    assert first["metrics"]["global_step"] == 8 and (out / "checkpoints" / "checkpoint-8").is_dir()
+    second = train(_config(setup, out, max_steps=12, save_steps=4), resume=True)
+    assert second["resumed"] and second["metrics"]["global_step"] == 12
+    steps = [h["step"] for h in second["metrics"]["loss_history"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 12  # steps 1-8 come from the checkpoint, not redone
+
+
+def test_merge_reloads(setup: dict) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer.merge import merge
+
+    out = merge(str(setup["base"]), setup["adapter"], setup["root"] / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    base = AutoModelForCausalLM.from_pretrained(str(setup["base"]))
+    assert merged.dtype == torch.float16
+    q_merged = merged.model.layers[0].self_attn.q_proj.weight.float()
+    q_base = base.model.layers[0].self_attn.q_proj.weight.float()
+    assert not torch.allclose(q_merged, q_base, atol=1e-4)  # the adapter is in the weights
+    assert json.loads((out / "provenance.json").read_text(encoding="utf-8"))["merged"]["dtype"] == "float16"
+    with torch.no_grad():
+        logits = merged(torch.tensor([[1, 523, 28766]])).logits
+    assert logits.shape == (1, 3, 32000)
+
+
+def test_tampered_dataset_is_refused(setup: dict, tmp_path: Path) -> None:
+    from trainer.qlora import train
+
+    registry = Registry(tmp_path / "reg")
+    shutil.copytree(setup["registry"].root, registry.root)
+    data = registry.get(REF).path / "data" / "train-00000-of-00001.parquet"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(VerificationError, match="refusing to load"):
+        train(_config(setup, tmp_path / "out", registry=str(registry.root)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("lora_r = 8\nlearning_rat = 1e-4\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"bad\.toml: key 'learning_rat': unknown key"):
+        TrainConfig.load(path)
+    for preset in ("train-paper-analog.toml", "train-alignment-handbook-qlora.toml"):
+        TrainConfig.load(ROOT / "recipes" / preset)

@@ -1,0 +1,86 @@
+"""Training settings: one validated model, loaded from TOML, every field overridable from the CLI.
+
+Like TRL's ``SFTConfig``, every setting is a documented field; unlike a loose dict, an unknown key
+or a wrong type in the TOML is an error naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dataset_builder.errors import RecipeError
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # what to train on
+    dataset: str | None = Field(
+        None, description="NAME@VERSION in the local registry, or ORG/NAME@VERSION on the Hub"
+    )
+    registry: str | None = Field(None, description="local registry folder (default: dataset-builder's)")
+    train_split: str = Field("train", description="split to train on")
+    eval_split: str | None = Field("test", description="split to evaluate on (none: no evaluation)")
+    base: str | None = Field(None, description="base model: local folder or Hub id")
+    out: str | None = Field(None, description="output folder for checkpoints, adapter and provenance")
+    # quantization
+    load_in_4bit: bool = Field(True, description="QLoRA: load the base in 4 bits (bitsandbytes)")
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    bnb_4bit_use_double_quant: bool = Field(True, description="quantize the quantization constants too")
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "bfloat16", description="dtype of 4-bit matmuls (float32 is faster on CPU)"
+    )
+    # LoRA
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="LoRA dropout")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="modules that get LoRA adapters",
+    )
+    # optimisation
+    learning_rate: float = Field(2e-4, gt=0.0)
+    lr_scheduler_type: str = Field("cosine", description="transformers scheduler name")
+    warmup_steps: int = Field(0, ge=0, description="warmup steps (wins over warmup_ratio when > 0)")
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    num_train_epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, description="stop after this many steps (-1: run the epochs)")
+    per_device_train_batch_size: int = Field(4, ge=1)
+    per_device_eval_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(2, ge=1)
+    optim: str = Field("paged_adamw_8bit", description="transformers optimizer name")
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    max_length: int = Field(2048, ge=8, description="tokens per example; longer rows are truncated")
+    gradient_checkpointing: bool = Field(True)
+    seed: int = Field(42)
+    # bookkeeping
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps (none: at the end only)")
+    save_steps: int = Field(200, ge=1, description="checkpoint every N steps")
+    save_total_limit: int | None = Field(2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto")
+
+    @classmethod
+    def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+        data: dict[str, Any] = {}
+        where = str(path) if path else "<command line>"
+        if path:
+            try:
+                data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise RecipeError(f"{path}: config file not found") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            raise RecipeError(f"{where}: key '{key}': {msg}") from None
