@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=512)
     p.add_argument("--bos", choices=["first", "every", "none"], default="first",
                    help="BOS before the first window only (the guide's convention), before every window, or never")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--per-document", action="store_true", help="also score each document on its own")
     p.add_argument("--load-in-4bit", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
