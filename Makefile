@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: setup
 	# Fetch the en->ru Argos package once where there is a network; offline the build says it skipped translation.
-	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru || true
+	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru 2>/dev/null \
+		|| echo "note: no en->ru Argos package and no network to fetch one; the build will skip translation"
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 

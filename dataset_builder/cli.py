@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from dataset_builder.errors import UserError
+from dataset_builder.errors import UserError, run_command
 
 
 def _registry(args: argparse.Namespace):  # -> Registry
@@ -135,8 +135,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from dataset_builder.hub import push
 
-    info = _registry(args).get(args.ref)
-    problems = _registry(args).verify(args.ref)
+    registry = _registry(args)
+    info = registry.get(args.ref)
+    problems = registry.verify(args.ref)
     if problems:
         raise UserError(f"{args.ref}: {problems[0]}; refusing to push a version that fails verification")
     commit = push(info, args.repo, private=args.private)
@@ -248,19 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("DATASET_BUILDER_DEBUG") == "1"
     _configure_logging()
-    try:
-        return args.func(args)
-    except UserError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was published", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `dataset-builder show ... | head`
-        sys.stderr.close()
-        return 0
+    return run_command(args.func, args, debug)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,23 @@ class VerificationError(UserError):
 
 class RejectLimitExceeded(UserError):
     """More rows were rejected than the recipe allows."""
+
+
+def run_command(func, args, debug: bool) -> int:  # (Callable[[Namespace], int], Namespace, bool) -> int
+    """Run a CLI command: user errors as one line on stderr and their exit code; tracebacks only
+    when debugging."""
+    import sys
+
+    try:
+        return func(args)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was published", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `dataset-builder show ... | head`
+        sys.stderr.close()
+        return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -67,16 +67,3 @@ def make_row_id(source: str, messages: Sequence[Message]) -> str:
     digest.update(b"\x00")
     digest.update(content_key(messages).encode("utf-8"))
     return digest.hexdigest()[:32]
-
-
-def rows_to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:
-    rows = list(rows)
-    if schema is not None:
-        return pa.Table.from_pylist(rows, schema=schema)
-    if not rows:
-        return CANONICAL_SCHEMA.empty_table()
-    return pa.Table.from_pylist(rows)
-
-
-def empty_like(table: pa.Table) -> pa.Table:
-    return table.schema.empty_table()

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import get_args, get_origin
 
-from dataset_builder.errors import UserError
+from dataset_builder.errors import run_command
 from trainer.config import TrainConfig
 
 _MAIN = ("dataset", "base", "out")
@@ -132,13 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("DATASET_BUILDER_DEBUG") == "1"
-    try:
-        return args.func(args)
-    except UserError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(args.func, args, debug)
 
 
 if __name__ == "__main__":

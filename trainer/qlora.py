@@ -13,11 +13,11 @@ import logging
 import math
 import platform
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import UserError
+from dataset_builder.pipeline import library_versions
 from trainer.config import TrainConfig
 from trainer.data import Collator, tokenize_split
 
@@ -32,16 +32,6 @@ LIBRARIES = (
     "dataset-builder-ru-code",
 )
 PROVENANCE = "provenance.json"
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def _device(cfg: TrainConfig) -> str:
@@ -186,7 +176,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                      "eval": len(eval_examples)},
         "metrics": metrics,
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
-        "libraries": library_versions(),
+        "libraries": library_versions(LIBRARIES),
         "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -9,7 +9,6 @@ The pipeline counts rows in and out; the stage adds what only it knows to ``ctx.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -146,6 +145,14 @@ class Stage(ABC):
         """Consume batches, yield batches."""
 
 
+def gather(batches: Iterator[pa.Table]) -> pa.Table | None:
+    """All batches as one table, for stages that must see every row before deciding (None: no rows)."""
+    tables = list(batches)
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default").combine_chunks()
+
+
 class Reject(Exception):
     """Raised by :meth:`RowStage.process` to drop one row with a reason."""
 
@@ -177,11 +184,3 @@ class RowStage(Stage):
 def _schema_for(row: dict[str, Any], schema: pa.Schema) -> pa.Schema | None:
     """Keep the incoming schema when the stage added no columns (stable types for empty lists)."""
     return schema if set(row) == set(schema.names) else None
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start

@@ -21,7 +21,7 @@ from dataset_builder.dedup.engine import find_near_duplicates
 from dataset_builder.dedup.shingles import shingle
 from dataset_builder.errors import InputError
 from dataset_builder.sources.readers import READERS, detect_format, expand_paths, read_hub
-from dataset_builder.stages.base import Stage, StageConfig, StageContext
+from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
 from dataset_builder.stages.near_dedup import Role, row_text
 
 
@@ -107,10 +107,9 @@ class Decontaminate(Stage):
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: DecontaminateConfig = self.config
-        tables = list(batches)
-        if not tables:
+        table = gather(batches)
+        if table is None:
             return
-        table = pa.concat_tables(tables, promote_options="default").combine_chunks()
         rows = table.select(["row_id", "source", "source_key", "messages"]).to_pylist()
         splits = table.column("split").to_pylist() if "split" in table.schema.names else ["train"] * len(rows)
         train_idx = [i for i, s in enumerate(splits) if s == "train"]

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from dataset_builder.dedup.engine import find_near_duplicates
 from dataset_builder.dedup.index import clusters, lsh_params
-from dataset_builder.stages.base import Stage, StageConfig, StageContext
+from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
 
 Role = Literal["system", "user", "assistant"]
 
@@ -54,10 +54,9 @@ class NearDedup(Stage):
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: NearDedupConfig = self.config
-        tables = list(batches)
-        if not tables:
+        table = gather(batches)
+        if table is None:
             return
-        table = pa.concat_tables(tables, promote_options="default").combine_chunks()
         rows = table.select(["row_id", "source", "source_key", "messages"]).to_pylist()
         texts = [row_text(r["messages"], cfg.fields) for r in rows]
         pairs = find_near_duplicates(

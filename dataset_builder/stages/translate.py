@@ -150,7 +150,7 @@ class _Turn:
             out = []
             for sentence in sentences:
                 local = Protected(sentence, protected.spans)
-                restored = _restore_subset(local, done.get(sentence, ""))
+                restored = local.restore(done.get(sentence, ""))
                 if restored is None:
                     retried += 1
                     restored = "".join(
@@ -168,25 +168,15 @@ class _Turn:
         for protected, sentences, _ in self.plans.values():
             for sentence in sentences:
                 local = Protected(sentence, protected.spans)
-                if _restore_subset(local, done.get(sentence, "")) is None:
+                if local.restore(done.get(sentence, "")) is None:
                     pieces.extend(p.strip() for p, is_code in local.fragments() if not is_code and p.strip())
         return pieces
 
 
 def _restore_gap(gap: str, protected: Protected) -> str:
-    restored = _restore_subset(Protected(gap, protected.spans), gap)
+    """Gaps between sentences are whitespace, or rarely a span pysbd left between sentences."""
+    restored = Protected(gap, protected.spans).restore(gap)
     return restored if restored is not None else gap
-
-
-def _restore_subset(local: Protected, translated: str) -> str | None:
-    """Restore placeholders when the translation has exactly the ones its source sentence had."""
-    import re
-
-    wanted = sorted(re.findall("\u27e6(\\d+)\u27e7", local.text))
-    found = sorted(re.findall("\u27e6(\\d+)\u27e7", translated))
-    if wanted != found or (not translated.strip() and local.text.strip()):
-        return None
-    return re.sub("\u27e6(\\d+)\u27e7", lambda m: local.spans[int(m.group(1))], translated)
 
 
 def _keep_edges(piece: str, translated: str) -> str:

@@ -218,9 +218,13 @@ class Protected:
     spans: tuple[str, ...]
 
     def restore(self, translated: str) -> str | None:
-        """Put the spans back; None unless every placeholder comes back exactly once."""
-        found = _PLACEHOLDER_RE.findall(translated)
-        if sorted(map(int, found)) != list(range(len(self.spans))):
+        """Put the spans back into a translation of ``self.text`` (or of any part of it: spans are
+        numbered globally). None unless the translation has exactly the placeholders its source
+        had, each once, and is not empty where the source was not."""
+        wanted = sorted(_PLACEHOLDER_RE.findall(self.text))
+        if sorted(_PLACEHOLDER_RE.findall(translated)) != wanted or (
+            self.text.strip() and not translated.strip()
+        ):
             return None
         return _PLACEHOLDER_RE.sub(lambda m: self.spans[int(m.group(1))], translated)
 
