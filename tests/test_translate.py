@@ -309,3 +309,26 @@ def test_models_cli(tmp_path: Path, tiny_argos: dict, capsys: pytest.CaptureFixt
         main(["models", "install", str(tmp_path / "nope.argosmodel"), "--packages-dir", str(tmp_path / "p")])
         == 2
     )
+
+
+def test_translating_comments_and_docstrings_keeps_the_code_valid(tmp_path: Path, tiny_argos: dict) -> None:
+    import ast
+
+    code = (
+        "def double(values):\n"
+        '    """Return every value doubled, in a new list."""\n'
+        "    # build the result with a comprehension\n"
+        "    return [v * 2 for v in values]  # the input list is not changed\n"
+    )
+    answer = f"Here is the function:\n\n```python\n{code}```\n\nIt returns a new list."
+    rows = _rows([("Write a function that doubles the values of a list.", answer)])
+    kept, _ = _translate(rows, tmp_path, tiny_argos, translate_comments=False, **NO_CHECKS)
+    translated, ctx = _translate(rows, tmp_path, tiny_argos, translate_comments=True, **NO_CHECKS)
+    assert code in kept[0]["messages"][1]["content"]  # default: comments and docstrings kept
+    out = translated[0]["messages"][1]["content"]
+    block = out.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block != code
+    ast.parse(block)  # whatever the model wrote into comments and docstrings, the code still parses
+    for line in ("def double(values):", "    return [v * 2 for v in values]  # "):
+        assert line in block
+    assert ctx.rejects.count == 0

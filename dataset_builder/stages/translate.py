@@ -31,7 +31,7 @@ from dataset_builder.translate.segment import (
     Span,
     code_fingerprint,
     protect,
-    python_comments,
+    python_prose,
     segment,
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
@@ -160,7 +160,11 @@ class _Turn:
                         for piece, is_code in local.fragments()
                     )
                 out.append(restored)
-            parts.append(join_sentences(out, [_restore_gap(g, protected) for g in gaps]))
+            translated = join_sentences(out, [_restore_gap(g, protected) for g in gaps])
+            if any(bad in translated for bad in span.forbid):
+                # A translated comment or docstring that would break its code keeps its source text.
+                translated = span.text
+            parts.append(translated)
         return "".join(parts), retried
 
     def retry_pieces(self, done: dict[str, str]) -> list[str]:
@@ -186,16 +190,17 @@ def _keep_edges(piece: str, translated: str) -> str:
 
 
 def _split_comments(spans: list[Span]) -> list[Span]:
+    """Code spans with their comments and docstrings split out as prose (``translate_comments``)."""
     out: list[Span] = []
     for span in spans:
-        ranges = python_comments(span.text) if span.kind == "code" else []
+        ranges = python_prose(span.text) if span.kind == "code" else []
         if not ranges:
             out.append(span)
             continue
         pos = 0
-        for start, end in ranges:
+        for start, end, forbid in ranges:
             out.append(Span("code", span.text[pos:start]))
-            out.append(Span("prose", span.text[start:end]))
+            out.append(Span("prose", span.text[start:end], forbid))
             pos = end
         out.append(Span("code", span.text[pos:]))
     return out

@@ -24,6 +24,9 @@ Kind = Literal["code", "prose", "raw"]
 class Span:
     kind: Kind
     text: str
+    # For prose inside code (comments, docstrings): text its translation must not contain, or the
+    # code would break (a newline ends a comment; the closing quotes end a docstring).
+    forbid: tuple[str, ...] = ()
 
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
@@ -167,23 +170,60 @@ def _merge(spans: list[Span]) -> list[Span]:
     return out
 
 
-def python_comments(code: str) -> list[tuple[int, int]]:
-    """Character ranges of ``# comment`` texts (after the ``#``) in Python code, or [] if the code
-    does not tokenize as Python."""
+_STRING_PREFIX = re.compile(r"^[rRuU]?(\"\"\"|'''|\"|')")
+
+
+def python_prose(code: str) -> list[tuple[int, int, tuple[str, ...]]]:
+    """``(start, end, forbid)`` character ranges of the prose inside Python code: ``# comment``
+    texts and docstrings (between their quotes). [] if the code is not Python."""
     starts = [0]
     for line in code.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
-    ranges = []
+    ranges: list[tuple[int, int, tuple[str, ...]]] = []
     try:
         for tok in tokenize.generate_tokens(StringIO(code).readline):
             if tok.type == tokenize.COMMENT:
                 body = tok.string[1:].lstrip()
                 if body and re.search(r"[^\W\d_]{2,}", body):
                     start = starts[tok.start[0] - 1] + tok.start[1] + (len(tok.string) - len(body))
-                    ranges.append((start, start + len(body)))
+                    ranges.append((start, start + len(body), ("\n", "\r")))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return []
-    return ranges
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return sorted(ranges)
+    lines = code.splitlines(keepends=True)
+
+    def offset(lineno: int, col_bytes: int) -> int:  # ast columns count UTF-8 bytes
+        return starts[lineno - 1] + len(
+            lines[lineno - 1].encode("utf-8")[:col_bytes].decode("utf-8", "ignore")
+        )
+
+    for node in ast.walk(tree):
+        if (
+            not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            or not node.body
+        ):
+            continue
+        first = node.body[0]
+        if not (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            continue
+        start, end = offset(first.lineno, first.col_offset), offset(first.end_lineno, first.end_col_offset)
+        literal = code[start:end]
+        quote = _STRING_PREFIX.match(literal)
+        if quote is None or not literal.endswith(quote.group(1)):
+            continue  # implicitly concatenated strings and the like: leave them alone
+        inner_start, inner_end = start + quote.end(), end - len(quote.group(1))
+        if re.search(r"[^\W\d_]{2,}", code[inner_start:inner_end]):
+            ranges.append((inner_start, inner_end, (quote.group(1), "\\")))
+    return sorted(ranges)
 
 
 # ---- inline protection ---------------------------------------------------------------------------
