@@ -62,6 +62,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     for st in m["stages"]:
         dropped = ", ".join(f"{k}={v}" for k, v in st["dropped"].items()) or "-"
         print(f"  {st['stage']:<16}{st['rows_in']:>9}{st['rows_out']:>9}{st['seconds']:>9.2f}  {dropped}")
+    for st in m["stages"]:
+        simple = {k: v for k, v in st["counters"].items() if isinstance(v, int | float | str)}
+        if simple:
+            print(f"  {st['stage']}: " + ", ".join(f"{k}={v}" for k, v in simple.items()))
     print("\nsplits:")
     for split, meta in m["splits"].items():
         per_source = ", ".join(f"{k}={v}" for k, v in meta["per_source"].items())
