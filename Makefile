@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[translate,train,dev]"
 	touch $@
 
+# demo fetches the en->ru Argos package once where there is a network; offline the build says it
+# skipped translation and keeps the English rows labelled "en".
 demo: setup
-	# Fetch the en->ru Argos package once where there is a network; offline the build says it skipped translation.
 	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru 2>/dev/null \
 		|| echo "note: no en->ru Argos package and no network to fetch one; the build will skip translation"
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml

@@ -127,3 +127,27 @@ def test_pushing_different_content_under_an_existing_tag_is_refused(hub, local_v
     repo.commits[repo.tags["0.1.0"]]["manifest.json"] = json.dumps(manifest).encode()
     proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/immutable")
     assert proc.returncode == 3 and "versions are immutable" in proc.stderr
+
+
+def test_a_hub_dataset_as_a_build_source(hub, local_version: Registry, tmp_path: Path) -> None:
+    """A source of type "hub" read over real HTTP: the version pushed above, by id and tag."""
+    server, env = hub
+    assert (
+        _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/source").returncode == 0
+    )
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        '[dataset]\nname = "from-hub"\nversion = "1"\n'
+        '[[sources]]\nname = "hub-src"\ntype = "hub"\nhub_id = "org/source"\nrevision = "0.1.0"\n'
+        'split = "train"\nadapter = "messages"\nlanguage = "ru"\n'
+        '[[stages]]\ntype = "exact_dedup"\n',
+        encoding="utf-8",
+    )
+    proc = _cli(env, "--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "reg" / "from-hub" / "1" / "manifest.json").read_text(encoding="utf-8"))
+    source_input = manifest["inputs"][0]
+    repo = server.state.repos["org/source"]
+    assert source_input["commit"] == repo.tags["0.1.0"]
+    assert source_input["rows"] == local_version.get(REF).manifest["splits"]["train"]["rows"]
+    assert manifest["splits"]["train"]["rows"] == source_input["rows"]

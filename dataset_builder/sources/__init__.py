@@ -51,17 +51,15 @@ def _raw_for_reject(record: Any, size: int) -> Any:
 def _records(source: SourceConfig, base: Path, result: LoadResult) -> Iterator[tuple[str, Any, int, str]]:
     """Yield ``(key, record, size, origin)`` for one source; origin names the file for errors."""
     if source.type == "hub":
-        result.inputs.append(
-            {
-                "source": source.name,
-                "hub_id": source.hub_id,
-                "revision": source.revision,
-                "split": source.split,
-            }
-        )
-        for key, record, size in read_hub(
-            source.hub_id or "", source.revision, source.split, source.data_files
-        ):
+        entry = {
+            "source": source.name,
+            "hub_id": source.hub_id,
+            "revision": source.revision,
+            "split": source.split,
+        }
+        result.inputs.append(entry)
+        records = read_hub(source.hub_id or "", source.revision, source.split, source.data_files, entry)
+        for key, record, size in records:
             yield f"{source.hub_id}:{key}", record, size, str(source.hub_id)
         return
     for path in expand_paths(source.paths, base):

@@ -199,7 +199,14 @@ def check_hub_reachable(timeout: float = 5.0) -> None:
     )
 
 
-def read_hub(hub_id: str, revision: str | None, split: str, data_files: list[str] | None) -> Iterator[Record]:
+def read_hub(
+    hub_id: str,
+    revision: str | None,
+    split: str,
+    data_files: list[str] | None,
+    fingerprint: dict[str, Any] | None = None,
+) -> Iterator[Record]:
+    """Records of a Hub dataset split; ``fingerprint`` receives the commit it resolved to."""
     if not hub_offline():
         check_hub_reachable()
     import datasets
@@ -209,5 +216,17 @@ def read_hub(hub_id: str, revision: str | None, split: str, data_files: list[str
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"hub dataset {hub_id}@{revision or 'main'} split {split!r}: {first}") from None
+    if fingerprint is not None:
+        fingerprint["rows"] = ds.num_rows
+        fingerprint["datasets_fingerprint"] = ds._fingerprint
+        if not hub_offline():
+            from huggingface_hub import HfApi
+
+            try:
+                fingerprint["commit"] = (
+                    HfApi(endpoint=hub_endpoint()).dataset_info(hub_id, revision=revision).sha
+                )
+            except Exception as exc:  # the data loaded; a missing commit id is worth a note, not a failure
+                fingerprint["commit"] = f"unknown ({type(exc).__name__})"
     for i, record in enumerate(ds):
         yield f"{split}[{i}]", record, _approx_size(record)
