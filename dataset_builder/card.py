@@ -142,6 +142,24 @@ def render_card(manifest: dict[str, Any], features_yaml: list[dict[str, Any]]) -
             from dataset_builder.chat_templates import ZEPHYR_TEMPLATE
 
             parts.append("```jinja\n" + ZEPHYR_TEMPLATE + "\n```\n")
+    for tr in [st for st in manifest["stages"] if st["stage"].startswith("translate")]:
+        c = tr["counters"]
+        if "skipped" in c:
+            parts.append(
+                f"\n## Translation\n\nSkipped: {c['skipped']}. Rows that were to be translated keep their "
+                "original language and are labelled with it (see the per-language counts above).\n"
+            )
+        elif "package" in c:
+            pkg = c["package"]
+            parts.append(
+                f"\n## Translation\n\nArgos package `{pkg['code']}` {pkg['version']} ({pkg['from']}->{pkg['to']}, "
+                f"sha256 `{pkg['sha256']}`), beam {c['decode']['beam_size']}, length penalty "
+                f"{c['decode']['length_penalty']}, on {c.get('device', '?')}. {c.get('rows_translated', 0)} rows "
+                f"translated, {c.get('routed_already_target_language', 0)} already in the target language; "
+                f"{c.get('sentences_translated', 0)} sentences sent to the model, {c.get('cache_hits', 0)} taken "
+                "from the cache. Code (fenced, indented and bare blocks, inline code, identifiers, paths, URLs) "
+                "was kept byte-identical; rows failing the checks are in `rejected/`.\n"
+            )
     for replay in [st for st in manifest["stages"] if st["stage"].startswith("replay")]:
         c = replay["counters"]
         parts.append(

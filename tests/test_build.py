@@ -73,6 +73,8 @@ def test_manifest_records_everything(built: Registry) -> None:
     assert total == m["stages"][-1]["rows_out"]
     assert sum(m["splits"]["train"]["per_source"].values()) == m["splits"]["train"]["rows"]
     assert "pyarrow" in m["environment"]["libraries"]
+    card = (built.get(REF).path / "README.md").read_text(encoding="utf-8")
+    assert "## Translation\n\nSkipped: no Argos package" in card  # never English presented as Russian
     assert set(m["files"]) == {
         "README.md",
         "data/train-00000-of-00001.parquet",

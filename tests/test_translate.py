@@ -296,6 +296,8 @@ max_rejected_fraction = 1.0
     assert counters["cache_hits"] >= before  # nothing translated before the kill is translated again
     assert counters["cache_misses"] + counters["cache_hits"] >= counters["cache_hits"] > 0
     assert counters["package"]["sha256"] == tiny_argos["package"].sha256
+    card = (tmp_path / "reg" / "tr" / "1" / "README.md").read_text(encoding="utf-8")
+    assert "## Translation" in card and tiny_argos["package"].sha256 in card
 
 
 def test_models_cli(tmp_path: Path, tiny_argos: dict, capsys: pytest.CaptureFixture[str]) -> None:
