@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 
-@contextmanager
-def progress(*, desc: str, unit: str, total: int | None = None, enabled: bool = True) -> Iterator[Any]:
+def new_bar(*, desc: str, unit: str, total: int | None = None, enabled: bool = True) -> Any:
+    """A tqdm bar (the caller closes it); for work whose total grows as it streams in."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(
+    return tqdm(
         total=total,
         desc=desc,
         unit=unit,
@@ -22,6 +22,11 @@ def progress(*, desc: str, unit: str, total: int | None = None, enabled: bool = 
         # None: show on a terminal, stay quiet in logs and pipes.
         disable=None if enabled else True,
     )
+
+
+@contextmanager
+def progress(*, desc: str, unit: str, total: int | None = None, enabled: bool = True) -> Iterator[Any]:
+    bar = new_bar(desc=desc, unit=unit, total=total, enabled=enabled)
     try:
         yield bar
     finally:

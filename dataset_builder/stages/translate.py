@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataset_builder.progress import progress
+from dataset_builder.progress import new_bar
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageConfig, StageContext
 from dataset_builder.translate.checks import latin_share, repetition_loop
@@ -80,6 +80,7 @@ class Translator:
 
         self.ctx = ctx
         self.chunk = cfg.chunk_sentences
+        self.bar: Any = None
         self.package = packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir)
         decode = DecodeSettings(cfg.beam_size, cfg.length_penalty, cfg.max_decoding_length)
         runtime = RuntimeSettings(
@@ -103,20 +104,24 @@ class Translator:
         todo = sorted((s for s in unique if s not in done), key=len)
         self.ctx.count("cache_misses", len(todo))
         if todo:
-            with progress(
-                desc="translate", unit="sent", total=len(todo), enabled=self.ctx.show_progress
-            ) as bar:
-                for start in range(0, len(todo), self.chunk):
-                    part = todo[start : start + self.chunk]
-                    out = dict(zip(part, self.engine.translate(part), strict=True))
-                    if self.cache:
-                        self.cache.put_many(out)
-                    done.update(out)
-                    bar.update(len(part))
+            # One bar for the whole stage: its total grows batch by batch as rows stream in.
+            if self.bar is None:
+                self.bar = new_bar(desc="translate", unit="sent", total=0, enabled=self.ctx.show_progress)
+            self.bar.total += len(todo)
+            self.bar.refresh()
+            for start in range(0, len(todo), self.chunk):
+                part = todo[start : start + self.chunk]
+                out = dict(zip(part, self.engine.translate(part), strict=True))
+                if self.cache:
+                    self.cache.put_many(out)
+                done.update(out)
+                self.bar.update(len(part))
         self.ctx.count("sentences_translated", len(todo))
         return done
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         if self.cache:
             self.cache.close()
 
