@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True)
     p.add_argument("--adapter", action="append", help="adapter folder (repeatable)")
     p.add_argument("--eval", action="append", required=True,
-                   help="eval sets: a TOML file of [[sets]], NAME@VERSION:SPLIT, or name=... entries (repeatable)")  # fmt: skip
+                   help="eval sets: a TOML file of [[sets]], or NAME@VERSION:SPLIT (repeatable)")  # fmt: skip
     p.add_argument("--out", required=True)
     p.add_argument("--registry", default=None)
     p.add_argument("--max-length", type=int, default=1024)
