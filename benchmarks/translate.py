@@ -53,7 +53,31 @@ def prose_sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def code_rows(n: int, seed: int = 0) -> list[dict]:
+def code_rows(n: int, seed: int = 0, rows_file: Path | None = None) -> list[list[str]]:
+    """Text fields of N rows: real Alpaca-style rows from ``rows_file`` (JSON array or JSONL with
+    instruction/input/output or response), else synthetic ones (whose templated prose repeats far
+    more than real data, which flatters any sentence-level dedup)."""
+    if rows_file is not None:
+        text = rows_file.read_text(encoding="utf-8")
+        records = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(x) for x in text.splitlines() if x.strip()]
+        )
+        rng = random.Random(seed)
+        picked = rng.sample(records, min(n, len(records)))
+        return [
+            [
+                f
+                for f in (
+                    r.get("instruction", ""),
+                    r.get("input", ""),
+                    r.get("output") or r.get("response", ""),
+                )
+                if f
+            ]
+            for r in picked
+        ]
     from synthetic_corpus import generate
 
     corpus = generate(n * 2, seed)
@@ -81,7 +105,9 @@ def code_intact(source: str, translated: str) -> bool:
     return True
 
 
-def run(package_path: Path | None, n_sentences: int, n_rows: int, work: Path) -> dict:
+def run(
+    package_path: Path | None, n_sentences: int, n_rows: int, work: Path, rows_file: Path | None = None
+) -> dict:
     from dataset_builder.translate import packages
 
     if package_path is None:
@@ -116,7 +142,7 @@ def run(package_path: Path | None, n_sentences: int, n_rows: int, work: Path) ->
     )
 
     # (b) row level
-    rows = code_rows(n_rows)
+    rows = code_rows(n_rows, rows_file=rows_file)
     start = time.perf_counter()
     argos_rows = [
         [argostranslate.translate.translate(f, package.from_code, package.to_code) for f in r] for r in rows
@@ -156,6 +182,7 @@ def run(package_path: Path | None, n_sentences: int, n_rows: int, work: Path) ->
         for src, got in zip(table_rows, out, strict=True)
     )
     sent_per_row = ctx.stats.counters.get("sentences_translated", 0) / len(rows)
+    all_sentences = sum(len(_sentences_of(r)) for r in table_rows) / len(rows)
     beam_rate = n_sentences / ours_s
     greedy_rate = n_sentences / greedy_s
     return {
@@ -173,10 +200,18 @@ def run(package_path: Path | None, n_sentences: int, n_rows: int, work: Path) ->
         "row_speedup": round(argos_rows_s / ours_rows_s, 2),
         "argos_code_intact_share": round(argos_intact / n_rows, 4),
         "ours_code_intact_share": round(ours_intact / len(out), 4) if out else 0.0,
+        "rows_from": str(rows_file) if rows_file else "synthetic",
         "model_sentences_per_row": round(sent_per_row, 2),
+        "prose_sentences_per_row_before_dedup": round(all_sentences, 2),
         "projected_hours_49_8k_beam4": round(CORPUS_ROWS * sent_per_row / beam_rate / 3600, 2),
         "projected_hours_49_8k_greedy": round(CORPUS_ROWS * sent_per_row / greedy_rate / 3600, 2),
     }
+
+
+def _sentences_of(row: dict) -> list[str]:
+    from dataset_builder.stages.translate import _Turn
+
+    return [s for m in row["messages"] for s in _Turn(m["content"], False, "en").sentences()]
 
 
 def main() -> None:
@@ -186,9 +221,12 @@ def main() -> None:
     )
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=300)
+    parser.add_argument(
+        "--rows-file", type=Path, default=None, help="real Alpaca-style rows (JSON/JSONL) for (b)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        r = run(args.package, args.sentences, args.rows, Path(tmp))
+        r = run(args.package, args.sentences, args.rows, Path(tmp), args.rows_file)
     print(f"package: {r['package']['code']} {r['package']['version']} sha256 {r['package']['sha256'][:16]}")
     print(f"(a) {r['sentences']} sentences, beam 4:")
     print(f"    argostranslate, one call each: {r['argos_sentences_per_s']:9.2f} sentences/s")
@@ -198,13 +236,15 @@ def main() -> None:
     print(f"    ours, batched, greedy:         {r['ours_greedy_sentences_per_s']:9.2f} sentences/s")
     print(f"    identical outputs: {r['identical_share']:.1%} exactly, "
           f"{r['identical_share_after_argos_underscore_replacement']:.1%} after argos's '_' -> ' '")  # fmt: skip
-    print(f"(b) {r['rows']} rows with code:")
+    print(f"(b) {r['rows']} rows with code ({r['rows_from']}):")
     print(
         f"    argostranslate per field: {r['argos_rows_seconds']:8.2f} s, code intact in {r['argos_code_intact_share']:.1%}"
     )
     print(f"    ours (cache off):         {r['ours_rows_seconds']:8.2f} s, code intact in {r['ours_code_intact_share']:.1%}"
           f"  ({r['row_speedup']}x)")  # fmt: skip
-    print(f"    sentences sent to the model per row: {r['model_sentences_per_row']}")
+    print(f"    prose sentences per row: {r['prose_sentences_per_row_before_dedup']}; model inputs per row "
+          f"(deduplicated sentences, plus pieces retried around code that lost a placeholder): "
+          f"{r['model_sentences_per_row']}")  # fmt: skip
     print(f"projected for {CORPUS_ROWS} rows on this machine: beam 4 {r['projected_hours_49_8k_beam4']} h, "
           f"greedy {r['projected_hours_49_8k_greedy']} h")  # fmt: skip
     print(json.dumps({"benchmark": "translate", **r}))
