@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import PublishError, UserError, VerificationError
+from dataset_builder.paths import DATA_HOME, user_path
 from dataset_builder.sources.readers import file_sha256
 
 REGISTRY_ENV = "DATASET_BUILDER_REGISTRY"
@@ -36,11 +37,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 def default_registry_path(path: str | Path | None = None) -> Path:
-    if path:
-        return Path(path)
-    if os.environ.get(REGISTRY_ENV):
-        return Path(os.environ[REGISTRY_ENV])
-    return Path.home() / ".local" / "share" / "dataset-builder" / "registry"
+    return user_path(path, REGISTRY_ENV, DATA_HOME / "registry")
 
 
 @dataclass(frozen=True)

@@ -90,3 +90,23 @@ def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     archive = build_tiny_argos_package(root / "build")
     installed = packages.install(archive, root / "packages")
     return {"archive": archive, "packages_dir": root / "packages", "package": installed}
+
+
+@pytest.fixture(scope="session")
+def sample_registry(tmp_path_factory: pytest.TempPathFactory):
+    """The bundled sample built once into a registry that tests only read."""
+    from dataset_builder.pipeline import build
+    from dataset_builder.recipe import load_recipe
+    from dataset_builder.registry import Registry
+
+    registry = Registry(tmp_path_factory.mktemp("sample-registry"))
+    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def tiny_mistral(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random Mistral-shaped model with the real Zephyr tokenizer, built offline once."""
+    from dataset_builder.testing import build_tiny_mistral
+
+    return build_tiny_mistral(tmp_path_factory.mktemp("tiny-mistral"))

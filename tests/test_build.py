@@ -26,11 +26,9 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    registry = Registry(tmp_path_factory.mktemp("registry"))
-    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
-    return registry
+@pytest.fixture
+def built(sample_registry: Registry) -> Registry:
+    return sample_registry
 
 
 def test_sample_build_is_deterministic(built: Registry, tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ import pytest
 from conftest import ROOT
 from hub_server import HubServer
 
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
 
 TOKEN = "hf_test_token_do_not_log_1234567890"
@@ -35,11 +33,9 @@ def hub(tmp_path: Path):
         yield server, env
 
 
-@pytest.fixture(scope="module")
-def local_version(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    registry = Registry(tmp_path_factory.mktemp("registry"))
-    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
-    return registry
+@pytest.fixture
+def local_version(sample_registry: Registry) -> Registry:
+    return sample_registry
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
 from trainer.evalsets import EvalSetSpec, resolve
 from trainer.perplexity import EvalSettings, score, score_reference, stream, windows
@@ -18,14 +16,8 @@ REF = "python-ru-sample@0.1.0"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from dataset_builder.testing import build_tiny_mistral
-
-    root = tmp_path_factory.mktemp("ppl")
-    registry = Registry(root / "registry")
-    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
-    base = build_tiny_mistral(root / "tiny")
-    return {"root": root, "registry": registry, "base": base}
+def env(tmp_path_factory: pytest.TempPathFactory, sample_registry: Registry, tiny_mistral: Path) -> dict:
+    return {"root": tmp_path_factory.mktemp("ppl"), "registry": sample_registry, "base": tiny_mistral}
 
 
 def test_windows_cover_every_token_once() -> None:

@@ -8,8 +8,6 @@ import pytest
 from conftest import ROOT
 
 from dataset_builder.errors import RecipeError, VerificationError
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, tokenize
@@ -18,14 +16,8 @@ REF = "python-ru-sample@0.1.0"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from dataset_builder.testing import build_tiny_mistral
-
-    root = tmp_path_factory.mktemp("trainer")
-    registry = Registry(root / "registry")
-    build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
-    base = build_tiny_mistral(root / "tiny-mistral")
-    return {"root": root, "registry": registry, "base": base}
+def setup(tmp_path_factory: pytest.TempPathFactory, sample_registry: Registry, tiny_mistral: Path) -> dict:
+    return {"root": tmp_path_factory.mktemp("trainer"), "registry": sample_registry, "base": tiny_mistral}
 
 
 def _config(setup: dict, out: Path, **overrides) -> TrainConfig:

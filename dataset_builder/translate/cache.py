@@ -7,17 +7,16 @@ a rebuild translates nothing it has translated before.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from pathlib import Path
+
+from dataset_builder.paths import CACHE_HOME, user_path
 
 CACHE_ENV = "DATASET_BUILDER_TRANSLATION_CACHE"
 
 
 def default_cache_path() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path.home() / ".cache" / "dataset-builder" / "translations.sqlite"
+    return user_path(None, CACHE_ENV, CACHE_HOME / "translations.sqlite")
 
 
 class TranslationCache:

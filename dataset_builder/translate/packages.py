@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builder.errors import UserError
+from dataset_builder.paths import DATA_HOME, user_path
 from dataset_builder.sources.readers import file_sha256
 
 PACKAGES_ENV = "DATASET_BUILDER_ARGOS_DIR"
@@ -25,11 +26,7 @@ class PackageError(UserError):
 
 
 def packages_dir(path: str | Path | None = None) -> Path:
-    if path:
-        return Path(path).expanduser()
-    if os.environ.get(PACKAGES_ENV):
-        return Path(os.environ[PACKAGES_ENV]).expanduser()
-    return Path.home() / ".local" / "share" / "dataset-builder" / "argos-packages"
+    return user_path(path, PACKAGES_ENV, DATA_HOME / "argos-packages")
 
 
 @dataclass(frozen=True)
