@@ -45,9 +45,9 @@ def test_manifest_records_everything(built: Registry) -> None:
     m = built.get(REF).manifest
     assert m["recipe"]["dataset"]["name"] == "python-ru-sample"
     assert {i["path"] for i in m["inputs"]} == {
-        "../samples/alpaca.jsonl",
-        "../samples/chat_rounds.jsonl",
-        "../samples/ru_qa.jsonl",
+        "sample_data/alpaca.jsonl",
+        "sample_data/chat_rounds.jsonl",
+        "sample_data/ru_qa.jsonl",
     }
     assert all(len(i["sha256"]) == 64 for i in m["inputs"])
     assert [s["stage"] for s in m["stages"]] == [

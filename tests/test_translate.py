@@ -28,7 +28,7 @@ SHARED_DEV_DATA = ROOT.parent / "shared" / "data" / "codealpaca-new-4.5k" / "new
 def _sample_turns() -> list[str]:
     turns = []
     for name in ("alpaca.jsonl", "chat_rounds.jsonl", "ru_qa.jsonl"):
-        for line in (ROOT / "samples" / name).read_text(encoding="utf-8").splitlines():
+        for line in (ROOT / "recipes" / "sample_data" / name).read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
             for value in rec.values():
                 if isinstance(value, str):

@@ -1,7 +1,7 @@
-"""Regenerate the bundled sample (``samples/*.jsonl``): 200 synthetic rows in the three source
+"""Regenerate the bundled sample (``recipes/sample_data/*.jsonl``): 200 synthetic rows in the three source
 schemas of the real corpus, plus planted exact duplicates and rows that must be rejected.
 
-    python samples/make_sample.py
+    python recipes/sample_data/make_sample.py
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "benchmarks"))
+sys.path.insert(0, str(HERE.parent.parent / "benchmarks"))
 
 from synthetic_corpus import generate  # noqa: E402
 
