@@ -99,13 +99,20 @@ class SplitWriter:
                 counts[column][value] = counts[column].get(value, 0) + 1
 
     def close(self) -> dict[str, Any]:
-        """Finish every file; return rows per split and the content hash over all splits."""
-        for writer in self._writers.values():
+        """Finish every file; return rows per split and the content hash over all splits.
+
+        A split that got no rows is not published: `datasets` refuses a declared split without
+        data, and a version should not promise a test split it does not have.
+        """
+        for split, writer in self._writers.items():
             writer.close()
+            if writer.rows == 0:
+                (self.root / split_file(split)).unlink()
+        kept = {split: w for split, w in self._writers.items() if w.rows}
         total = hashlib.sha256()
-        for split in sorted(self._writers):
-            total.update(f"{split}\n{self._writers[split].digest.hexdigest()}\n".encode())
-        rows = {split: self._writers[split].rows for split in self.splits if split in self._writers}
+        for split in sorted(kept):
+            total.update(f"{split}\n{kept[split].digest.hexdigest()}\n".encode())
+        rows = {split: kept[split].rows for split in self.splits if split in kept}
         return {"rows": rows, "content_hash": f"sha256:{total.hexdigest()}"}
 
 

@@ -261,3 +261,14 @@ def test_list_and_show_commands(built: Registry, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "exact_dedup" in out and "exact_duplicate" in out and "stackoverflow-ru" in out
     assert main(["--registry", str(built.root), "show", "python-ru-sample@9.9"]) == 3
+
+
+def test_an_empty_split_is_not_published(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [{"instruction": f"task {i}", "output": "x"} for i in range(5)])
+    stages = '[[stages]]\ntype = "split"\ntest_ratio = 0.0\n'
+    result = build(load_recipe(write_recipe(tmp_path, alpaca_source(), stages=stages)), Registry(tmp_path / "r"),
+                   show_progress=False)  # fmt: skip
+    assert set(result.manifest["splits"]) == {"train"}
+    assert not (result.path / "data" / "test-00000-of-00001.parquet").exists()
+    ds = datasets.load_dataset(str(result.path))
+    assert set(ds) == {"train"} and ds["train"].num_rows == 5
