@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 CHUNK_DOCS = 4096
@@ -64,11 +63,35 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
+def hash_strings(strings: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string, computed over the Arrow bytes with numpy (no Python loop):
+    a polynomial over the bytes, then the length and a final mix."""
+    strings = strings.cast(pa.large_string())
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[
+        strings.offset : strings.offset + len(strings) + 1
+    ]
+    data = (
+        np.frombuffer(strings.buffers()[2], dtype=np.uint8) if strings.buffers()[2] else np.zeros(0, np.uint8)
+    )
+    lengths = np.diff(offsets)
+    out = np.zeros(len(strings), dtype=np.uint64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        raw = data[offsets[0] : offsets[-1]].astype(np.uint64) + np.uint64(1)
+        pos = np.arange(len(raw)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+        with np.errstate(over="ignore"):
+            powers = np.concatenate(
+                [[np.uint64(1)], np.cumprod(np.full(int(lengths.max()) - 1, _MULT, dtype=np.uint64))]
+            )
+            terms = raw * powers[pos]
+            out[nonempty] = np.add.reduceat(terms, (offsets[:-1] - offsets[0])[nonempty])
+    with np.errstate(over="ignore"):
+        return _mix(out ^ (lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)))
+
+
 def _word_hashes(words: pa.Array) -> np.ndarray:
     encoded = pc.dictionary_encode(words)
-    vocab = encoded.dictionary.to_pylist()
-    table = np.fromiter((xxhash.xxh64_intdigest(w.encode("utf-8")) for w in vocab), np.uint64, len(vocab))
-    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+    return hash_strings(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _shingle_chunk(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
