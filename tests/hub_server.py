@@ -90,6 +90,11 @@ class Handler(BaseHTTPRequestHandler):
     def _repo(self, repo_id: str) -> Repo | None:
         return self.state.repos.get(repo_id)
 
+    def _revision(self, repo_id: str, rev: str) -> tuple[Repo | None, str | None]:
+        """The repo and the commit a (URL-encoded) branch, tag or commit names; None when unknown."""
+        repo = self._repo(repo_id)
+        return repo, repo.resolve(unquote(rev)) if repo else None
+
     def _entries(self, repo: Repo, oid: str) -> list[dict]:
         files = repo.commits[oid]
         out, dirs = [], set()
@@ -234,8 +239,7 @@ class Handler(BaseHTTPRequestHandler):
 
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tag/(.+)", path)
         if m and self.command == "POST":
-            repo = self._repo(m.group(1))
-            target = repo.resolve(unquote(m.group(2))) if repo else None
+            repo, target = self._revision(m.group(1), m.group(2))
             if target is None:
                 return self._error(404, "Revision not found", "RevisionNotFound")
             tag = json.loads(body)["tag"]
@@ -273,8 +277,7 @@ class Handler(BaseHTTPRequestHandler):
 
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", path)
         if m:
-            repo = self._repo(m.group(1))
-            oid = repo.resolve(unquote(m.group(2))) if repo else None
+            repo, oid = self._revision(m.group(1), m.group(2))
             if oid is None:
                 return self._error(404, "Revision not found", "RevisionNotFound")
             prefix = unquote(m.group(3) or "").strip("/")
@@ -293,8 +296,7 @@ class Handler(BaseHTTPRequestHandler):
 
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/paths-info/(.+)", path)
         if m and self.command == "POST":
-            repo = self._repo(m.group(1))
-            oid = repo.resolve(unquote(m.group(2))) if repo else None
+            repo, oid = self._revision(m.group(1), m.group(2))
             if oid is None:
                 return self._error(404, "Revision not found", "RevisionNotFound")
             ctype = self.headers.get("Content-Type", "")
@@ -306,8 +308,7 @@ class Handler(BaseHTTPRequestHandler):
 
         m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if m and self.command in ("GET", "HEAD"):
-            repo = self._repo(m.group(1))
-            oid = repo.resolve(unquote(m.group(2))) if repo else None
+            repo, oid = self._revision(m.group(1), m.group(2))
             if oid is None:
                 return self._error(404, "Revision not found", "RevisionNotFound")
             file_path = unquote(m.group(3))
