@@ -5,6 +5,8 @@ becomes one space; й and ё are never stripped), split into words by Arrow comp
 distinct word hashed once, and n-grams hashed from word hashes with numpy. Documents are processed
 in chunks on a thread pool (Arrow and numpy release the GIL), which bounds memory and uses all
 cores. The result is a flat ``uint64`` array of shingle hashes plus per-document offsets.
+Word hashes can be kept (:func:`words`) and turned into n-grams of any size (:func:`ngrams`)
+without folding the text again.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def _word_hashes(words: pa.Array) -> np.ndarray:
     return hash_strings(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _shingle_chunk(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shingle hashes of one chunk of documents and the number each document has."""
+def _words_chunk(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of one chunk of documents, in order, and the number of words each has."""
     folded = fold_text(texts)
     # NFKC has turned every Unicode space into an ASCII one, so the ASCII splitter is enough.
     lists = pc.ascii_split_whitespace(folded)
@@ -105,7 +107,11 @@ def _shingle_chunk(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
         lengths[empty] = 0
         lists = pc.if_else(pa.array(empty), pa.scalar([], lists.type), lists)
     flat = pc.list_flatten(lists)
-    words = _word_hashes(flat) if len(flat) else np.zeros(0, np.uint64)
+    return (_word_hashes(flat) if len(flat) else np.zeros(0, np.uint64)), lengths
+
+
+def _grams(words: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes from the word hashes of consecutive documents, and the number each has."""
     ends = np.cumsum(lengths)
     starts = ends - lengths
     total = len(words)
@@ -133,18 +139,49 @@ def _shingle_chunk(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
     return _mix(grams[valid]), per_doc
 
 
-def shingle(texts: Sequence[str] | pa.Array, n: int = 5, threads: int | None = None) -> Shingles:
-    """Hash the word ``n``-grams of every text."""
-    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
-    chunks = [arr.slice(i, CHUNK_DOCS) for i in range(0, len(arr), CHUNK_DOCS)]
-    threads = threads or min(os.cpu_count() or 1, 8)
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(lambda chunk: _shingle_chunk(chunk, n), chunks))
+def _chunks(arr: pa.Array) -> list[pa.Array]:
+    return [arr.slice(i, CHUNK_DOCS) for i in range(0, len(arr), CHUNK_DOCS)]
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> Shingles:
     if not parts:
         return Shingles(np.zeros(0, np.uint64), np.zeros(1, np.int64))
     hashes = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
     return Shingles(hashes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
+def shingle(texts: Sequence[str] | pa.Array, n: int = 5, threads: int | None = None) -> Shingles:
+    """Hash the word ``n``-grams of every text."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
+    threads = threads or min(os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(threads) as pool:
+        return _joined(list(pool.map(lambda chunk: _grams(*_words_chunk(chunk), n), _chunks(arr))))
+
+
+def words(texts: Sequence[str] | pa.Array, threads: int | None = None) -> Shingles:
+    """The word hashes of every text, in order (``doc(i)`` is text ``i``'s words): folding and
+    splitting done once for callers that need n-grams of several sizes (see :func:`ngrams`)."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
+    threads = threads or min(os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(threads) as pool:
+        return _joined(list(pool.map(_words_chunk, _chunks(arr))))
+
+
+def ngrams(word_hashes: Shingles, n: int, threads: int | None = None) -> Shingles:
+    """The word ``n``-gram shingles of documents given by :func:`words`: the same hashes that
+    :func:`shingle` gives for the same texts and ``n``."""
+    counts = word_hashes.counts()
+    bounds = list(range(0, word_hashes.num_docs, CHUNK_DOCS))
+    threads = threads or min(os.cpu_count() or 1, 8)
+
+    def chunk(first: int) -> tuple[np.ndarray, np.ndarray]:
+        last = min(first + CHUNK_DOCS, word_hashes.num_docs)
+        lo, hi = word_hashes.offsets[first], word_hashes.offsets[last]
+        return _grams(word_hashes.hashes[lo:hi], counts[first:last], n)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return _joined(list(pool.map(chunk, bounds)))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
