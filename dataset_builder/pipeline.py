@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataset_builder import __version__
-from dataset_builder.card import render_card
+from dataset_builder.card import arrow_nbytes, render_card
 from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.progress import progress
 from dataset_builder.recipe import Recipe
@@ -212,6 +212,7 @@ def _manifest(
             "file": split_file(split),
             "rows": rows,
             "bytes": path.stat().st_size,
+            "arrow_bytes": arrow_nbytes(path),
             "per_source": dict(sorted(counts["source"].items())),
             "per_lang": dict(sorted(counts["lang"].items())),
         }
