@@ -511,3 +511,21 @@ def local_card(card: str) -> str:
     if end < 0:
         return card
     return card[: start + len(_LOAD_ANCHOR)] + card[end + len(_HUB_END) :]
+
+
+def card_for_hub(path: Path, repo_id: str, revision: str) -> bytes:
+    """The bytes to upload for the built card at ``path`` (see :func:`hub_card`)."""
+    return hub_card(path.read_bytes().decode("utf-8"), repo_id, revision).encode("utf-8")
+
+
+def restore_built_card(path: Path) -> None:
+    """Rewrite a card downloaded from the Hub as it was built (see :func:`local_card`). Bytes that
+    are not a card are left as they are, for the manifest's sha256 to refuse."""
+    raw = path.read_bytes()
+    try:
+        built = local_card(raw.decode("utf-8")).encode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if built != raw:
+        path.unlink()  # a new file, never written through whatever the download left there
+        path.write_bytes(built)
