@@ -38,6 +38,18 @@ class RejectLimitExceeded(UserError):
     """More rows were rejected than the recipe allows."""
 
 
+class ConservationError(UserError):
+    """Rows read do not equal rows published plus rows rejected: a stage lost (or invented) rows."""
+
+    exit_code = 5
+
+
+class BuildError(UserError):
+    """A stage failed in a way no user input explains (a bug); the failure report holds the traceback."""
+
+    exit_code = 1
+
+
 def run_command(func, args, debug: bool) -> int:  # (Callable[[Namespace], int], Namespace, bool) -> int
     """Run a CLI command: user errors as one line on stderr and their exit code; tracebacks only
     when debugging."""

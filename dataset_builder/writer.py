@@ -8,6 +8,7 @@ same data whichever pyarrow wrote it.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ class SplitWriter:
         self._writers: dict[str, _SplitWriter] = {}
         self.counts: dict[str, dict[str, dict[str, int]]] = {}
 
-    def write(self, batch: pa.Table) -> None:
+    def write(self, batch: pa.Table) -> pa.Table | None:
+        """Route a batch; return the rows it could not route (no split label, or an unknown one),
+        for the caller to reject: a row is never dropped here without a trace."""
         if "split" in batch.schema.names:
             labels = batch.column("split")
             data = batch.drop_columns(["split"])
@@ -91,6 +94,9 @@ class SplitWriter:
             if part.num_rows:
                 self._writers[split].add(part)
                 self._count(split, part)
+        known = pc.fill_null(pc.is_in(labels, pa.array(self.splits, pa.string())), False)
+        unrouted = batch.filter(pc.invert(known))
+        return unrouted if unrouted.num_rows else None
 
     def _count(self, split: str, part: pa.Table) -> None:
         counts = self.counts.setdefault(split, {"source": {}, "lang": {}})
@@ -119,3 +125,23 @@ class SplitWriter:
 def write_table(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` (and ``root`` itself) to disk.
+
+    A rename is atomic but says nothing about the data behind the names: after a power loss, a
+    version renamed into place before its files reached the disk could hold empty or torn files.
+    """
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
 
@@ -61,15 +62,44 @@ def test_manifest_records_everything(built: Registry) -> None:
         "split",
         "decontaminate",
         "format",
+        "write",
     ]
+    # rows_in is counted where each stage reads, rows_out where it yields: two separate counts.
     for before, after in zip(m["stages"], m["stages"][1:], strict=False):
         assert after["rows_in"] == before["rows_out"]
-        assert after["rows_in"] - after["rows_out"] == sum(after["dropped"].values())
+    for st in m["stages"]:
+        assert st["rows_in"] + st.get("rows_added", 0) - st["rows_out"] == sum(st["dropped"].values())
     assert m["rejected"]["rows"] == sum(sum(s["dropped"].values()) for s in m["stages"])
     assert m["stages"][3]["dropped"]["exact_duplicate"] >= 3
     total = sum(s["rows"] for s in m["splits"].values())
-    assert total == m["stages"][-1]["rows_out"]
+    assert total == m["stages"][-1]["rows_out"] == m["stages"][-2]["rows_out"]
     assert sum(m["splits"]["train"]["per_source"].values()) == m["splits"]["train"]["rows"]
+    # Every record of every input file is accounted for, counted from the files and the published
+    # Parquet here, not from the build's own numbers.
+    path = built.get(REF).path
+    files = {
+        "alpaca-en": "alpaca.jsonl",
+        "code-exercise-en": "chat_rounds.jsonl",
+        "stackoverflow-ru": "ru_qa.jsonl",
+    }
+    published: dict[str, int] = {}
+    for split in m["splits"]:
+        for source in (
+            pq.read_table(path / f"data/{split}-00000-of-00001.parquet").column("source").to_pylist()
+        ):
+            published[source] = published.get(source, 0) + 1
+    rejected: dict[str, int] = {}
+    for source in pq.read_table(path / "rejected" / "rejected.parquet").column("source").to_pylist():
+        rejected[source] = rejected.get(source, 0) + 1
+    for source, name in files.items():
+        lines = (ROOT / "recipes" / "sample_data" / name).read_text(encoding="utf-8").splitlines()
+        read = sum(1 for line in lines if line.strip())
+        assert m["rows_by_source"][source] == {
+            "read": read,
+            "published": published.get(source, 0),
+            "rejected": rejected.get(source, 0),
+        }
+        assert read == published.get(source, 0) + rejected.get(source, 0)
     assert "pyarrow" in m["environment"]["libraries"]
     card = (built.get(REF).path / "README.md").read_text(encoding="utf-8")
     assert "## Translation\n\nSkipped: no Argos package" in card  # never English presented as Russian
@@ -207,7 +237,8 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         (
             '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": ["b"]}\n',
             "[publish]\nmax_rejected_rows = 0",
-            "data.jsonl:2: non_string_field (key 'output' is list",
+            "1 of 2 rows rejected, over max_rejected_rows 0 in [publish]: load/non_string_field 1 "
+            "(e.g. data.jsonl:2: key 'output' is list",
         ),
         ("", "", "data.jsonl: file is empty"),
         (
@@ -215,7 +246,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
             + "x" * 10_500_000
             + '"}\n',
             "[publish]\nmax_rejected_rows = 0",
-            "data.jsonl:2: row_too_large",
+            "load/row_too_large 1 (e.g. data.jsonl:2: 10500035 bytes > max_row_bytes 1000000)",
         ),
     ],
 )

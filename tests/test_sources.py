@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -206,3 +207,80 @@ def test_hub_source_offline_without_cache_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         _load(tmp_path, {"name": "h", "type": "hub", "hub_id": "org/not-cached", "adapter": "alpaca"})
     assert "org/not-cached" in str(err.value) and "\n" not in str(err.value)
+
+
+def _damaged_parquet(path: Path) -> None:
+    """A Parquet file whose footer reads but whose second row group's pages are damaged."""
+    rows = [
+        {"instruction": f"task {i} " + "x" * 50, "output": f"answer {i} " + "y" * 80} for i in range(3000)
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="zstd", row_group_size=1000)
+    group = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    start = group.dictionary_page_offset or group.data_page_offset
+    for k in range(start, start + 200):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("a.parquet", b"PAR1 this is not parquet at all", r"a\.parquet: not a readable Parquet file \("),
+        ("a.parquet", b"", r"a\.parquet: not a readable Parquet file \("),
+        ("a.parquet", "damaged", r"a\.parquet: damaged Parquet row group 1 \(rows 1000 to 1999\): "),
+        (
+            "a.json",
+            b'[{"instruction": "a", "output": "b"}, {"instruction": "c", "out',
+            r"a\.json:1: invalid JSON",
+        ),
+        ("a.json", b"[" * 100_000 + b"]" * 100_000, r"a\.json: JSON nested too deeply"),
+        (
+            "a.jsonl",
+            b'{"instruction": "a", "output": "b"}\n' + b"[" * 100_000 + b"\n",
+            r"a\.jsonl:2: JSON nested",
+        ),
+        ("a.csv", b"instruction,output\na,b\n\xff,d\n", r"a\.csv:3: not valid UTF-8 \(byte 0xff"),
+        ("a.csv.gz", b"\x1f\x8b\x08\x00 not really gzip", r"a\.csv\.gz: cannot read \("),
+        ("a.jsonl.gz", b"\x1f\x8b\x08\x00 not really gzip", r"a\.jsonl\.gz:1: cannot read \("),
+        ("a.json.gz", b"\x1f\x8b\x08\x00 not really gzip", r"a\.json\.gz: cannot read \("),
+    ],
+)
+def test_corrupt_files_are_one_line_input_errors(
+    tmp_path: Path, name: str, content: bytes | str, expected: str
+) -> None:
+    path = tmp_path / name
+    if content == "damaged":
+        _damaged_parquet(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=expected) as err:
+        _load(tmp_path, {"name": "a", "adapter": "alpaca", "paths": [name]})
+    assert "\n" not in str(err.value)
+
+
+def test_gzip_files_are_read_and_huge_csv_fields_are_rows_to_reject(tmp_path: Path) -> None:
+    import gzip
+
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in ALPACA))
+    rows, _ = _load(tmp_path, {"name": "a", "adapter": "alpaca", "paths": ["a.jsonl.gz"]})
+    assert [r["source_key"] for r in rows] == ["a.jsonl.gz:1", "a.jsonl.gz:2"]
+    with (tmp_path / "big.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, ["instruction", "output"])
+        writer.writeheader()
+        writer.writerow({"instruction": "small", "output": "ok"})
+        writer.writerow({"instruction": "big", "output": "z" * 300_000})  # over csv's 128 KiB field limit
+    rows, rejects = _load(
+        tmp_path, {"name": "b", "adapter": "alpaca", "paths": ["big.csv"]}, {"max_row_bytes": 100_000}
+    )
+    assert len(rows) == 1 and [r["reason"] for r in rejects.table().to_pylist()] == ["row_too_large"]
+
+
+def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    write_jsonl(tmp_path / "a.jsonl", ALPACA)
+    (tmp_path / "a.jsonl").chmod(0)
+    with pytest.raises(InputError, match=r"a\.jsonl: cannot read \(Permission denied\)"):
+        _load(tmp_path, {"name": "a", "adapter": "alpaca", "paths": ["a.jsonl"]})

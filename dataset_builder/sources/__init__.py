@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from dataset_builder.errors import InputError, RecipeError
 from dataset_builder.recipe import Recipe, SourceConfig
-from dataset_builder.rows import CANONICAL_SCHEMA, make_row_id
+from dataset_builder.rows import make_row_id
 from dataset_builder.sources.adapters import ADAPTERS, RowProblem
 from dataset_builder.sources.readers import (
     READERS,
@@ -65,13 +65,14 @@ def _records(source: SourceConfig, base: Path, result: LoadResult) -> Iterator[t
     for path in expand_paths(source.paths, base):
         fmt = detect_format(path, source.format)
         rel = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+        sha256 = file_sha256(path)
         result.inputs.append(
             {
                 "source": source.name,
                 "path": rel,
                 "format": fmt,
                 "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
+                "sha256": sha256,
             }
         )
         adapter = ADAPTERS[source.adapter]
@@ -109,14 +110,19 @@ def load_source(
         columns = adapter.resolve_columns(source.columns)
     except ValueError as exc:
         raise RecipeError(f"source {source.name!r}: key 'columns': {exc}") from None
+    schema = adapter.schema()
     cap = min(x for x in (limit, source.limit, 2**63) if x is not None)
     batch: list[dict[str, Any]] = []
     taken = 0
+    # Counted as records are taken (not at the end), so a build that fails half-way still knows
+    # what it read; the pipeline's load step reports these counts, a stage using this loader
+    # declares the rows it keeps with ctx.read.
+    result.rows_per_source[source.name] = 0
     for key, record, size, _origin in _records(source, base, result):
         if taken >= cap:
             break
         taken += 1
-        ctx.stats.rows_in += 1
+        result.rows_per_source[source.name] = taken
         bad = {"row_id": None, "source": source.name, "source_key": key, "messages": None}
         if size > max_row_bytes:
             bad["raw"] = _raw_for_reject(record, size)
@@ -139,14 +145,14 @@ def load_source(
                 "source_key": key,
                 "lang": source.language,
                 "messages": messages,
+                **adapter.extra_values(record, columns),
             }
         )
         if len(batch) >= BATCH_ROWS:
-            yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
+            yield pa.Table.from_pylist(batch, schema=schema)
             batch = []
-    result.rows_per_source[source.name] = taken
     if batch:
-        yield pa.Table.from_pylist(batch, schema=CANONICAL_SCHEMA)
+        yield pa.Table.from_pylist(batch, schema=schema)
 
 
 def load_sources(

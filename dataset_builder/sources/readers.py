@@ -1,19 +1,22 @@
 """Readers: files and Hub datasets in, ``(key, record, size)`` out, in a deterministic order.
 
-File-level problems (no file, not UTF-8, broken JSON, empty file) raise :class:`InputError` naming
-the file and line. Records are yielded one at a time, so a JSONL file of any size streams.
+File-level problems (no file, unreadable, not UTF-8, broken JSON or CSV, a damaged Parquet file or
+gzip stream, empty file) raise :class:`InputError` naming the file and line. Records are yielded one
+at a time, so a JSONL file of any size streams. Files ending in ``.gz`` are decompressed.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import socket
+import zlib
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse
 
 from dataset_builder.errors import InputError
@@ -46,10 +49,31 @@ def detect_format(path: Path, declared: str) -> str:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _open(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it ends in ``.gz``."""
+    try:
+        return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _read_all(path: Path) -> bytes:
+    with _open(path) as fh:
+        return fh.read()
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -67,21 +91,34 @@ def _non_empty(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: file is empty")
 
 
+def _json(path: Path, text: str, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"{path}:{line if line is not None else exc.lineno}"
+        raise InputError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
+
+
 def read_jsonl(path: Path) -> Iterator[Record]:
-    with path.open("rb") as fh:
+    with _open(path) as fh:
         seen = False
-        for line_no, raw in enumerate(fh, start=1):
+        line_no = 0
+        while True:
+            try:
+                raw = fh.readline()
+            except (OSError, EOFError, zlib.error) as exc:
+                raise InputError(f"{path}:{line_no + 1}: cannot read ({_first_line(exc)})") from None
+            if not raw:
+                break
+            line_no += 1
             if not raw.strip():
                 continue
             seen = True
             text = _decode(path, raw) if line_no == 1 else _decode_line(path, raw, line_no)
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"{path}:{line_no}: invalid JSON ({exc.msg} at column {exc.colno})"
-                ) from None
-            yield f":{line_no}", record, len(raw)
+            yield f":{line_no}", _json(path, text, line_no), len(raw)
         if not seen:
             raise InputError(f"{path}: file is empty")
 
@@ -96,14 +133,17 @@ def _decode_line(path: Path, raw: bytes, line_no: int) -> str:
         ) from None
 
 
-def read_json(path: Path) -> Iterator[Record]:
-    data = path.read_bytes()
-    _non_empty(path, data)
-    text = _decode(path, data)
+def _read_bytes(path: Path) -> bytes:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        return _read_all(path)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: cannot read ({_first_line(exc)})") from None
+
+
+def read_json(path: Path) -> Iterator[Record]:
+    data = _read_bytes(path)
+    _non_empty(path, data)
+    doc = _json(path, _decode(path, data))
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"]
     if not isinstance(doc, list):
@@ -115,37 +155,60 @@ def read_json(path: Path) -> Iterator[Record]:
         yield f"[{i}]", record, size
 
 
-def read_parquet(path: Path) -> Iterator[Record]:
+def _parquet_file(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        return pq.ParquetFile(path)
+    except Exception as exc:  # Arrow raises several types for one cause: bytes that are not Parquet
+        raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def read_parquet(path: Path) -> Iterator[Record]:
+    pf = _parquet_file(path)
     if pf.metadata.num_rows == 0:
         raise InputError(f"{path}: file is empty (no rows)")
     index = 0
-    for batch in pf.iter_batches(batch_size=4096):
-        for record in batch.to_pylist():
-            yield f"[{index}]", record, _approx_size(record)
-            index += 1
+    # Row group by row group, so a damaged one is named with the rows it holds.
+    for group in range(pf.num_row_groups):
+        first, rows = index, pf.metadata.row_group(group).num_rows
+        batches = pf.iter_batches(batch_size=4096, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:  # a damaged page past a readable footer
+                raise InputError(
+                    f"{path}: damaged Parquet row group {group} (rows {first} to {first + rows - 1}): "
+                    f"{_first_line(exc)}"
+                ) from None
+            for record in batch.to_pylist():
+                yield f"[{index}]", record, _approx_size(record)
+                index += 1
 
 
 def read_csv(path: Path) -> Iterator[Record]:
     import csv
 
-    data = path.read_bytes()
+    data = _read_bytes(path)
     _non_empty(path, data)
     text = _decode(path, data)
+    # A field longer than csv's default limit (128 KiB) is a row for max_row_bytes to reject,
+    # not a reason to stop reading the file.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.DictReader(text.splitlines(keepends=True))
-    if not reader.fieldnames:
-        raise InputError(f"{path}: no header row")
-    empty = True
-    for record in reader:
-        empty = False
-        if None in record:
-            raise InputError(f"{path}:{reader.line_num}: more fields than the header has")
-        yield f":{reader.line_num}", record, sum(len(v or "") for v in record.values())
+    try:
+        if not reader.fieldnames:
+            raise InputError(f"{path}: no header row")
+        empty = True
+        for record in reader:
+            empty = False
+            if None in record:
+                raise InputError(f"{path}:{reader.line_num}: more fields than the header has")
+            yield f":{reader.line_num}", record, sum(len(v or "") for v in record.values())
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: invalid CSV ({_first_line(exc)})") from None
     if empty:
         raise InputError(f"{path}: file is empty (header only)")
 
@@ -166,9 +229,7 @@ READERS = {"jsonl": read_jsonl, "json": read_json, "parquet": read_parquet, "csv
 def file_columns(path: Path, fmt: str) -> set[str] | None:
     """The columns a columnar file declares, or None for formats without a header."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return set(pq.read_schema(path).names)
+        return set(_parquet_file(path).schema_arrow.names)
     return None
 
 

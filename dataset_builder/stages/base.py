@@ -30,15 +30,28 @@ class StageConfig(BaseModel):
 
 @dataclass
 class StageStats:
+    """One stage's numbers. The pipeline counts rows in and out (per source too) at the stage's
+    edges; the stage itself only adds drop reasons, counters and the rows it reads from a source."""
+
     name: str
     rows_in: int = 0
     rows_out: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     counters: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    in_by_source: Counter[str] = field(default_factory=Counter)
+    out_by_source: Counter[str] = field(default_factory=Counter)
+    # Rows that enter the build at this stage, read from a source rather than received from upstream.
+    read_by_source: Counter[str] = field(default_factory=Counter)
+    # False when the stage returned before reading its whole input: rows upstream were never read.
+    input_exhausted: bool = True
+
+    @property
+    def rows_added(self) -> int:
+        return sum(self.read_by_source.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "stage": self.name,
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
@@ -46,15 +59,24 @@ class StageStats:
             "counters": self.counters,
             "seconds": round(self.seconds, 3),
         }
+        if self.name != "load" and self.rows_added:
+            out["rows_added"] = self.rows_added
+        return out
 
 
 class RejectSink:
-    """Collects rejected rows (with stage and reason) for the build's ``rejected`` table."""
+    """Collects rejected rows (with stage and reason) for the build's ``rejected`` table, and counts
+    them by stage and source and by stage and reason as they arrive (for the conservation check and
+    for failure reports, which must not depend on the stages' own counters)."""
 
     def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
         self._tables: list[pa.Table] = []
         self.count = 0
+        self.by_stage_source: Counter[tuple[str, str]] = Counter()
+        self.by_stage_reason: Counter[tuple[str, str]] = Counter()
+        # The first rejected row of each (stage, reason): "source_key: detail", to show as an example.
+        self.examples: dict[tuple[str, str], str] = {}
 
     def add(
         self,
@@ -68,6 +90,11 @@ class RejectSink:
         originals = duplicate_of if duplicate_of is not None else [None] * len(rows)
         for row, why, original in zip(rows, details, originals, strict=True):
             raw = row.get("raw")
+            self.by_stage_source[(stage, str(row.get("source")))] += 1
+            self.by_stage_reason[(stage, reason)] += 1
+            self.examples.setdefault(
+                (stage, reason), f"{row.get('source_key')}: {why}" if why else str(row.get("source_key"))
+            )
             self._rows.append(
                 {
                     "row_id": row.get("row_id"),
@@ -129,6 +156,11 @@ class StageContext:
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats.counters[key] = self.stats.counters.get(key, 0) + n
+
+    def read(self, source: str, n: int) -> None:
+        """Declare that ``n`` rows of ``source`` enter the build at this stage (read from a source,
+        not received from upstream), so the build can account for every row it publishes."""
+        self.stats.read_by_source[source] += n
 
 
 class Stage(ABC):

@@ -44,12 +44,15 @@ class Replay(Stage):
                                    "ratio": cfg.ratio, "seed": cfg.seed, "rows_added": 0})  # fmt: skip
         if not wanted:
             return
-        # Unusable replay records are rejected under this stage, like any other row problem. (The
-        # loader counts what it reads in rows_in; the pipeline sets rows_in from upstream anyway.)
+        # Unusable replay records are rejected under this stage, like any other row problem; they
+        # and the rows mixed in are the rows this stage brings into the build (ctx.read). Records
+        # the seeded sample leaves out never enter it.
         loaded = LoadResult()
         tables = list(load_source(cfg.source, ctx.base_dir, ctx, loaded, max_row_bytes=cfg.max_row_bytes))
         ctx.stats.counters["inputs"] = loaded.inputs
+        unusable = loaded.rows_per_source.get(cfg.source.name, 0) - sum(t.num_rows for t in tables)
         if not tables:
+            ctx.read(cfg.source.name, unusable)
             return
         pool = pa.concat_tables(tables)
         ids = pool.column("row_id").to_pylist()
@@ -59,6 +62,7 @@ class Replay(Stage):
         )
         chosen = sorted(rank[:wanted])
         picked = pool.take(chosen)
+        ctx.read(cfg.source.name, unusable + picked.num_rows)
         ctx.stats.counters["rows_added"] = picked.num_rows
         ctx.stats.counters["rows_available"] = pool.num_rows
         if schema is not None and set(schema.names) != set(picked.schema.names):
