@@ -210,9 +210,10 @@ def _uses(manifest: dict[str, Any], columns: set[str], licenses: list[str]) -> l
             f"The `test` split is held out from `train`{grouped} and serves perplexity evaluation of "
             "models trained on `train`."
         )
+    held_out = ", and `test` is a held-out slice of the same sources" if "test" in splits else ""
     out = [
-        "Answers were not executed or tested during the build, and `test` is a held-out slice of the "
-        "same sources: neither is a benchmark of whether generated code works."
+        f"Measuring whether generated code works: answers were not executed or tested during the "
+        f"build{held_out}, so this is no benchmark."
     ]
     if _translated_rows(manifest):
         out.append("A reference for translation: machine-translated rows are not checked for accuracy.")
@@ -390,6 +391,17 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _translation_checks(cfg: dict[str, Any]) -> str:
+    """The checks a translate stage ran, as the card's limitations name them."""
+    checks = ["language"] if cfg.get("verify_language") else []
+    checks.append(f"length ratio {cfg.get('min_length_ratio')} to {cfg.get('max_length_ratio')}")
+    if cfg.get("max_latin_share", 1.0) < 1.0:
+        checks.append(f"Latin share at most {cfg['max_latin_share']}")
+    if cfg.get("check_repetition"):
+        checks.append("repetition")
+    return f", and rows failing its checks ({', '.join(checks)}) were dropped"
+
+
 def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     recipe = manifest["recipe"]
     stages = {st["type"]: st for st in recipe["stages"]}
@@ -399,9 +411,8 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
         items.append(
             f"**Machine translation.** {_translated_rows(manifest)} rows were translated by a small "
             "general-purpose model: expect literal phrasing, mistranslated technical terms and prose that "
-            "mixes languages. Code was kept byte-identical, and rows failing the language, length-ratio, "
-            "Latin-share and repetition checks were dropped, but no check measures whether a translation "
-            "is right."
+            f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
+            "but no check measures whether a translation is right."
         )
     elif any("skipped" in st["counters"] for st in translate):
         items.append(
