@@ -176,6 +176,38 @@ def test_card_shows_no_path_of_the_building_machine(tmp_path: Path) -> None:
     assert "- **Built after:** 1.0.0\n" in card and "`-`" not in card
 
 
+def test_translated_version_says_so_in_metadata_and_limitations(tmp_path: Path, tiny_argos: dict) -> None:
+    write_jsonl(tmp_path / "data.jsonl", _records(8, "translated"))
+    stages = f"""
+[[stages]]
+type = "translate"
+packages_dir = "{tiny_argos["packages_dir"]}"
+cache_path = "{tmp_path / "cache.sqlite"}"
+beam_size = 1
+verify_language = false
+min_length_ratio = 0.0
+max_length_ratio = 100.0
+max_latin_share = 1.0
+check_repetition = false
+"""
+    recipe = write_recipe(
+        tmp_path,
+        alpaca_source(),
+        stages=stages,
+        name="translated",
+        publish="[publish]\nmax_rejected_fraction = 1.0",
+    )
+    result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
+    rows = sum(m["rows"] for m in result.manifest["splits"].values())
+    data = _card_data(result.path)
+    assert "machine-translated" in data.tags
+    assert data.language_creators == ["found", "machine-generated"]
+    card = (result.path / "README.md").read_text(encoding="utf-8")
+    assert f"**Machine translation.** {rows} rows were translated" in card
+    assert tiny_argos["package"].sha256 in card
+    assert str(tiny_argos["packages_dir"]) not in card and str(tmp_path) not in card
+
+
 @pytest.mark.parametrize(
     ("rows", "category"),
     [
