@@ -35,7 +35,7 @@ class DatasetSection(Strict):
 
 
 SourceFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
-AdapterName = Literal["alpaca", "chat_rounds", "qa", "prompt_completion", "messages"]
+AdapterName = Literal["alpaca", "chat_rounds", "qa", "prompt_completion", "messages", "humaneval"]
 
 
 class SourceConfig(Strict):

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataset_builder.rows import ROLES, Message
+import pyarrow as pa
+
+from dataset_builder.rows import CANONICAL_SCHEMA, ROLES, Message
 
 
 class RowProblem(Exception):
@@ -32,6 +34,14 @@ class Adapter(ABC):
     # logical name -> default column names tried in order (the first present one is used)
     required: dict[str, tuple[str, ...]]
     optional: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Logical columns published as string columns of their own beside the canonical ones.
+    extra: tuple[str, ...] = ()
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([*CANONICAL_SCHEMA, *(pa.field(name, pa.string()) for name in self.extra)])
+
+    def extra_values(self, record: Mapping[str, Any], columns: dict[str, tuple[str, ...]]) -> dict[str, str]:
+        return {name: _text(record, columns[name]) for name in self.extra}
 
     def resolve_columns(self, mapping: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
         unknown = set(mapping) - set(self.required) - set(self.optional)
@@ -146,6 +156,18 @@ class MessagesAdapter(Adapter):
         return _turns(record, columns["messages"], "role", "content")
 
 
+class HumanEvalAdapter(Adapter):
+    """HumanEval's schema: ``prompt`` (signature and docstring) -> user, ``canonical_solution`` ->
+    assistant; ``task_id``, ``test`` and ``entry_point`` stay columns, so the version can be run
+    as an evaluation set."""
+
+    def to_messages(self, record: Mapping[str, Any], columns: dict[str, tuple[str, ...]]) -> list[Message]:
+        return [
+            {"role": "user", "content": _text(record, columns["prompt"])},
+            {"role": "assistant", "content": _text(record, columns["canonical_solution"])},
+        ]
+
+
 ADAPTERS: dict[str, Adapter] = {
     "alpaca": AlpacaAdapter(
         "alpaca",
@@ -158,4 +180,9 @@ ADAPTERS: dict[str, Adapter] = {
     ),
     "chat_rounds": ChatRoundsAdapter("chat_rounds", required={"chat_rounds": ("chat_rounds",)}),
     "messages": MessagesAdapter("messages", required={"messages": ("messages",)}),
+    "humaneval": HumanEvalAdapter(
+        "humaneval",
+        required={name: (name,) for name in ("task_id", "prompt", "canonical_solution", "test", "entry_point")},
+        extra=("task_id", "test", "entry_point"),
+    ),
 }

@@ -1,0 +1,117 @@
+"""The benchmark's output: ``benchmark.json`` (every number and setting), ``benchmark.md`` (base vs
+adapters per task, the paper's published numbers beside ours and labelled as the paper's) and
+``benchmark.png`` (grouped bars)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainer.benchmark import LEADERBOARD, PAPER_AVERAGES
+
+
+def _value(result: dict[str, Any]) -> float | None:
+    """A task's headline number in percent: the harness metric, or pass@1."""
+    value = result.get("value", result.get("pass@1"))
+    return None if value is None else 100.0 * value
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, float | None]]]:
+    """``(task, what is measured, {model: percent})``, and the leaderboard average when all six
+    leaderboard tasks were run."""
+    models = list(report["results"])
+    out = []
+    for task, info in report["tasks"].items():
+        what = (
+            f"{info['metric'].split(',')[0]}, {info['num_fewshot']}-shot"
+            if info["kind"] == "harness"
+            else "pass@1"
+        )
+        out.append(
+            (
+                task,
+                what,
+                {m: _value(report["results"][m][task]) for m in models if task in report["results"][m]},
+            )
+        )
+    if all(t in report["tasks"] for t in LEADERBOARD):
+        averages: dict[str, float | None] = {}
+        for m in models:
+            values = [_value(report["results"][m][t]) for t in LEADERBOARD]
+            averages[m] = None if None in values else sum(v for v in values if v is not None) / len(values)
+        out.append(("leaderboard average", "mean of the six", averages))
+    return out
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    models = list(report["results"])
+    table = rows(report)
+    with_paper = any(task == "leaderboard average" for task, _, _ in table)
+    paper = list(PAPER_AVERAGES) if with_paper else []
+    head = "| task | metric | " + " | ".join(models + [f"paper: {p}" for p in paper]) + " |"
+    lines = [head, "|---|---|" + "---|" * (len(models) + len(paper))]
+    for task, what, values in table:
+        cells = ["" if values.get(m) is None else f"{values[m]:.2f}" for m in models]
+        cells += [f"{PAPER_AVERAGES[p]:.2f}" if task == "leaderboard average" else "" for p in paper]
+        lines.append(f"| {task} | {what} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _notes(report: dict[str, Any]) -> str:
+    parts = [f"Base model `{report['base_model']}`" if report.get("base_model") else
+             f"Completions from `{report.get('samples_file')}`"]  # fmt: skip
+    parts.append(f"lm-evaluation-harness {report['versions'].get('lm_eval')}; numbers in percent")
+    text = "; ".join(parts) + "."
+    if any(task == "leaderboard average" for task, _, _ in rows(report)):
+        text += (
+            " Columns `paper: ...` are the paper's published Open LLM Leaderboard averages, not our"
+            " runs; the paper gives no per-task numbers, so those cells are empty."
+        )
+    code = [t for t, i in report["tasks"].items() if i["kind"] == "humaneval"]
+    if code:
+        s = report["settings"]
+        text += (
+            f" HumanEval ({', '.join(code)}): {s['samples_per_problem']} sample(s) per problem,"
+            f" {'greedy' if s['samples_per_problem'] == 1 else 'temperature ' + str(s['temperature'])},"
+            f" executed in the sandbox (network: {report['sandbox']['network']})."
+        )
+    return text
+
+
+def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    table = markdown_table(report)
+    (out / "benchmark.md").write_text(f"# Benchmark\n\n{_notes(report)}\n\n{table}\n", encoding="utf-8")
+    data = rows(report)
+    models = list(report["results"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(data)), 4), dpi=100)
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(data))
+    for k, m in enumerate(models):
+        values = [values.get(m) or 0.0 for _, _, values in data]
+        bars = ax.bar(x + k * width - 0.4 + width / 2, values, width, label=m)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    if any(task == "leaderboard average" for task, _, _ in data):
+        for p, value in PAPER_AVERAGES.items():
+            ax.plot([len(data) - 1.4, len(data) - 0.6], [value, value], linestyle="--", linewidth=1,
+                    label=f"paper: {p}")  # fmt: skip
+    ax.set_xticks(x, [task for task, _, _ in data], rotation=15, ha="right")
+    ax.set_ylabel("percent (higher is better)")
+    ax.set_title("Benchmark: base and adapters")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "benchmark.png", metadata={"Software": None})
+    plt.close(fig)
+    report["markdown"] = table
+    report["files"] = [str(out / n) for n in ("benchmark.json", "benchmark.md", "benchmark.png")]
+    return report
