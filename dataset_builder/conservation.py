@@ -40,7 +40,9 @@ def check(
 ) -> dict[str, dict[str, int]]:
     """Raise :class:`ConservationError` naming the stage and source where rows went missing (or
     appeared from nowhere); return the per-source account when every row is accounted for."""
-    for stage in stats[1:]:
+    # From the end: a stage that returns early leaves every stage before it half-read too, and the
+    # one to name is the last of them.
+    for stage in reversed(stats[1:]):
         if not stage.input_exhausted:
             raise ConservationError(
                 f"stage {stage.name!r} stopped reading its input after {stage.rows_in} rows: the rows after "

@@ -275,7 +275,11 @@ def raise_with_report(
         look = f"no failure report ({report_error.strerror or report_error})"
     if isinstance(exc, KeyboardInterrupt):
         return
-    so_far = "" if isinstance(exc, RejectLimitExceeded) else f"; rejected so far: {top_reasons(run.rejects)}"
+    so_far = (
+        f"; rejected so far: {top_reasons(run.rejects)}"
+        if run.rejects.count and not isinstance(exc, RejectLimitExceeded)
+        else ""
+    )
     message = f"{exc}{so_far}; nothing published; {look}"
     if isinstance(exc, UserError):
         exc.args = (message,)

@@ -80,7 +80,8 @@ class SplitWriter:
         """Route a batch; return the rows it could not route (no split label, or an unknown one),
         for the caller to reject: a row is never dropped here without a trace."""
         if "split" in batch.schema.names:
-            labels = batch.column("split")
+            # A batch whose labels are all missing can arrive typed null; compare as strings.
+            labels = batch.column("split").cast(pa.string())
             data = batch.drop_columns(["split"])
         else:
             labels = pa.array(["train"] * batch.num_rows, pa.string())
