@@ -1,37 +1,46 @@
 """Versions on the Hugging Face Hub: push a local version as one commit tagged with its version,
 pull a tagged version back into the local registry with every checksum verified.
 
-The commit carries the version's Parquet files, card and manifest; the tag is created only after
-the commit has landed, so a tag never points at an incomplete upload. Tags are immutable like local
-versions: pushing different content under an existing tag is refused. The token comes from
+The commit carries the version's Parquet files, card and manifest, and deletes every other file of
+the repo (``.gitattributes`` aside), so a tag holds exactly its version; the tag is created only
+after the commit has landed, so a tag never points at an incomplete upload. Tags are immutable like
+local versions: pushing different content under an existing tag is refused. The token comes from
 ``HF_TOKEN`` or ``huggingface-cli login`` through ``huggingface_hub``; it is never logged or written.
+
+A pulled repo is untrusted input: its file list, the manifest's name, version and file paths are
+checked by :mod:`dataset_builder.names`; only the files the manifest lists are downloaded, into a
+staging folder inside the registry, verified, then renamed into place.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from dataset_builder.card import CARD, card_for_hub, restore_built_card
 from dataset_builder.errors import PublishError, UserError, VerificationError
-from dataset_builder.registry import MANIFEST, Registry, VersionInfo
-from dataset_builder.sources.readers import check_hub_reachable, hub_endpoint, hub_offline
+from dataset_builder.names import (
+    LATEST,
+    check_name,
+    check_relpath,
+    inside,
+    parse_hub_ref,
+    parse_ref,
+)
+from dataset_builder.registry import MANIFEST, Registry, VersionInfo, is_trial, version_key
+from dataset_builder.sources.readers import check_hub_reachable, file_sha256, hub_endpoint, hub_offline
 
 log = logging.getLogger("dataset_builder")
 T = TypeVar("T")
-_HUB_REF = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)@(?P<version>[^@\s]+)$")
+# Files a Hub repo holds for itself, never part of a version: kept by push, skipped by pull.
+_REPO_FILES = frozenset({".gitattributes"})
 
-
-def parse_hub_ref(ref: str) -> tuple[str, str]:
-    match = _HUB_REF.match(ref)
-    if not match:
-        raise UserError(f"{ref!r}: expected ORG/NAME@VERSION")
-    return match["repo"], match["version"]
+__all__ = ["latest_tag", "local_ref", "parse_hub_ref", "pull", "push"]
 
 
 def _retry(what: str, func: Callable[[], T], attempts: int = 4, delay: float = 1.0) -> T:
@@ -42,6 +51,11 @@ def _retry(what: str, func: Callable[[], T], attempts: int = 4, delay: float = 1
             return func()
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
+            if status == 412:  # the commit named a parent that is no longer the branch head
+                raise PublishError(
+                    f"{what}: the repo changed while this push was under way (another push?); "
+                    "nothing was committed or tagged: push again"
+                ) from None
             if (status and status < 500 and status != 429) or attempt == attempts:
                 raise PublishError(f"{what}: {str(exc).splitlines()[0]}") from None
             log.warning("%s failed (%s), retrying in %.0f s (%d/%d)", what, status, delay, attempt, attempts)
@@ -60,8 +74,14 @@ def _api():  # -> HfApi
 
 
 def push(info: VersionInfo, repo_id: str, *, private: bool = False, retry_delay: float = 1.0) -> str:
-    """Upload a local version to ``repo_id`` and tag it ``info.version``. Returns the commit id."""
+    """Upload a local version to ``repo_id`` and tag it ``info.version``. Returns the commit id.
+
+    The commit replaces the repo's files with exactly the version's: files of an earlier version
+    that this one lacks (a split it does not have) are deleted in the same commit."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
     api = _api()
+    repo_id = parse_hub_ref(f"{repo_id}@{info.version}")[0]
     version = info.version
     content_hash = info.manifest["content_hash"]
     _retry(f"create {repo_id}", lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
@@ -79,16 +99,42 @@ def push(info: VersionInfo, repo_id: str, *, private: bool = False, retry_delay:
             f"{repo_id}@{version}: the Hub already has this version with different content "
             f"({remote.get('content_hash')} != {content_hash}); versions are immutable"
         )
+    head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+    remote_files = (
+        _retry(
+            f"list files of {repo_id}",
+            lambda: api.list_repo_files(repo_id, repo_type="dataset", revision=head),
+            delay=retry_delay,
+        )
+        if head
+        else []
+    )
     files = sorted([*info.manifest["files"], MANIFEST])
+    operations: list[Any] = [
+        CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(inside(info.path, rel, info.ref)))
+        for rel in files
+    ]
+    # The uploaded card also says how to load the version from this repo; the registry's copy,
+    # hashed in the manifest, stays as built (pull undoes the insertion).
+    operations = [
+        CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card_for_hub(Path(op.path_or_fileobj), repo_id, version))
+        if op.path_in_repo == CARD else op
+        for op in operations
+    ]  # fmt: skip
+    stale = sorted(set(remote_files) - set(files) - _REPO_FILES)
+    operations += [CommitOperationDelete(path_in_repo=rel, is_folder=False) for rel in stale]
     commit = _retry(
         f"upload {info.ref} to {repo_id}",
-        lambda: api.upload_folder(
-            folder_path=str(info.path),
-            repo_id=repo_id,
+        lambda: api.create_commit(
+            repo_id,
+            operations,
             repo_type="dataset",
-            allow_patterns=files,
             commit_message=f"{info.name} {version}",
-            commit_description=f"content hash {content_hash}",
+            commit_description=f"content hash {content_hash}"
+            + (f"; removes {len(stale)} file(s) not in this version" if stale else ""),
+            # The commit lands only on the head the deletions were computed from: a push racing this
+            # one fails instead of leaving the other's files in this version.
+            parent_commit=head,
         ),
         delay=retry_delay,
     )
@@ -108,69 +154,163 @@ def _remote_manifest(api, repo_id: str, revision: str) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def latest_tag(repo_id: str) -> str:
+    """The newest version tag of a Hub repo (trial versions made with ``--limit`` left out)."""
+    api = _api()
+    refs = _retry(f"list refs of {repo_id}", lambda: api.list_repo_refs(repo_id, repo_type="dataset"))
+    tags = [t.name for t in refs.tags if _is_version(t.name) and not is_trial(t.name)]
+    if not tags:
+        raise PublishError(f"{repo_id}@{LATEST}: the repo has no version tags")
+    return max(tags, key=version_key)
+
+
+def _is_version(text: str) -> bool:
+    try:
+        parse_ref(f"x@{text}")
+    except UserError:
+        return False
+    return text != LATEST
+
+
 _HUB_INDEX = ".hub-refs.json"
 
 
-def _remember(registry: Registry, hub_ref: str, local: str) -> None:
+def _read_index(registry: Registry) -> dict[str, str]:
     path = registry.root / _HUB_INDEX
-    index = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # only a cache of earlier pulls: unreadable means pull again
+    return index if isinstance(index, dict) else {}
+
+
+def _remember(registry: Registry, hub_ref: str, local: str) -> None:
+    index = _read_index(registry)
     index[hub_ref] = local
-    tmp = path.with_suffix(".tmp")
+    tmp = registry.root / f"{_HUB_INDEX}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    tmp.replace(registry.root / _HUB_INDEX)
 
 
 def local_ref(hub_ref: str, registry: Registry) -> str | None:
     """The local ``NAME@VERSION`` an ``ORG/NAME@VERSION`` was pulled into, if it was."""
-    path = registry.root / _HUB_INDEX
-    index = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    local = index.get(hub_ref)
-    return local if local and registry.exists(*local.split("@", 1)) else None
+    local = _read_index(registry).get(hub_ref)
+    try:
+        return local if isinstance(local, str) and registry.exists(*parse_ref(local)) else None
+    except UserError:
+        return None
+
+
+def _untrusted(hub_ref: str, check: Callable[[], T]) -> T:
+    """Run a check on data from the Hub; its failure reads as a verification error."""
+    try:
+        return check()
+    except VerificationError:
+        raise
+    except UserError as exc:
+        raise VerificationError(f"{hub_ref}: {exc}") from None
+
+
+def _check_manifest(manifest: Any, hub_ref: str, version: str) -> tuple[str, dict[str, str]]:
+    """The dataset name and ``{path: sha256}`` of a downloaded manifest, every field checked."""
+    where = f"{hub_ref}: {MANIFEST}"
+    if not isinstance(manifest, dict):
+        raise VerificationError(f"{where}: not a JSON object")
+    name = _untrusted(hub_ref, lambda: check_name(manifest.get("name"), f"{MANIFEST} key name"))
+    if manifest.get("version") != version:
+        raise VerificationError(f"{where}: says version {manifest.get('version')!r}, the tag is {version!r}")
+    if not isinstance(manifest.get("content_hash"), str):
+        raise VerificationError(f"{where}: no content_hash")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise VerificationError(f"{where}: no 'files' table")
+    out = {}
+    for rel, meta in files.items():
+        _untrusted(hub_ref, lambda rel=rel: check_relpath(rel, f"{MANIFEST} key files"))
+        sha256 = meta.get("sha256") if isinstance(meta, dict) else None
+        if rel == MANIFEST or not isinstance(sha256, str):
+            raise VerificationError(f"{where}: key files.{rel}: not a data file with a sha256")
+        out[rel] = sha256
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        raise VerificationError(f"{where}: no 'splits' table")
+    for split, meta in splits.items():
+        if not isinstance(meta, dict) or meta.get("file") not in out:
+            raise VerificationError(f"{where}: key splits.{split}.file is not one of the manifest's files")
+    return name, out
 
 
 def pull(ref: str, registry: Registry) -> VersionInfo:
-    """Download ``ORG/NAME@VERSION`` into the local registry, verifying every file's sha256."""
+    """Download ``ORG/NAME@VERSION`` (or ``@latest``) into the local registry, verifying every file."""
     repo_id, version = parse_hub_ref(ref)
+    if version == LATEST:
+        version = latest_tag(repo_id)
+    hub_ref = f"{repo_id}@{version}"
     api = _api()
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import hf_hub_download
 
-    parent = registry.root / ".downloads"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = parent / f"{repo_id.replace('/', '--')}--{version}"
-    shutil.rmtree(work, ignore_errors=True)
-    try:
+    # Everything below reads one commit, so a tag moved mid-pull cannot mix two versions' files.
+    commit = _retry(f"resolve {hub_ref}", lambda: api.dataset_info(repo_id, revision=version).sha)
+    listing = _retry(
+        f"list files of {hub_ref}",
+        lambda: api.list_repo_files(repo_id, repo_type="dataset", revision=commit),
+    )
+    for rel in listing:
+        _untrusted(hub_ref, lambda rel=rel: check_relpath(rel, "repo file", allow_hidden=True))
+    if MANIFEST not in listing:
+        raise VerificationError(f"{hub_ref}: no {MANIFEST} in the repo: not a dataset-builder version")
+
+    def download(rel: str, folder: Path) -> Path:
         _retry(
-            f"download {ref}",
-            lambda: snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=str(work),
-                                      endpoint=api.endpoint),
+            f"download {hub_ref} {rel}",
+            lambda: hf_hub_download(repo_id, rel, repo_type="dataset", revision=commit,
+                                    local_dir=str(folder), endpoint=api.endpoint),
         )  # fmt: skip
-        manifest_path = work / MANIFEST
-        if not manifest_path.is_file():
-            raise VerificationError(
-                f"{ref}: no {MANIFEST} in the repo at {version}: not a dataset-builder version"
-            )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("version") != version:
-            raise VerificationError(f"{ref}: manifest says version {manifest.get('version')!r}")
-        shutil.rmtree(work / ".cache", ignore_errors=True)
-        from dataset_builder.sources.readers import file_sha256
+        return _untrusted(hub_ref, lambda: inside(folder, rel, "downloaded file"))
 
-        for rel, meta in manifest["files"].items():
-            path = work / rel
-            if not path.is_file():
-                raise VerificationError(f"{ref}: {rel} is in the manifest but not in the repo")
-            if file_sha256(path) != meta["sha256"]:
-                raise VerificationError(f"{ref}: {rel} does not match its sha256 in the manifest")
-        for path in sorted(work.rglob("*")):
-            rel = path.relative_to(work).as_posix()
-            if path.is_file() and rel not in manifest["files"] and rel != MANIFEST:
-                path.unlink()  # e.g. the repo's .gitattributes: not part of the version
-        name = manifest["name"]
-        with registry.staging(name, version) as staging:
-            shutil.rmtree(staging)
-            shutil.move(str(work), str(staging))
-            registry.publish(staging, name, version, manifest["content_hash"])
-        _remember(registry, ref, f"{name}@{version}")
-        return registry.get(f"{name}@{version}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with registry.download_area() as work:
+        raw = download(MANIFEST, work).read_bytes()
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
+    name, files = _check_manifest(manifest, hub_ref, version)
+    missing = sorted(set(files) - set(listing))
+    if missing:
+        raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
+    ignored = sorted(set(listing) - set(files) - {MANIFEST} - _REPO_FILES)
+    if ignored:
+        log.warning("%s: not downloading %d file(s) not in the manifest: %s", hub_ref, len(ignored),
+                    ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))  # fmt: skip
+
+    with registry.staging(name, version) as staging:
+        (staging / MANIFEST).write_bytes(raw)
+        for rel, sha256 in sorted(files.items()):
+            path = download(rel, staging)
+            if rel == CARD:
+                restore_built_card(path)
+            if file_sha256(path) != sha256:
+                raise VerificationError(f"{hub_ref}: {rel} does not match its sha256 in the manifest")
+        _remove_download_state(staging)
+        _check_only(staging, {*files, MANIFEST}, hub_ref)
+        registry.publish(staging, name, version, manifest["content_hash"])
+    local = f"{name}@{version}"
+    _remember(registry, hub_ref, local)
+    return registry.get(local)
+
+
+def _check_only(folder: Path, expected: set[str], hub_ref: str) -> None:
+    """The folder holds the expected files, as plain files, and nothing else."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for entry in [*dirnames, *filenames]:
+            path = Path(dirpath) / entry
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink() or (path.is_file() and rel not in expected):
+                raise VerificationError(f"{hub_ref}: {rel} is not a file of the version; nothing published")
+
+
+def _remove_download_state(folder: Path) -> None:
+    """``hf_hub_download`` keeps its bookkeeping in ``.cache/`` of the folder it writes to."""
+    import shutil
+
+    shutil.rmtree(folder / ".cache", ignore_errors=True)

@@ -3,14 +3,14 @@
 A version is written in a staging folder beside its final place and renamed into place in one
 ``rename`` call, so a build killed at any moment leaves no partial version. Published versions are
 immutable: publishing different content under an existing version is refused; identical content
-is a no-op.
+is a no-op. Names, versions and the file paths a manifest lists become paths only through
+:mod:`dataset_builder.names`, so nothing read from a manifest or a ref can point outside the root.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,20 +20,39 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import PublishError, UserError, VerificationError
+from dataset_builder.names import (
+    LATEST,
+    NotFoundError,
+    check_name,
+    check_version,
+    inside,
+    parse_ref,
+    suggest,
+)
 from dataset_builder.paths import DATA_HOME, user_path
 from dataset_builder.sources.readers import file_sha256
 
 REGISTRY_ENV = "DATASET_BUILDER_REGISTRY"
 MANIFEST = "manifest.json"
 _STAGING_PREFIX = ".staging-"
-_REF = re.compile(r"^(?P<name>[^@\s]+)@(?P<version>[^@\s]+)$")
+
+__all__ = ["MANIFEST", "Registry", "VersionInfo", "default_registry_path", "parse_ref", "version_key"]
 
 
-def parse_ref(ref: str) -> tuple[str, str]:
-    match = _REF.match(ref)
-    if not match:
-        raise UserError(f"{ref!r}: expected NAME@VERSION")
-    return match["name"], match["version"]
+def version_key(version: str) -> tuple:
+    """Order for ``latest``: PEP 440 (0.10.0 > 0.9.0, 1.0.0rc1 < 1.0.0); a version that is not
+    PEP 440 sorts below every one that is, then by its text."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(version), version)
+    except InvalidVersion:
+        return (0, version, version)
+
+
+def is_trial(version: str) -> bool:
+    """A version with a local label (``0.1.0+limit100``, what ``build --limit`` publishes)."""
+    return "+" in version
 
 
 def default_registry_path(path: str | Path | None = None) -> Path:
@@ -57,51 +76,115 @@ class Registry:
         self.root = default_registry_path(root).expanduser().resolve()
 
     def version_dir(self, name: str, version: str) -> Path:
-        return self.root / name / version
+        where = f"{name}@{version}"
+        check_name(name, where)
+        check_version(version, where)
+        return inside(self.root, f"{name}/{version}", where)
 
     def exists(self, name: str, version: str) -> bool:
         return (self.version_dir(name, version) / MANIFEST).is_file()
 
-    def get(self, ref: str) -> VersionInfo:
+    def names(self) -> list[str]:
+        """The datasets with at least one folder in the registry."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _valid_name(p.name)
+        )
+
+    def resolve(self, ref: str) -> tuple[str, str]:
+        """``NAME@VERSION`` or ``NAME@latest`` -> (name, version) of a published version."""
         name, version = parse_ref(ref)
+        if version != LATEST:
+            return name, version
+        self._unknown_name(name, ref)
+        every = self._version_names(name)
+        published = [v for v in every if not is_trial(v)]
+        if not published:
+            trials = ", ".join(sorted(every, key=version_key))
+            raise PublishError(f"{ref}: {name} has only trial versions ({trials}); name one explicitly")
+        return name, max(published, key=version_key)
+
+    def get(self, ref: str) -> VersionInfo:
+        name, version = self.resolve(ref)
         path = self.version_dir(name, version)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
-            known = [v.version for v in self.versions(name)]
+            self._unknown_name(name, ref)
+            known = self._version_names(name)
             hint = f" (published: {', '.join(known)})" if known else ""
-            raise PublishError(f"{ref}: no such version in {self.root}{hint}")
+            raise PublishError(f"{name}@{version}: no such version in {self.root}{hint}")
+        if manifest_path.is_symlink():
+            raise VerificationError(f"{manifest_path}: is a symbolic link; refusing to read it")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise VerificationError(f"{manifest_path}: unreadable manifest ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise VerificationError(f"{manifest_path}: not a manifest (a JSON object)")
+        if (manifest.get("name"), manifest.get("version")) != (name, version):
+            raise VerificationError(
+                f"{manifest_path}: says {manifest.get('name')!r}@{manifest.get('version')!r}, "
+                f"but lives at {name}@{version}"
+            )
         return VersionInfo(name, version, path, manifest)
 
     def versions(self, name: str | None = None) -> list[VersionInfo]:
-        names = (
-            [name]
-            if name
-            else sorted(p.name for p in self.root.iterdir() if p.is_dir())
-            if self.root.is_dir()
-            else []
-        )
+        names = [check_name(name, name)] if name else self.names()
         out = []
         for n in names:
-            folder = self.root / n
-            if not folder.is_dir():
-                continue
-            for child in sorted(folder.iterdir()):
-                if child.name.startswith(".") or not (child / MANIFEST).is_file():
-                    continue
-                out.append(self.get(f"{n}@{child.name}"))
+            for version in sorted(self._version_names(n), key=version_key):
+                out.append(self.get(f"{n}@{version}"))
         return out
+
+    def _version_names(self, name: str) -> list[str]:
+        folder = self.root / name
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        return [
+            child.name
+            for child in folder.iterdir()
+            if _valid_version(child.name) and not child.is_symlink() and (child / MANIFEST).is_file()
+        ]
+
+    def _unknown_name(self, name: str, ref: str) -> None:
+        """Raise if the registry has no dataset called ``name``, suggesting close names."""
+        if not self._version_names(name):
+            raise NotFoundError(
+                f"{ref}: no dataset named {name!r} in {self.root}{suggest(name, self.names())}"
+            )
+
+    def check_known(self, name: str) -> None:
+        """:class:`NotFoundError` (with close names) unless ``name`` has a published version."""
+        check_name(name, name)
+        self._unknown_name(name, name)
 
     @contextmanager
     def staging(self, name: str, version: str) -> Iterator[Path]:
         """A private folder for one build; removed unless published."""
-        parent = self.root / name
-        parent.mkdir(parents=True, exist_ok=True)
+        where = f"{name}@{version}"
+        check_name(name, where)
+        check_version(version, where)
+        if version == LATEST:
+            raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        parent = inside(self.root, name, where)
+        parent.mkdir(exist_ok=True)
         self._remove_stale_staging(parent)
         path = parent / f"{_STAGING_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    @contextmanager
+    def download_area(self) -> Iterator[Path]:
+        """A private folder inside the registry for files fetched before their version is known
+        (a Hub manifest); removed on exit."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_staging(self.root)
+        path = self.root / f"{_STAGING_PREFIX}download-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         path.mkdir()
         try:
             yield path
@@ -118,6 +201,8 @@ class Registry:
     def publish(self, staging: Path, name: str, version: str, content_hash: str) -> bool:
         """Move a finished staging folder into place. True if published, False if identical exists."""
         target = self.version_dir(name, version)
+        if staging.resolve().parent != target.parent.resolve():  # else the rename would not be atomic
+            raise PublishError(f"{name}@{version}: staging folder {staging} is not beside {target}")
         if not self.exists(name, version):
             try:
                 os.rename(staging, target)
@@ -138,23 +223,61 @@ class Registry:
         """Re-hash every file the manifest lists; return the problems found (empty: intact)."""
         info = self.get(ref)
         problems = []
-        files: dict[str, dict[str, Any]] = info.manifest.get("files", {})
+        files = info.manifest.get("files")
+        if not isinstance(files, dict):
+            return [f"{MANIFEST}: no 'files' table"]
         for rel, expected in sorted(files.items()):
-            path = info.path / rel
+            try:
+                path = inside(info.path, rel, f"{MANIFEST} key files")
+            except UserError as exc:
+                problems.append(str(exc))
+                continue
+            sha256 = expected.get("sha256") if isinstance(expected, dict) else None
             if not path.is_file():
                 problems.append(f"{rel}: missing")
-            elif (actual := file_sha256(path)) != expected["sha256"]:
-                problems.append(f"{rel}: sha256 {actual} != manifest {expected['sha256']}")
+            elif (actual := file_sha256(path)) != sha256:
+                problems.append(f"{rel}: sha256 {actual} != manifest {sha256}")
         listed = set(files) | {MANIFEST}
-        for path in sorted(info.path.rglob("*")):
-            rel = path.relative_to(info.path).as_posix()
-            if path.is_file() and rel not in listed:
-                problems.append(f"{rel}: not in the manifest")
+        for dirpath, dirnames, filenames in os.walk(info.path):
+            for entry in sorted([*dirnames, *filenames]):
+                path = Path(dirpath) / entry
+                rel = path.relative_to(info.path).as_posix()
+                if path.is_symlink():
+                    problems.append(f"{rel}: is a symbolic link")
+                elif path.is_file() and rel not in listed:
+                    problems.append(f"{rel}: not in the manifest")
         return problems
 
     def data_files(self, ref: str) -> dict[str, Path]:
+        """The Parquet file of each split, each one listed in the manifest's ``files``."""
         info = self.get(ref)
-        return {split: info.path / meta["file"] for split, meta in info.manifest["splits"].items()}
+        out = {}
+        for split, meta in info.manifest["splits"].items():
+            rel = meta.get("file") if isinstance(meta, dict) else None
+            where = f"{info.path / MANIFEST} key splits.{split}.file"
+            if rel not in info.manifest.get("files", {}):
+                raise VerificationError(f"{where}: {rel!r} is not one of the manifest's files")
+            try:
+                out[split] = inside(info.path, rel, where)
+            except UserError as exc:
+                raise VerificationError(str(exc)) from None
+        return out
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name, name)
+    except UserError:
+        return False
+    return True
+
+
+def _valid_version(version: str) -> bool:
+    try:
+        check_version(version, version)
+    except UserError:
+        return False
+    return True
 
 
 def _pid_alive(pid: int) -> bool:

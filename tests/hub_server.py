@@ -1,6 +1,7 @@
 """A small Hugging Face Hub, in memory, over real HTTP: the parts of the Hub API that
 ``huggingface_hub`` and ``datasets`` use to create a dataset repo, commit files (regular and LFS),
-tag commits, list refs and trees, and download files (GET, HEAD, Range).
+tag commits, list refs and trees, and download files (GET, HEAD, Range). A commit may add and
+delete files, and is refused (412) when its ``parentCommit`` is no longer the branch's head.
 
 Tests start it on a free port and point clients at it with ``HF_ENDPOINT``. ``fail_commits`` makes
 the next N commit calls fail with a 500, to test retries.
@@ -215,6 +216,9 @@ class Handler(BaseHTTPRequestHandler):
                 value = item["value"]
                 if item["key"] == "header":
                     summary = value.get("summary", "")
+                    parent = value.get("parentCommit")
+                    if parent and parent != repo.branches[branch]:  # as the Hub: the branch moved on
+                        return self._error(412, f"A commit has happened since {parent}", "PreconditionFailed")
                 elif item["key"] == "file":
                     files[value["path"]] = base64.b64decode(value["content"])
                     lfs_paths.discard(value["path"])

@@ -147,3 +147,80 @@ def test_a_hub_dataset_as_a_build_source(hub, local_version: Registry, tmp_path:
     assert source_input["commit"] == repo.tags["0.1.0"]
     assert source_input["rows"] == local_version.get(REF).manifest["splits"]["train"]["rows"]
     assert manifest["splits"]["train"]["rows"] == source_input["rows"]
+
+
+def _build(tmp_path: Path, registry: Path, version: str, stages: str) -> str:
+    from conftest import alpaca_source, write_jsonl, write_recipe
+
+    from dataset_builder.pipeline import build
+    from dataset_builder.recipe import load_recipe
+
+    rows = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(40)]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    recipe = write_recipe(tmp_path, alpaca_source(), name="two-splits", version=version, stages=stages)
+    return build(load_recipe(recipe), Registry(registry), show_progress=False).ref
+
+
+TRAIN_ONLY = '[[stages]]\ntype = "normalize"\n\n[[stages]]\ntype = "format"\n'
+
+
+def test_a_tag_holds_exactly_its_version(hub, tmp_path: Path) -> None:
+    """0.1.0 has train and test, 0.2.0 only train: tag 0.2.0 must not keep 0.1.0's test file."""
+    from conftest import SIMPLE_STAGES
+
+    server, env = hub
+    registry = tmp_path / "reg"
+    first = _build(tmp_path, registry, "0.1.0", SIMPLE_STAGES)
+    second = _build(tmp_path, registry, "0.2.0", TRAIN_ONLY)
+    for ref in (first, second):
+        proc = _cli(env, "--registry", str(registry), "push", ref, "--repo", "org/two")
+        assert proc.returncode == 0, proc.stderr
+    repo = server.state.repos["org/two"]
+    for ref in (first, second):
+        info = Registry(registry).get(ref)
+        expected = {*info.manifest["files"], "manifest.json", ".gitattributes"}
+        assert set(repo.commits[repo.tags[info.version]]) == expected
+    assert "data/test-00000-of-00001.parquet" in repo.commits[repo.tags["0.1.0"]]
+
+    code = (
+        "import json, datasets\n"
+        "print(json.dumps({v: sorted(datasets.load_dataset('org/two', revision=v)) for v in ('0.1.0', '0.2.0')}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "0.1.0": ["test", "train"],
+        "0.2.0": ["train"],
+    }
+
+    # The newest tag is what ORG/NAME@latest pulls.
+    proc = _cli(env, "--registry", str(tmp_path / "fresh"), "pull", "org/two@latest")
+    assert proc.returncode == 0, proc.stderr
+    assert "-> two-splits@0.2.0 " in proc.stdout
+
+
+def test_a_push_racing_another_is_refused_not_mixed(hub, local_version: Registry) -> None:
+    """The deletions are computed from the branch head: a commit that lands in between makes the
+    push fail (the Hub's 412), so it never removes or keeps files it did not see."""
+    from hub_server import Handler
+
+    server, env = hub
+    original = Handler._dispatch
+
+    def move_head_before_commit(self, path, query, body):  # another client commits first
+        if "/commit/" in path and self.command == "POST" and not server.state.commit_calls:
+            repo = server.state.repos["org/race"]
+            head = repo.branches["main"]
+            repo.commits["f" * 40] = {**repo.commits[head], "other.txt": b"pushed by someone else"}
+            repo.branches["main"] = "f" * 40
+        return original(self, path, query, body)
+
+    Handler._dispatch = move_head_before_commit
+    try:
+        proc = _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/race")
+    finally:
+        Handler._dispatch = original
+    last = proc.stderr.strip().splitlines()[-1]  # above it: huggingface_hub's upload progress bars
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert last.startswith("error: ") and "the repo changed while this push was under way" in last
+    assert server.state.repos["org/race"].tags == {}
