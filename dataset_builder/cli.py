@@ -11,7 +11,19 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from dataset_builder import __version__
 from dataset_builder.errors import UserError, run_command
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0, for options such as ``--show``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def _registry(args: argparse.Namespace):  # -> Registry
@@ -37,7 +49,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    versions = _registry(args).versions(args.name)
+    registry = _registry(args)
+    if args.name:
+        registry.check_known(args.name)
+    versions = registry.versions(args.name)
     if not versions:
         print("no versions published" + (f" for {args.name}" if args.name else ""))
         return 0
@@ -77,12 +92,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    problems = _registry(args).verify(args.ref)
+    registry = _registry(args)
+    ref = registry.get(args.ref).ref  # NAME@latest -> the version it names
+    problems = registry.verify(ref)
     if problems:
         for p in problems:
-            print(f"{args.ref}: {p}", file=sys.stderr)
+            print(f"{ref}: {p}", file=sys.stderr)
         return 4
-    print(f"{args.ref}: OK, every file matches the manifest")
+    print(f"{ref}: OK, every file matches the manifest")
     return 0
 
 
@@ -92,7 +109,7 @@ def cmd_dups(args: argparse.Namespace) -> int:
     info = _registry(args).get(args.ref)
     found = clusters(info, top=args.top)
     if not found:
-        print(f"{args.ref}: no near-duplicate clusters")
+        print(f"{info.ref}: no near-duplicate clusters")
         return 0
     for cluster in found:
         print(render(cluster, width=args.width))
@@ -132,7 +149,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     old, new = registry.get(args.old), registry.get(args.new)
-    print(render(old, new, diff(old, new), show=args.show))
+    print(render(old, new, diff(old, new), show=args.show, width=args.width))
     return 0
 
 
@@ -141,11 +158,11 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     info = registry.get(args.ref)
-    problems = registry.verify(args.ref)
+    problems = registry.verify(info.ref)
     if problems:
-        raise UserError(f"{args.ref}: {problems[0]}; refusing to push a version that fails verification")
+        raise UserError(f"{info.ref}: {problems[0]}; refusing to push a version that fails verification")
     commit = push(info, args.repo, private=args.private)
-    print(f"{args.ref} -> {args.repo}@{info.version} (commit {commit[:12]})")
+    print(f"{info.ref} -> {args.repo}@{info.version} (commit {commit[:12]})")
     print(f"  load with: datasets.load_dataset({args.repo!r}, revision={info.version!r})")
     return 0
 
@@ -164,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, version and publish the Russian Python instruction corpus.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--registry",
         default=None,
@@ -187,24 +205,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = add("list", cmd_list, "list published versions")
-    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("name", nargs="?", default=None, help="only this dataset (an unknown name is an error)")
 
     p = add("show", cmd_show, "counts per stage, split, source and drop reason")
-    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
 
     p = add("diff", cmd_diff, "rows added, removed and changed between two versions, and every statistic")
     p.add_argument("old", metavar="NAME@A")
     p.add_argument("new", metavar="NAME@B")
-    p.add_argument("--show", type=int, default=10, help="row ids to list per kind (default 10)")
+    p.add_argument(
+        "--show",
+        type=_count,
+        default=10,
+        help="rows to list per kind, changed rows side by side, old | new (default 10; 0: counts only)",
+    )
+    p.add_argument(
+        "--width", type=_count, default=60, help="column width of the side-by-side view (default 60)"
+    )
 
     p = add("push", cmd_push, "upload a version to a Hub dataset repo and tag it with its version")
-    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")
     p.add_argument("--repo", required=True, metavar="ORG/NAME")
     p.add_argument("--private", action="store_true")
 
     p = add("pull", cmd_pull, "download ORG/NAME@VERSION from the Hub into the local registry, verified")
-    p.add_argument("ref", metavar="ORG/NAME@VERSION")
+    p.add_argument(
+        "ref", metavar="ORG/NAME@VERSION", help="a version tag, or ORG/NAME@latest (the newest tag)"
+    )
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
     p.add_argument("ref", metavar="NAME@VERSION")
@@ -232,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("what", nargs="+", metavar="PATH | FROM TO")
 
     p = add("verify", cmd_verify, "re-hash a version's files against its manifest")
-    p.add_argument("ref", metavar="NAME@VERSION")
+    p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")
     return parser
 
 
