@@ -1,10 +1,25 @@
 """Split a turn into code, which must pass through byte for byte, and prose, which is translated.
 
-Block level: fenced blocks (``` and ~~~), indented blocks after a blank line, runs of lines that
-look like code (Python that ``ast`` accepts, and shell, SQL, JavaScript, Java, C lines by their
-shape), and whole turns that are code without fences. Inline level, inside prose: `code`, URLs,
-paths and file names, identifiers (snake_case, CamelCase, dotted.names, calls()), numbers and
-format placeholders. Concatenating the spans always gives back the turn exactly.
+Lines are classified one by one, then in context (a line between code lines is code unless it
+clearly reads as prose):
+
+* **fenced blocks** (``` and ~~~) and **indented blocks** after a blank line are code;
+* a line is **code by its shape** when it opens or closes a block (``def``/``if ...:``, ``{``,
+  ``}``, ``end``, ``fi``, ``public:``), is a statement (``;`` at the end, assignment, a bare call),
+  starts with a keyword of a common language (Python, C family, Java, PHP, Ruby, shell, SQL
+  clauses in capitals), is markup, a table row, a shell/REPL prompt, or is dense with characters
+  only code uses;
+* a line **reads as prose** when natural-language words make up most of it once inline code is
+  set aside; every other line is judged by its neighbours: inside a paragraph that has code, or
+  between code paragraphs, it is code;
+* whole blocks are code: diffs/patches, stack traces, REPL and shell sessions with their output,
+  and **program output** after "Output:", "Expected output", "prints:" and the like;
+* a whole turn that Python parses as real code is code.
+
+Inside prose, inline code is protected behind placeholders: `code`, URLs, paths and file names,
+identifiers (snake_case, camelCase, ALL_CAPS, names with digits, dotted.names, calls()), quoted
+literals, format placeholders, operator and bracket runs, numbers. Concatenating the spans always
+gives back the turn exactly. docs/translation.md explains the choices and their measurements.
 """
 
 from __future__ import annotations
@@ -31,29 +46,66 @@ class Span:
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _MD_PREFIX = re.compile(r"^([ \t]*(?:#{1,6}[ \t]+|[-*+][ \t]+|\d{1,3}[.)][ \t]+|>[ \t]?)*)")
+_SHELL_WORDS = (
+    r"sudo|pip3?|npm|npx|yarn|git|cd|ls|mkdir|rm|cp|mv|echo|export|curl|wget|docker|python3?|conda|"
+    r"apt(?:-get)?|brew|chmod|chown|cat|grep|sed|awk|find|tar|ssh|scp|make|gcc|g\+\+|javac|java|node|"
+    r"go|cargo|rustc|ruby|php|perl|kubectl|source|touch|head|tail|sort|uniq|wc|xargs|ps|kill"
+)
 _CODE_START = re.compile(
-    r"""^\s*(?:
-        def\s+\w+\s*\(|class\s+\w+[\s(:]|import\s+[\w.]+|from\s+[\w.]+\s+import\b|return\b|yield\b|raise\b|
-        (?:el)?if\s.*:\s*$|else\s*:|for\s.+\sin\s.+:\s*$|while\s.+:\s*$|try\s*:|except\b.*:\s*$|finally\s*:|
-        with\s.+:\s*$|async\s+def\b|await\s|lambda\b|@[\w.]+|print\s*\(|assert\s|pass\s*$|break\s*$|continue\s*$|
-        \#include\b|\#!|(?:public|private|protected|static)\s|function\s+\w*\s*\(|(?:const|let|var)\s+\w+\s*=|
-        console\.log\(|System\.out\.|package\s+[\w.]+;|
-        (?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+(?:TABLE|INDEX|DATABASE|VIEW)|ALTER\s+TABLE|
-           DROP\s+TABLE|WITH\s+\w+\s+AS)\b|
-        \$\s|>>>\s|(?:sudo|pip3?|npm|yarn|git|cd|ls|mkdir|rm|cp|mv|echo|export|curl|wget|docker|python3?|conda|apt(?:-get)?)\s
+    rf"""^\s*(?:
+        def\s+\w+[?!]?\s*[(:]?|class\s+\w+|import\s+[\w.{{*]|from\s+[\w.]+\s+import\b|return\b|yield\b|
+        raise\b|(?:el)?if\b.*:\s*$|else\s*:|for\s.+\sin\s.+:\s*$|while\s.+:\s*$|try\s*:|except\b.*:\s*$|
+        finally\s*:|with\s.+:\s*$|async\s+def\b|await\s|lambda\b|@[\w.]+|print\s*\(|assert\s|
+        (?:pass|break|continue|end|fi|done|esac|then|do|else|elif|endif|endwhile|endfor|wend|loop|next|
+           end\s+(?:if|sub|function|loop|while|module|class)|begin|rescue|ensure)\s*;?\s*$|
+        \#\s*(?:include|define|ifn?def|endif|pragma|import)\b|\#!|<\?(?:php|=)?|\?>|
+        (?:public|private|protected|internal)\s*:|
+        (?:public|private|protected|static|final|abstract|virtual|override|internal|sealed|export|default)\s+\w|
+        (?:function|func|fn|fun|sub|proc)\s+[\w$]+\s*[(<]|(?:const|let|var|val|auto|mut)\s+[\w$\[{{]+\s*[:=;,]|
+        (?:int|void|char|float|double|bool|boolean|long|short|unsigned|string|String|size_t|std::\w+)[\s*&]+[\w:]+\s*[(=;\[,]|
+        console\.\w+\(|System\.\w+\.|package\s+[\w.]+;?\s*$|using\s+(?:namespace\s+)?[\w.]+;|
+        namespace\s+\w|module\s+\w+|require(?:_once)?\s*[('"]|puts\s|echo\s|printf?\s*\(|
+        (?:SELECT|FROM|WHERE|GROUP\s+BY|ORDER\s+BY|HAVING|(?:LEFT|RIGHT|INNER|OUTER|FULL|CROSS)\s+JOIN|JOIN|
+           ON|AND|OR|LIMIT|OFFSET|VALUES|SET|UNION(?:\s+ALL)?|INSERT\s+INTO|UPDATE|DELETE\s+FROM|
+           CREATE\s+(?:TABLE|INDEX|DATABASE|VIEW|PROCEDURE|FUNCTION|TRIGGER)|ALTER\s+TABLE|DROP\s+\w+|
+           WITH\s+\w+\s+AS|CASE|WHEN|ELSE|END|BEGIN|DECLARE|RETURNS?|PRIMARY\s+KEY|FOREIGN\s+KEY|
+           REFERENCES|COMMIT|ROLLBACK)(?:\s|$|;|\()|
+        (?:if|while|for|foreach|switch|catch|else\s+if|elseif|unless|until)\s*[(\[]|\}}\s*else\b|
+        (?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)\s+/|[A-Z][a-z]+-[A-Z][A-Za-z]+(?:\s|$)|printf?\s|
+        \$\s+\S|>>>(?:\s|$)|\.\.\.\s|(?:{_SHELL_WORDS})\s+[-\w./~"'$]
     )""",
     re.VERBOSE,
 )
 _CODE_SHAPE = re.compile(
     r"""(?:
-        ^\s*[\w.\[\]'"]+\s*(?:[-+*/%&|^]|//|\*\*|>>|<<)?=(?!=)\s*\S|   # assignment
-        [;{}]\s*$|^\s*[})\]]+[;,)]*\s*$|                           # C-family line ends, closers
-        ^\s*\w+(?:\.\w+)*\(.*\)\s*;?\s*$|                          # a bare call
-        ^\s*</?[A-Za-z][\w-]*(?:\s[^<>]*)?>                        # markup
+        ^\s*[\w.$\[\]'"]+\s*(?:[-+*/%&|^.:]|//|\*\*|>>|<<|\?\?)?=(?!=)\s*\S|   # assignment
+        ^\s*[\[{(].*[\]})],?\s*$|                                         # a bracketed literal
+        [;{}\\]\s*$|;\s*(?:do|then)\s*$|(?:\s--?[A-Za-z][\w-]*){2,}|^\s*[})\]]|^\s*[\[({]\s*$|                              # statement ends, brackets
+        ^\s*[\w$.]+(?:\.[\w$]+)*\(.*\)\s*[;,]?\s*$|                       # a bare call
+        ^\s*["'][^"']*["']\s*[:=]|^\s*\w+\s*:\s*["'\[{\d]|                 # dict / JSON / YAML entries
+        ^\s*</?[A-Za-z!][\w:-]*(?:\s[^<>]*)?/?>|^\s*<!--|-->\s*$|              # markup
+        ^\s*\|.*\|\s*$|                                                    # table row
+        ^\s*(?:\w+(?:\.\w+)*(?:Error|Exception|Warning)\b(?::.*)?|at\s+[\w$.<>]+\(.*\))$|  # trace lines
+        ^\s*File\s+"[^"]+",\s+line\s+\d+
     )""",
     re.VERBOSE,
 )
-_SENTENCE_LIKE = re.compile(r"[A-Za-zА-Яа-яЁё]{2,}\s+[A-Za-zА-Яа-яЁё]{2,}\s+[A-Za-zА-Яа-яЁё]{2,}.*[.!?:]$")
+_SENTENCE_LIKE = re.compile(r"[A-Za-zА-Яа-яЁё]{2,}\s+[A-Za-zА-Яа-яЁё]{2,}\s+[A-Za-zА-Яа-яЁё]{2,}.*[.!?]$")
+_NATURAL = re.compile(r"^[(\[\"'«“]*[A-Za-zА-Яа-яЁёÀ-ÿ][a-zа-яёà-ÿ'’\-]*[)\]\"'»”.,;:!?]*$")
+_CODE_CHARS = re.compile(r"[{}\[\]<>=;$|&\\^~@]")
+_OUTPUT_HEADER = re.compile(
+    r"(?i)^[\s#*>_-]*(?:(?:expected|sample|example|program|console)\s+output\s*:?"
+    r"|(?:\S+\s+){0,6}(?:output|outputs|stdout|prints?|printed|run|contents?)"
+    r"(?:\s+(?:is|are|will\s+be|would\s+be|should\s+be))?\s*:)[\s*_]*$"
+)
+_OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.*?)(\s*)$")
+_COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*/|--\s|<!--)")
+_LABELLED_VALUE = re.compile(r"^[A-Za-z][\w -]{0,30}:\s+(\S.*)$")
+_QUOTED_OR_TICKED = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|'[^'\n]*'")
+_CODE_AFTER_COLON = re.compile(r"^(.*?[A-Za-z][^:?]*[:?][ \t]+)(\S.*)$")
+_DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|\S+\s)|\+\+\+ (?:b/|\S)|@@ -\d)")
+_DIFF_LINE = re.compile(r"^(?:[ +\-@\\]|diff |index |new file|deleted file|similarity|rename)")
+_TRACE_START = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
 
 
 def _is_python(text: str) -> bool:
@@ -71,32 +123,176 @@ def _is_python(text: str) -> bool:
     return False
 
 
+def _without_inline_code(text: str) -> str:
+    return _INLINE.sub(" ", text)
+
+
+def reads_as_prose(line: str) -> bool:
+    """Natural-language words make up the line once inline code is set aside: three or more on
+    their own (five, or a sentence ending), two around inline code."""
+    body = _MD_PREFIX.sub("", line.strip(), count=1).strip()
+    if not body or re.search(r"[;{}\\]\s*$", body):
+        return False
+    rest = _without_inline_code(body)
+    # Comment markers and punctuation do not make a line "prose around code"; code with letters does.
+    had_code = any(
+        any(ch.isalpha() for ch in m.group(0)) and m.lastgroup not in ("number", "symbols")
+        for m in _INLINE.finditer(body)
+    )
+    parts = [p for p in rest.split() if any(ch.isalnum() for ch in p)]
+    words = [p for p in parts if _NATURAL.match(p) and (sum(c.isalpha() for c in p) >= 2 or p in "aAI")]
+    if not parts or len(words) < 0.75 * len(parts):
+        return False
+    if had_code:
+        return len(words) >= 2
+    return len(words) >= 3 and (len(words) >= 5 or body[-1] in ".!?:")
+
+
+def _is_sentence(line: str) -> bool:
+    return reads_as_prose(line) and line.rstrip()[-1:] in (".", "!", "?")
+
+
 def is_code_line(line: str) -> bool:
+    """Code by its own shape, whatever surrounds it."""
     stripped = line.strip()
     if not stripped:
         return False
     if _CODE_START.match(line) or _CODE_SHAPE.search(line):
         # "Return the sum of the list." starts like code but reads like a sentence.
-        return not (_SENTENCE_LIKE.search(stripped) and not _is_python(stripped))
-    return "(" in stripped and _is_python(stripped)
+        return not (_SENTENCE_LIKE.search(stripped) and reads_as_prose(line) and not _is_python(stripped))
+    if " " not in stripped and re.search(r"\w[._(),=\[\]{}<>$@;:/\\\"'?!]+\w|[()\[\]{};]", stripped):
+        return not re.fullmatch(r"[A-Za-z]+[.,:!?]?|\d+[.)]", stripped)  # "Example:", "3." are not
+    label = _LABELLED_VALUE.match(stripped)
+    if label and re.search(r"['\"\[{(\d@]", label.group(1)) and not reads_as_prose(label.group(1)):
+        return True  # "Date 1: '2022-01-01'", "orders: id, customer_id": data, not prose
+    rest = _QUOTED_OR_TICKED.sub(" ", stripped)
+    chars = len(stripped.replace(" ", ""))
+    return chars >= 4 and len(_CODE_CHARS.findall(rest)) >= max(2, 0.12 * chars) and not reads_as_prose(line)
 
 
 def is_code_document(text: str) -> bool:
     """A whole turn that is code without fences: Python that parses and has at least one real
-    statement, or text whose non-blank lines all look like code."""
+    statement, or text whose non-blank lines are all code once judged in context."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines or _FENCE.match(lines[0]):
         return False
-    if "\n" in text.strip() and _is_python(text):
+    if _is_python(text):
         return True
-    return len(lines) >= 2 and all(
-        is_code_line(ln) or ln.lstrip().startswith(("#", "//", "--")) for ln in lines
-    )
+    labels = _label_lines(text.splitlines(keepends=True))
+    return all(label != "prose" for label in labels) and any(label == "code" for label in labels)
+
+
+def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[str], bool]
+    j = start
+    while j < len(lines) and lines[j].strip() and keep(lines[j]):
+        j += 1
+    return j
+
+
+def _label_lines(lines: list[str]) -> list[str]:
+    """'code', 'prose' or 'blank' for every line."""
+    n = len(lines)
+    labels: list[str | None] = [None] * n
+    i = 0
+    while i < n:  # blocks that are code whatever their lines look like
+        line = lines[i]
+        fence = _FENCE.match(line)
+        if fence:
+            marker = fence.group(1)
+            j = i + 1
+            while j < n and not re.match(rf"^[ \t]{{0,3}}{marker[0]}{{{len(marker)},}}\s*$", lines[j]):
+                j += 1
+            for k in range(i, min(j, n - 1) + 1):
+                labels[k] = "fenced"
+            i = j + 1
+            continue
+        if _DIFF_START.match(line):
+            j = _block_end(lines, i + 1, lambda ln: bool(_DIFF_LINE.match(ln)))
+        elif _TRACE_START.match(line) or re.match(r"^\s*(?:>>>|\$)\s", line):
+            j = _block_end(lines, i + 1, lambda ln: True)
+        elif _OUTPUT_HEADER.match(line):
+            labels[i] = "prose"
+            k = i + 1
+            while k < n and not lines[k].strip():
+                k += 1
+            j = _block_end(lines, k, lambda ln: not _OUTPUT_HEADER.match(ln))
+            # After a blank line, sentences are the text going on; anything else is output.
+            if j > k and (k == i + 1 or not all(_is_sentence(lines[m]) for m in range(k, j))):
+                for m in range(k, j):
+                    labels[m] = "output"
+            i = max(j, i + 1)
+            continue
+        else:
+            i += 1
+            continue
+        for k in range(i, j):
+            labels[k] = "code"
+        i = j
+
+    kinds: list[str] = []
+    for i, line in enumerate(lines):
+        if labels[i] in ("output", "fenced"):
+            kinds.append("code")
+        elif labels[i]:
+            kinds.append(labels[i])
+        elif not line.strip():
+            kinds.append("blank")
+        elif is_code_line(line):
+            kinds.append("code")
+        elif _COMMENT.match(line):
+            kinds.append("other")  # a comment in code, or a heading in prose: the context decides
+        elif reads_as_prose(line):
+            kinds.append("prose")
+        elif line.startswith(("    ", "\t")) and (i == 0 or kinds[i - 1] in ("blank", "code")):
+            kinds.append("code")  # an indented block
+        else:
+            kinds.append("other")
+
+    # Paragraphs (runs of non-blank lines) that hold code make their undecided lines code.
+    paragraphs: list[list[int]] = []
+    for i, kind in enumerate(kinds):
+        if kind == "blank":
+            continue
+        if paragraphs and paragraphs[-1][-1] == i - 1:
+            paragraphs[-1].append(i)
+        else:
+            paragraphs.append([i])
+    # A fenced block speaks for itself: it does not pull the text around it into code.
+    has_code = [any(kinds[i] == "code" and labels[i] != "fenced" for i in para) for para in paragraphs]
+    for p, para in enumerate(paragraphs):
+        between = 0 < p < len(paragraphs) - 1 and has_code[p - 1] and has_code[p + 1]
+        # At either end of the turn, the one neighbouring paragraph decides.
+        edge = (p == 0 and len(paragraphs) > 1 and has_code[1]) or (
+            p == len(paragraphs) - 1 and p > 0 and has_code[p - 1]
+        )
+        for i in para:
+            if kinds[i] == "other":
+                kinds[i] = "code" if has_code[p] or between or edge else "prose"
+    # Blank lines inside a code run belong to the code.
+    for i, kind in enumerate(kinds):
+        if kind == "blank":
+            up = next((kinds[j] for j in range(i - 1, -1, -1) if kinds[j] != "blank"), None)
+            down = next((kinds[j] for j in range(i + 1, n) if kinds[j] != "blank"), None)
+            if up == "code" and down == "code":
+                kinds[i] = "code"
+    return kinds
 
 
 def _split_prose_line(line: str) -> list[Span]:
-    body = line.rstrip("\n")
+    body = line.rstrip("\r\n")
     newline = line[len(body) :]
+    inline = _OUTPUT_INLINE.match(body)
+    if inline:  # "Output: 42": the label is prose, the value is program output
+        return [
+            *_split_prose_line(inline.group(1)),
+            Span("code", inline.group(2)),
+            Span("raw", inline.group(3) + newline),
+        ]
+    tail = _CODE_AFTER_COLON.match(body)
+    code = tail.group(2).strip("'\"` ") if tail else ""
+    if tail and is_code_line(code) and not reads_as_prose(code):
+        # "Translate the following C++ code: #include <iostream>": prose, then code on the same line
+        return [*_split_prose_line(tail.group(1)), Span("code", tail.group(2) + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
     content = body[len(prefix) :]
     trimmed = content.rstrip()
@@ -118,51 +314,21 @@ def segment(text: str) -> list[Span]:
         return [Span("code", text)]
     lines = text.splitlines(keepends=True)
     spans: list[Span] = []
-    i = 0
-    prev_blank = True
-    while i < len(lines):
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
-            marker = fence.group(1)
-            j = i + 1
-            while j < len(lines) and not re.match(
-                rf"^[ \t]{{0,3}}{marker[0]}{{{len(marker)},}}\s*$", lines[j]
-            ):
-                j += 1
-            spans.append(Span("code", "".join(lines[i : j + 1])))
-            i, prev_blank = j + 1, False
-            continue
-        indented = line.startswith(("    ", "\t")) and line.strip()
-        in_code = spans and spans[-1].kind == "code"
-        if (indented and (prev_blank or in_code)) or is_code_line(line):
-            j = i + 1
-            # A code run goes on through blank lines while code follows them.
-            while j < len(lines):
-                nxt = lines[j]
-                if not nxt.strip():
-                    k = j
-                    while k < len(lines) and not lines[k].strip():
-                        k += 1
-                    if k < len(lines) and (is_code_line(lines[k]) or lines[k].startswith(("    ", "\t"))):
-                        j = k
-                        continue
-                    break
-                if _FENCE.match(nxt) or not (is_code_line(nxt) or nxt.startswith(("    ", "\t", "#", "}"))):
-                    break
-                j += 1
-            spans.append(Span("code", "".join(lines[i:j])))
-            i, prev_blank = j, False
-            continue
-        spans.extend(_split_prose_line(line))
-        prev_blank = not line.strip()
-        i += 1
+    for line, kind in zip(lines, _label_lines(lines), strict=True):
+        if kind == "code":
+            spans.append(Span("code", line))
+        elif kind == "blank":
+            spans.append(Span("raw", line))
+        else:
+            spans.extend(_split_prose_line(line))
     return _merge(spans)
 
 
 def _merge(spans: list[Span]) -> list[Span]:
     out: list[Span] = []
     for span in spans:
+        if not span.text:
+            continue
         if out and out[-1].kind == span.kind and span.kind != "prose":
             out[-1] = Span(span.kind, out[-1].text + span.text)
         else:
@@ -232,15 +398,18 @@ _INLINE = re.compile(
     r"""
     (?P<code>``[^`\n]+``|`[^`\n]+`)|
     (?P<url>\b(?:https?|ftp)://[^\s<>"'`]+[^\s<>"'`.,;:!?)\]])|
+    (?P<call>\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\([^()\n]{0,80}\))|
     (?P<path>(?:~|\.{1,2})/[\w.\-]+(?:/[\w.\-]+)*|(?<![\w/])/[\w.\-]+(?:/[\w.\-]+)+|\b[A-Za-z]:\\[\w.\-\\]+|\b[\w\-]+(?:/[\w.\-]+)+\.\w+|
         \b[\w\-]+\.(?:py|pyi|ipynb|txt|csv|tsv|json|jsonl|md|rst|js|ts|jsx|tsx|html|css|sh|yml|yaml|toml|cfg|ini|
         sql|java|cpp|cc|hpp|c|h|rb|go|rs|php|xml|log|env|lock|zip|gz|tar|parquet|pkl|db|sqlite|png|jpg|pdf)\b)|
-    (?P<placeholder>\{[\w.\[\]:!<>^=+\-#,%]*\}|%[-+ 0\#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]|\$\{?\w+\}?)|
-    (?P<call>\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\([^()\n]{0,60}\))|
+    (?P<placeholder>\{[\w.\[\]:!<>^=+\-#,%]*\}|%[-+0\#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b|\$\{?\w+\}?)|
+    (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`]))|
+    (?P<kwarg>\b[A-Za-z_]\w*=(?:"[^"\n]{0,80}"|'[^'\n]{0,80}'|[\w.()\[\]]+))|
     (?P<dotted>\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b(?<!\be\.g)(?<!\bi\.e)(?<!\betc))|
-    (?P<ident>\b_*[A-Za-z]\w*_\w*\b|\b__\w+__\b|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z0-9]+[A-Z]\w*\b|\b[A-Z]{2,}[a-z]+\w*\b)|
-    (?P<kwarg>\b[A-Za-z_]\w*=[\w.'"()\[\]]+)|
-    (?P<operator>(?<=\s)(?:==|!=|<=|>=|\+=|-=|\*\*|//|->|=>|&&|\|\|)(?=\s))|
+    (?P<ident>\b_*[A-Za-z]\w*_\w*\b|\b__\w+__\b|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z0-9]+[A-Z]\w*\b|\b[A-Z]{2,}[a-z]+\w*\b|
+        \b[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*\b|\b[A-Za-z]+\d\w*\b|\b\d+[A-Za-z]\w*\b)|
+    (?P<symbols>[^\w\s`'"]*(?:[=<>{}\[\]|&^~$@\\+]|\(\)|//|::|->)[^\w\s`'"]*|[^\w\s`'"]*;[^\w\s`'"]+|[^\w\s`'"]+;[^\w\s`'"]*|
+        \**[^\w\s*`'"]+\*+[^\w\s`'"]*|\*+[^\w\s*`'"]+)|
     (?P<number>(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?%?(?![\w]))
     """,
     re.VERBOSE,

@@ -1,0 +1,327 @@
+"""Prove that a translation left the code alone, without asking the segmenter what code is.
+
+The translate stage decides what to send to the model with :mod:`~dataset_builder.translate.segment`.
+This module shares no code and no rule table with it, so a segmenter mistake cannot hide here. It
+compares a source turn with its translation in five ways, and reports the first difference:
+
+1. **Lines.** Translation keeps the line structure (prose is translated inside its line), so line
+   *i* of the source faces line *i* of the output; a different number of lines is a failure.
+2. **Fenced blocks** (found by a scanner of its own): every line inside a fence is unchanged.
+3. **Python as a whole**: a turn or fenced block that Python parses must give the same
+   ``ast.dump`` after translation (docstrings blanked when comments are translated).
+4. **Changed lines must read as prose.** A line that changed is a failure when it is not clearly
+   prose and either carries code by its own shape (a third of it code tokens, indentation with
+   code tokens, a statement end) or sits between lines that do (a line between code lines is code).
+   After a program-output header ("Output:", "Expected output:") the block that follows is output
+   and must not change at all.
+5. **Code tokens.** Every code-carrying token of a changed line reappears in the translated line:
+   identifiers with ``_``, digits, camelCase or in capitals, dotted names, bracket/operator runs,
+   format placeholders and quoted literals. Translation may reorder words in a sentence, so the
+   tokens are compared as a multiset per line, not in order.
+
+With ``translate_comments`` the comment text of a line (after ``#``) may change, and a prose
+docstring line may too; everything else is held to the same rules.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+# ---- code tokens ---------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_PUNCT_RUN = re.compile(r"[^\w\s]+")
+_BACKTICKS = re.compile(r"(`+)[^`\n]+?\1")
+_CALL = re.compile(r"[A-Za-z_][\w.]*\([^()\n]{0,80}\)")
+_QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`])""")
+_FORMAT = re.compile(r"%[-+ 0#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b")
+# Characters that only code uses in running text: one of them makes a punctuation run code.
+_CODE_CHARS = set("=<>{}[]|&^~$@\\+`")
+
+
+def _word_is_code(word: str) -> bool:
+    if "." in word:
+        parts = word.split(".")
+        # "e.g", "i.e", "U.S": dotted single letters are abbreviations, not attribute access.
+        return any(len(p) > 1 for p in parts)
+    if "_" in word or any(ch.isdigit() for ch in word):
+        return True
+    letters = [ch for ch in word if ch.isalpha()]
+    if len(letters) >= 2 and all(ch.isupper() for ch in letters):
+        return True  # ALL_CAPS: constants, SQL keywords, acronyms
+    # camelCase / PascalCase with an inner capital after a lower-case letter: myVar, HttpClient
+    return any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
+
+
+def _punct_is_code(run: str) -> bool:
+    if any(ch in _CODE_CHARS for ch in run):
+        return True
+    if "()" in run or "//" in run or "::" in run or "->" in run:
+        return True
+    return (len(run) >= 2 and ";" in run) or ("*" in run and run.strip("*") != "")
+
+
+def code_tokens(line: str) -> list[str]:
+    """The code-carrying tokens of one line, in order of appearance."""
+    found: list[tuple[int, str]] = []
+    taken = bytearray(len(line))
+    for pattern in (_BACKTICKS, _CALL, _QUOTED, _FORMAT):
+        for m in pattern.finditer(line):
+            if not any(taken[m.start() : m.end()]):
+                found.append((m.start(), m.group(0)))
+                taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    for m in _WORD.finditer(line):
+        if not any(taken[m.start() : m.end()]) and _word_is_code(m.group(0)):
+            found.append((m.start(), m.group(0)))
+    for m in _PUNCT_RUN.finditer(line):
+        if not any(taken[m.start() : m.end()]) and _punct_is_code(m.group(0)):
+            found.append((m.start(), m.group(0)))
+    return [tok for _, tok in sorted(found)]
+
+
+# ---- how a line reads ----------------------------------------------------------------------------
+
+_NATURAL_WORD = re.compile(r"^[(\[\"'«“]*[A-Za-zÀ-ÿ][a-zà-ÿ'’\-]*[)\]\"'»”.,;:!?]*$")
+_STATEMENT_END = re.compile(r"(?:[{};]|\)\s*:|=>|->|\\)\s*$")
+_OUTPUT_HEADER = re.compile(
+    r"(?i)^[\s#*>_-]*(?:(?:expected|sample|example|program|console)\s+output\s*:?"
+    r"|(?:\S+\s+){0,6}(?:output|outputs|stdout|prints?|printed|run|contents?)"
+    r"(?:\s+(?:is|are|will\s+be|would\s+be|should\s+be))?\s*:)[\s*_]*$"
+)
+_OUTPUT_INLINE = re.compile(r"(?i)^[\s#*>_-]*(?:expected\s+)?output\s*:\s*(\S.*)$")
+
+
+def clearly_prose(line: str) -> bool:
+    """Natural-language words make up the line once its code tokens are taken out (two words
+    around inline code, three on their own), and it does not end like a statement."""
+    body = line.strip()
+    if not body or _STATEMENT_END.search(body):
+        return False
+    tokens = code_tokens(body)
+    rest = body
+    for tok in tokens:
+        rest = rest.replace(tok, " ", 1)
+    parts = [p for p in rest.split() if any(ch.isalnum() for ch in p)]
+    words = [p for p in parts if (_NATURAL_WORD.match(p) and _letters(p) >= 2) or p.lower() in ("a", "i")]
+    if not parts or len(words) < 0.8 * len(parts):
+        return False
+    if tokens:
+        return len(words) >= 2
+    return len(words) >= 3 and (len(words) >= 5 or body[-1] in ".!?:")
+
+
+def _letters(word: str) -> int:
+    return sum(ch.isalpha() for ch in word)
+
+
+def carries_code(line: str) -> bool:
+    """A line that is code by its own shape, whatever surrounds it."""
+    body = line.strip()
+    if not body:
+        return False
+    if _STATEMENT_END.search(body):
+        return True
+    tokens = code_tokens(body)
+    if not tokens:
+        return False
+    if line[:1] in (" ", "\t") and len(line) - len(line.lstrip()) >= 2:
+        return True
+    return sum(len(t) for t in tokens) >= 0.3 * len(body.replace(" ", ""))
+
+
+# ---- structure -----------------------------------------------------------------------------------
+
+
+def fenced_lines(lines: list[str]) -> list[tuple[int, int, str]]:
+    """``(first, last, info)`` line indexes of fenced blocks, fences included."""
+    blocks = []
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].lstrip(" ")
+        indent = len(lines[i]) - len(stripped)
+        marker = stripped[:3]
+        if indent <= 3 and marker in ("```", "~~~"):
+            char = marker[0]
+            width = len(stripped) - len(stripped.lstrip(char))
+            info = stripped[width:].strip().lower()
+            j = i + 1
+            while j < len(lines):
+                closing = lines[j].strip()
+                if closing and set(closing) == {char} and len(closing) >= width:
+                    break
+                j += 1
+            blocks.append((i, min(j, len(lines) - 1), info))
+            i = j + 1
+            continue
+        i += 1
+    return blocks
+
+
+class _Blank(ast.NodeTransformer):
+    """Blanks docstrings so that translated ones compare equal."""
+
+    def _strip(self, node: ast.AST) -> ast.AST:
+        self.generic_visit(node)
+        body = getattr(node, "body", None)
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            body[0].value.value = ""
+        return node
+
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _strip
+
+
+def python_tree(text: str, blank_docstrings: bool) -> str | None:
+    """``ast.dump`` of real Python (at least one statement that is not a bare name or constant)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not any(
+        not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Name | ast.Constant))
+        for node in tree.body
+    ):
+        return None
+    if blank_docstrings:
+        tree = _Blank().visit(tree)
+    return ast.dump(tree)
+
+
+def _without_comment(line: str) -> str:
+    """The line with a trailing ``# comment`` removed (a ``#`` inside quotes is left alone)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i].rstrip()
+    return line
+
+
+# ---- the check -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    line: int  # 1-based line of the source turn, 0 for the whole turn
+    what: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.what}" if self.line else self.what
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def first_difference(source: str, translated: str, *, translate_comments: bool = False) -> Difference | None:
+    """None when every piece of code in ``source`` came through ``translated`` unchanged."""
+    src, out = source.split("\n"), translated.split("\n")
+    if len(src) != len(out):
+        return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
+
+    whole = python_tree(source, translate_comments)
+    if whole is not None and whole != python_tree(translated, translate_comments):
+        first = next((i for i, (a, b) in enumerate(zip(src, out, strict=True)) if a != b), 0)
+        return Difference(first + 1, f"Python code changed (AST differs): {_show(src[first])}")
+
+    fenced: set[int] = set()
+    fence_marks: set[int] = set()
+    for first, last, info in fenced_lines(src):
+        fenced.update(range(first, last + 1))
+        fence_marks.update((first, last))
+        block = "\n".join(src[first + 1 : last])
+        tree = python_tree(block, translate_comments) if info in ("", "python", "py", "python3") else None
+        if tree is not None and translate_comments:
+            if tree != python_tree("\n".join(out[first + 1 : last]), True):
+                return Difference(first + 2, "Python code block changed (AST differs)")
+            continue
+        for i in range(first, last + 1):
+            if src[i] != out[i]:
+                return Difference(i + 1, f"fenced code changed: {_show(src[i])} -> {_show(out[i])}")
+
+    # Fence lines are judged with their blocks, not as neighbours of the text around them.
+    code_like = [carries_code(line) and i not in fence_marks for i, line in enumerate(src)]
+    output = output_lines(src)
+    for i, (s, o) in enumerate(zip(src, out, strict=True)):
+        if s == o or i in fenced:
+            continue
+        if i in output:
+            return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
+        inline = _OUTPUT_INLINE.match(s)
+        if inline and not o.endswith(inline.group(1)):
+            return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
+        if translate_comments and _without_comment(s) == _without_comment(o):
+            continue
+        missing = Counter(code_tokens(s)) - Counter(code_tokens(o))
+        if missing:
+            token = next(t for t in code_tokens(s) if t in missing)
+            return Difference(i + 1, f"code token {_show(token, 40)} lost: {_show(s)} -> {_show(o)}")
+        # An output header ("input.txt content:") is a label: its words may be translated.
+        if clearly_prose(s) or _prose_then_same_code(s, o) or _OUTPUT_HEADER.match(s):
+            continue
+        if code_like[i] or _between_code(src, code_like, i):
+            return Difference(i + 1, f"code line changed: {_show(s)} -> {_show(o)}")
+    return None
+
+
+def _prose_then_same_code(source: str, translated: str) -> bool:
+    """ "Rewrite this code: x = [1, 2]" -> "...: x = [1, 2]": words before a colon or question
+    mark changed, and everything after it came through unchanged."""
+    for m in re.finditer(r"[:?] ", source):
+        head, tail = source[: m.start()], source[m.start() + 1 :]
+        if tail.strip() and translated.endswith(tail):
+            words = head.split()
+            natural = [w for w in words if _NATURAL_WORD.match(w)]
+            return len(natural) >= 2 and len(natural) >= 0.75 * len(words)
+    return False
+
+
+def output_lines(lines: list[str]) -> set[int]:
+    """Indexes of program-output lines: the block right after an output header. After a blank
+    line, a block that reads as prose is the text going on, not output."""
+    found: set[int] = set()
+    for i, line in enumerate(lines):
+        if not _OUTPUT_HEADER.match(line):
+            continue
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        block = []
+        while j < len(lines) and lines[j].strip() and not _OUTPUT_HEADER.match(lines[j]):
+            block.append(j)
+            j += 1
+        sentences = all(clearly_prose(lines[k]) and lines[k].rstrip()[-1:] in (".", "!", "?") for k in block)
+        if block and (block[0] == i + 1 or not sentences):
+            found.update(block)
+    return found
+
+
+def _between_code(lines: list[str], code_like: list[bool], i: int) -> bool:
+    """The nearest non-blank lines above and below carry code (an edge of the turn counts as
+    agreeing with the other side, so the last line of a code block is judged by the block)."""
+    up = next((code_like[j] for j in range(i - 1, -1, -1) if lines[j].strip()), None)
+    down = next((code_like[j] for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+    if up is None and down is None:
+        return False
+    return (up is not False) and (down is not False)
+
+
+def verify_turn(source: str, translated: str, *, translate_comments: bool = False) -> str | None:
+    """A one-line description of the first code difference, or None."""
+    found = first_difference(source, translated, translate_comments=translate_comments)
+    return None if found is None else str(found)
