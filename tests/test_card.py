@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from conftest import alpaca_source, write_jsonl, write_recipe
+from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
@@ -239,3 +241,54 @@ def test_hub_card_adds_a_hub_snippet_that_pull_removes(sample_registry: Registry
     # A card from before the marked place existed is uploaded unchanged.
     old = local.replace("<!-- dataset-builder:load -->\n", "")
     assert hub_card(old, "org/python-ru", "0.1.0") == old
+
+
+def test_pushed_card_loads_from_the_hub_and_pull_restores_the_built_card(
+    sample_registry: Registry, tmp_path: Path
+) -> None:
+    from hub_server import HubServer
+
+    local = sample_registry.get(REF)
+    built_card = (local.path / "README.md").read_bytes()
+    with HubServer() as server:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HF_ENDPOINT": server.url,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_TOKEN": "hf_card_test_token",
+            "HF_HOME": str(tmp_path / "hf-home"),
+            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
+        }
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "dataset_builder", *args], env=env, capture_output=True, text=True
+            )
+
+        proc = cli("--registry", str(sample_registry.root), "push", REF, "--repo", "org/cards")
+        assert proc.returncode == 0, proc.stderr
+        repo = server.state.repos["org/cards"]
+        uploaded = repo.commits[repo.tags["0.1.0"]]["README.md"].decode("utf-8")
+        assert 'ds = datasets.load_dataset("org/cards", revision="0.1.0")' in uploaded
+        assert str(sample_registry.root) not in uploaded
+        # The registry's copy is untouched: it is what the manifest hashes.
+        assert (local.path / "README.md").read_bytes() == built_card
+        assert sample_registry.verify(REF) == []
+
+        fresh = Registry(tmp_path / "fresh")
+        proc = cli("--registry", str(fresh.root), "pull", "org/cards@0.1.0")
+        assert proc.returncode == 0, proc.stderr
+        assert (fresh.get(REF).path / "README.md").read_bytes() == built_card
+        assert fresh.verify(REF) == []
+
+        code = (
+            "import json, datasets\n"
+            "ds = datasets.load_dataset('org/cards', revision='0.1.0')\n"
+            "print(json.dumps({s: ds[s].num_rows for s in ds}))\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert rows == {s: m["rows"] for s, m in local.manifest["splits"].items()}
