@@ -1,18 +1,23 @@
-"""Translate rows with an Argos Translate package, keeping every byte of code.
+"""Translate rows with Argos Translate packages, keeping every byte of code.
 
-Per batch of rows: route (rows already in the target language, by source or by langdetect, pass
-through), segment every translatable turn into code and prose, protect inline code behind
-placeholders, split prose into sentences, translate all sentences of the batch at once through the
-cache and the CTranslate2 engine, put placeholders back (a sentence that lost one is translated
-again piece by piece around its code), reassemble, then verify: code byte-identical, target
-language, sane length, no repetition loop, no untranslated leftovers. Rows that fail go to
-``rejected`` with the reason. Translating turns rows' ``lang`` into the target language; rows
-that were not translated keep theirs, so English is never published labelled as Russian.
+Per batch of rows: route (rows already in the target language pass through; rows in another
+language are identified among the recipe's candidates and translated with that language's
+package, passed through or rejected, as the recipe says), segment every translatable turn into
+code and prose, protect inline code behind placeholders, split prose into sentences, translate all
+sentences of the batch at once through the cache and the CTranslate2 engine, put placeholders back
+(a sentence that lost one is translated again piece by piece around its code), reassemble, then
+verify with :mod:`~dataset_builder.translate.verify`, which shares nothing with the segmenter:
+code byte-identical, target language, sane length, no repetition loop, no untranslated leftovers.
+Rows that fail go to ``rejected`` with the reason, their source turns and the attempted output.
+
+Every translated row keeps its source-language turns in ``source_messages`` and their language in
+``source_lang``, so each published row is its own parallel pair. Translating turns rows' ``lang``
+into the target language; rows that were not translated keep theirs, so English is never
+published labelled as Russian.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,19 +30,22 @@ from dataset_builder.progress import new_bar
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageConfig, StageContext
 from dataset_builder.translate.checks import latin_share, repetition_loop
-from dataset_builder.translate.langid import detect, prose_only
+from dataset_builder.rows import MESSAGES_TYPE
+from dataset_builder.translate.langid import LATIN_LANGUAGES, detect, identify, prose_only
 from dataset_builder.translate.segment import (
     Protected,
     Span,
-    code_fingerprint,
+    is_python,
     protect,
     python_prose,
     segment,
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
+from dataset_builder.translate.verify import verify_turn
 
 log = logging.getLogger("dataset_builder")
 Role = Literal["system", "user", "assistant"]
+Handling = Literal["translate", "pass", "reject"]
 
 
 class TranslateConfig(StageConfig):
@@ -61,8 +69,15 @@ class TranslateConfig(StageConfig):
     chunk_sentences: int = Field(default=512, ge=1)
     cache: bool = True
     cache_path: str | None = None
-    # routing and checks
+    # routing: rows are identified among `languages`; a row in a language other than from_lang and
+    # to_lang is handled as `other_languages` says ("*" for any language not named): translated
+    # with that language's package, passed through keeping its language, or rejected.
     detect_language: bool = True
+    languages: list[str] = Field(default_factory=lambda: list(LATIN_LANGUAGES))
+    other_languages: dict[str, Handling] = Field(default_factory=lambda: {"*": "reject"})
+    min_detect_letters: int = Field(default=40, ge=1)
+    min_detect_probability: float = Field(default=0.9, ge=0.0, le=1.0)
+    # checks
     verify_language: bool = True
     min_length_ratio: float = Field(default=0.4, ge=0.0)
     max_length_ratio: float = Field(default=3.5, gt=0.0)
@@ -73,15 +88,16 @@ class TranslateConfig(StageConfig):
 class Translator:
     """Sentences in, translations out, through the cache; misses go to the engine in chunks."""
 
-    def __init__(self, cfg: TranslateConfig, base_dir: Path, ctx: StageContext) -> None:
+    def __init__(self, cfg: TranslateConfig, from_lang: str, base_dir: Path, ctx: StageContext) -> None:
         from dataset_builder.translate import packages
-        from dataset_builder.translate.cache import TranslationCache, default_cache_path
+        from dataset_builder.translate.cache import TranslationCache, cache_namespace, default_cache_path
         from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
 
         self.ctx = ctx
         self.chunk = cfg.chunk_sentences
         self.bar: Any = None
-        self.package = packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir)
+        version = cfg.package_version if from_lang == cfg.from_lang else None
+        self.package = packages.find(from_lang, cfg.to_lang, version, cfg.packages_dir)
         decode = DecodeSettings(cfg.beam_size, cfg.length_penalty, cfg.max_decoding_length)
         runtime = RuntimeSettings(
             cfg.device, cfg.compute_type, cfg.inter_threads, cfg.intra_threads, cfg.batch_tokens
@@ -91,9 +107,9 @@ class Translator:
         if cfg.cache:
             path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
             path = path if path.is_absolute() else base_dir / path
-            namespace = hashlib.sha256(f"{self.package.sha256}\n{decode.key()}".encode()).hexdigest()
-            self.cache = TranslationCache(path, namespace)
-        ctx.stats.counters["package"] = self.package.describe()
+            self.cache = TranslationCache(path, cache_namespace(self.engine))
+        key = "package" if from_lang == cfg.from_lang else f"package:{from_lang}"
+        ctx.stats.counters[key] = self.package.describe()
         ctx.stats.counters["decode"] = {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}
         ctx.stats.counters["device"] = self.engine.device
 
@@ -111,7 +127,9 @@ class Translator:
             self.bar.refresh()
             for start in range(0, len(todo), self.chunk):
                 part = todo[start : start + self.chunk]
-                out = dict(zip(part, self.engine.translate(part), strict=True))
+                # Prose is translated inside its line: a newline from the model would move code.
+                translated = [" ".join(t.splitlines()) for t in self.engine.translate(part)]
+                out = dict(zip(part, translated, strict=True))
                 if self.cache:
                     self.cache.put_many(out)
                 done.update(out)

@@ -1,17 +1,24 @@
 """Argos Translate packages in a folder the toolkit controls.
 
-Packages are installed with ``argostranslate.package.install_from_path`` into
-``$DATASET_BUILDER_ARGOS_DIR`` (default ``~/.local/share/dataset-builder/argos-packages``); the
-archive's sha256 is recorded beside each package, so a manifest can name exactly which model
-translated a version.
+Packages (zip archives, as ``argostranslate.package.install_from_path`` reads them) are unpacked
+into ``$DATASET_BUILDER_ARGOS_DIR`` (default ``~/.local/share/dataset-builder/argos-packages``):
+first into a hidden temporary folder, flushed to disk, then renamed into place, so a package is
+either wholly installed or not there (an install killed half-way leaves only a hidden folder,
+removed by the next install). The archive's sha256 and a hash of the installed files are
+recorded beside each package, so a manifest can name exactly which model translated a version and
+the translation cache never mixes two models.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import uuid
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from dataset_builder.errors import UserError
 from dataset_builder.paths import DATA_HOME, user_path
@@ -44,15 +51,39 @@ class InstalledPackage:
                 "sha256": self.sha256}  # fmt: skip
 
 
+def content_sha256(path: Path) -> str:
+    """A hash of a package's files (names, sizes and bytes; our sidecar left out): the model
+    itself, whatever archive it came from and whether or not the sidecar survived."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != _SIDECAR)
+    for file in files:
+        rel = file.relative_to(path).as_posix()
+        digest.update(f"{rel}\0{file.stat().st_size}\0{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads((path / _SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _read(path: Path) -> InstalledPackage | None:
     meta_path = path / "metadata.json"
     if not meta_path.is_file() or not (path / "model").is_dir():
         return None
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("type", "translate") != "translate":
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    sidecar = path / _SIDECAR
-    sha = json.loads(sidecar.read_text(encoding="utf-8"))["sha256"] if sidecar.is_file() else "unknown"
+    if not isinstance(meta, dict) or meta.get("type", "translate") != "translate":
+        return None
+    if not isinstance(meta.get("from_code"), str) or not isinstance(meta.get("to_code"), str):
+        return None
+    # A package installed by other means has no sidecar: it is named by its files' hash instead.
+    sha = _sidecar(path).get("sha256") or content_sha256(path)
     return InstalledPackage(
         path=path,
         from_code=meta["from_code"],
@@ -68,7 +99,8 @@ def installed(root: str | Path | None = None) -> list[InstalledPackage]:
     folder = packages_dir(root)
     if not folder.is_dir():
         return []
-    found = [_read(p) for p in sorted(folder.iterdir()) if p.is_dir()]
+    # Hidden folders are installs in progress (or killed): never a package.
+    found = [_read(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     return [p for p in found if p is not None]
 
 
@@ -91,41 +123,107 @@ def find(
     return max(candidates, key=lambda p: _version_key(p.version))
 
 
+def _members(archive: Path) -> tuple[zipfile.ZipFile, str]:
+    """The open archive and its one top-level folder; every member must stay inside it."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackageError(f"{archive}: not an Argos package (not a readable zip archive: {exc})") from None
+    names = zf.namelist()
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) != 1:
+        zf.close()
+        raise PackageError(
+            f"{archive}: an Argos package holds exactly one top-level folder, found {len(tops)}"
+        )
+    top = tops.pop()
+    for name in names:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith("/") or ".." in parts or not top or top.startswith("."):
+            zf.close()
+            raise PackageError(f"{archive}: member {name!r} would land outside the package folder")
+    return zf, top
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Hidden folders of installs whose process is gone."""
+    for child in folder.glob(".*-*-*"):
+        pid = child.name.rsplit("-", 2)[-2]
+        if child.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in [*files, "."]:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 def install(archive: str | Path, root: str | Path | None = None) -> InstalledPackage:
     archive = Path(archive)
     if not archive.is_file():
         raise PackageError(f"{archive}: no such file")
     folder = packages_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
-    # argostranslate reads its settings at import time: point it at our folder first.
-    os.environ["ARGOS_PACKAGES_DIR"] = str(folder)
-    import zipfile
-
+    _remove_leftovers(folder)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = folder / f".installing-{tag}"
+    staging.mkdir()
     try:
-        with zipfile.ZipFile(archive) as zf:
-            tops = {name.split("/", 1)[0] for name in zf.namelist()}
-    except zipfile.BadZipFile:
-        raise PackageError(f"{archive}: not an Argos package (not a zip archive)") from None
-    if len(tops) != 1:
-        raise PackageError(
-            f"{archive}: an Argos package holds exactly one top-level folder, found {len(tops)}"
+        zf, top = _members(archive)
+        with zf:
+            try:
+                zf.extractall(staging)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise PackageError(f"{archive}: damaged archive ({exc})") from None
+        unpacked = staging / top
+        if _read(unpacked) is None:
+            raise PackageError(f"{archive}: not a translation package (no model/ or metadata.json)")
+        (unpacked / _SIDECAR).write_text(
+            json.dumps(
+                {
+                    "sha256": file_sha256(archive),
+                    "archive": archive.name,
+                    "content_sha256": content_sha256(unpacked),
+                }
+            ),
+            encoding="utf-8",
         )
-    import argostranslate.package
-    import argostranslate.settings
-
-    argostranslate.settings.package_data_dir = folder
-    argostranslate.settings.package_dirs = [folder]
-    argostranslate.package.install_from_path(archive)
-    target = folder / tops.pop()
-    (target / _SIDECAR).write_text(
-        json.dumps({"sha256": file_sha256(archive), "archive": archive.name}), encoding="utf-8"
-    )
+        _fsync_tree(unpacked)
+        target = folder / top
+        replaced = folder / f".replaced-{tag}"
+        if target.exists():
+            os.rename(target, replaced)
+        os.rename(unpacked, target)
+        _fsync_dir(folder)
+        shutil.rmtree(replaced, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     package = _read(target)
-    if package is None:
-        raise PackageError(
-            f"{archive}: installed, but it is not a translation package (no model/ or metadata)"
-        )
+    assert package is not None  # checked before the rename
     return package
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fetch_from_index(from_code: str, to_code: str, root: str | Path | None = None) -> InstalledPackage:
