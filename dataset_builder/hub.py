@@ -275,6 +275,13 @@ def pull(ref: str, registry: Registry) -> VersionInfo:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
     name, files = _check_manifest(manifest, hub_ref, version)
+    local = f"{name}@{version}"
+    if registry.exists(name, version):  # decided without downloading: versions are immutable
+        registry.publish_check(
+            name, version, manifest["content_hash"], f"pull {hub_ref} into another registry"
+        )
+        _remember(registry, hub_ref, local)
+        return registry.get(local)
     missing = sorted(set(files) - set(listing))
     if missing:
         raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
@@ -294,7 +301,6 @@ def pull(ref: str, registry: Registry) -> VersionInfo:
         _remove_download_state(staging)
         _check_only(staging, {*files, MANIFEST}, hub_ref)
         registry.publish(staging, name, version, manifest["content_hash"])
-    local = f"{name}@{version}"
     _remember(registry, hub_ref, local)
     return registry.get(local)
 

@@ -85,11 +85,13 @@ class Registry:
         return (self.version_dir(name, version) / MANIFEST).is_file()
 
     def names(self) -> list[str]:
-        """The datasets with at least one folder in the registry."""
+        """The datasets with at least one published version (not, say, the ``failed/`` reports)."""
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _valid_name(p.name)
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.is_symlink() and _valid_name(p.name) and self._version_names(p.name)
         )
 
     def resolve(self, ref: str) -> tuple[str, str]:
@@ -211,13 +213,19 @@ class Registry:
             except OSError:
                 if not self.exists(name, version):
                     raise
+        self.publish_check(name, version, content_hash)
+        return False
+
+    def publish_check(
+        self, name: str, version: str, content_hash: str, hint: str = "bump dataset.version in the recipe"
+    ) -> None:
+        """Refuse ``content_hash`` for a version that is published with other content."""
         existing = self.get(f"{name}@{version}").manifest.get("content_hash")
-        if existing == content_hash:
-            return False
-        raise PublishError(
-            f"{name}@{version}: already published with different content ({existing} != {content_hash}); "
-            "versions are immutable: bump dataset.version in the recipe"
-        )
+        if existing != content_hash:
+            raise PublishError(
+                f"{name}@{version}: already published with different content ({existing} != {content_hash}); "
+                f"versions are immutable: {hint}"
+            )
 
     def verify(self, ref: str) -> list[str]:
         """Re-hash every file the manifest lists; return the problems found (empty: intact)."""

@@ -47,6 +47,7 @@ class HubState:
         self.fail_commits = 0
         self.commit_calls = 0
         self.tokens_seen: set[str] = set()
+        self.downloads: list[str] = []  # repo paths served by GET .../resolve/..., in order
         self.lock = threading.Lock()
 
 
@@ -319,6 +320,8 @@ class Handler(BaseHTTPRequestHandler):
             data = repo.commits[oid].get(file_path)
             if data is None:
                 return self._error(404, "Entry not found", "EntryNotFound")
+            if self.command == "GET":
+                self.state.downloads.append(file_path)
             etag = (
                 hashlib.sha256(data).hexdigest()
                 if file_path in repo.lfs_paths.get(oid, set())

@@ -224,3 +224,25 @@ def test_a_push_racing_another_is_refused_not_mixed(hub, local_version: Registry
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
     assert last.startswith("error: ") and "the repo changed while this push was under way" in last
     assert server.state.repos["org/race"].tags == {}
+
+
+def test_pulling_a_version_the_registry_has(hub, local_version: Registry, tmp_path: Path) -> None:
+    import shutil
+
+    server, env = hub
+    assert _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/have").returncode == 0
+    registry = Registry(tmp_path / "reg")
+    shutil.copytree(local_version.get(REF).path, registry.root / "python-ru-sample" / "0.1.0")
+    server.state.downloads.clear()
+    proc = _cli(env, "--registry", str(registry.root), "pull", "org/have@0.1.0")
+    assert proc.returncode == 0 and "-> python-ru-sample@0.1.0 " in proc.stdout, proc.stderr
+    assert server.state.downloads == ["manifest.json"]  # the data already here is not fetched again
+
+    manifest = registry.root / "python-ru-sample" / "0.1.0" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["content_hash"] = "sha256:" + "1" * 64  # another build under the same version
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    (registry.root / ".hub-refs.json").unlink()
+    proc = _cli(env, "--registry", str(registry.root), "pull", "org/have@0.1.0")
+    assert proc.returncode == 3 and "already published with different content" in proc.stderr
+    assert "pull org/have@0.1.0 into another registry" in proc.stderr
