@@ -26,13 +26,12 @@ from dataset_builder.card import CARD, card_for_hub, restore_built_card
 from dataset_builder.errors import PublishError, UserError, VerificationError
 from dataset_builder.names import (
     LATEST,
-    check_name,
     check_relpath,
     inside,
     parse_hub_ref,
     parse_ref,
 )
-from dataset_builder.registry import MANIFEST, Registry, VersionInfo, is_trial, version_key
+from dataset_builder.registry import MANIFEST, Registry, VersionInfo, check_manifest, is_trial, version_key
 from dataset_builder.sources.readers import check_hub_reachable, file_sha256, hub_endpoint, hub_offline
 
 log = logging.getLogger("dataset_builder")
@@ -213,31 +212,12 @@ def _untrusted(hub_ref: str, check: Callable[[], T]) -> T:
 
 def _check_manifest(manifest: Any, hub_ref: str, version: str) -> tuple[str, dict[str, str]]:
     """The dataset name and ``{path: sha256}`` of a downloaded manifest, every field checked."""
-    where = f"{hub_ref}: {MANIFEST}"
-    if not isinstance(manifest, dict):
-        raise VerificationError(f"{where}: not a JSON object")
-    name = _untrusted(hub_ref, lambda: check_name(manifest.get("name"), f"{MANIFEST} key name"))
-    if manifest.get("version") != version:
-        raise VerificationError(f"{where}: says version {manifest.get('version')!r}, the tag is {version!r}")
-    if not isinstance(manifest.get("content_hash"), str):
-        raise VerificationError(f"{where}: no content_hash")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise VerificationError(f"{where}: no 'files' table")
-    out = {}
-    for rel, meta in files.items():
-        _untrusted(hub_ref, lambda rel=rel: check_relpath(rel, f"{MANIFEST} key files"))
-        sha256 = meta.get("sha256") if isinstance(meta, dict) else None
-        if rel == MANIFEST or not isinstance(sha256, str):
-            raise VerificationError(f"{where}: key files.{rel}: not a data file with a sha256")
-        out[rel] = sha256
-    splits = manifest.get("splits")
-    if not isinstance(splits, dict) or not splits:
-        raise VerificationError(f"{where}: no 'splits' table")
-    for split, meta in splits.items():
-        if not isinstance(meta, dict) or meta.get("file") not in out:
-            raise VerificationError(f"{where}: key splits.{split}.file is not one of the manifest's files")
-    return name, out
+    files = check_manifest(manifest, f"{hub_ref}: {MANIFEST}")
+    if manifest["version"] != version:
+        raise VerificationError(
+            f"{hub_ref}: {MANIFEST} says version {manifest['version']!r}, the tag is {version!r}"
+        )
+    return manifest["name"], files
 
 
 def pull(ref: str, registry: Registry) -> VersionInfo:

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from dataset_builder.names import (
     LATEST,
     NotFoundError,
     check_name,
+    check_relpath,
     check_version,
     inside,
     parse_ref,
@@ -36,7 +37,15 @@ REGISTRY_ENV = "DATASET_BUILDER_REGISTRY"
 MANIFEST = "manifest.json"
 _STAGING_PREFIX = ".staging-"
 
-__all__ = ["MANIFEST", "Registry", "VersionInfo", "default_registry_path", "parse_ref", "version_key"]
+__all__ = [
+    "MANIFEST",
+    "Registry",
+    "VersionInfo",
+    "check_manifest",
+    "default_registry_path",
+    "parse_ref",
+    "version_key",
+]
 
 
 def version_key(version: str) -> tuple:
@@ -122,8 +131,7 @@ class Registry:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise VerificationError(f"{manifest_path}: unreadable manifest ({exc})") from None
-        if not isinstance(manifest, dict):
-            raise VerificationError(f"{manifest_path}: not a manifest (a JSON object)")
+        check_manifest(manifest, str(manifest_path))
         if (manifest.get("name"), manifest.get("version")) != (name, version):
             raise VerificationError(
                 f"{manifest_path}: says {manifest.get('name')!r}@{manifest.get('version')!r}, "
@@ -231,16 +239,13 @@ class Registry:
         """Re-hash every file the manifest lists; return the problems found (empty: intact)."""
         info = self.get(ref)
         problems = []
-        files = info.manifest.get("files")
-        if not isinstance(files, dict):
-            return [f"{MANIFEST}: no 'files' table"]
-        for rel, expected in sorted(files.items()):
+        files = check_manifest(info.manifest, str(info.path / MANIFEST))
+        for rel, sha256 in sorted(files.items()):
             try:
                 path = inside(info.path, rel, f"{MANIFEST} key files")
-            except UserError as exc:
+            except UserError as exc:  # a symbolic link on the way
                 problems.append(str(exc))
                 continue
-            sha256 = expected.get("sha256") if isinstance(expected, dict) else None
             if not path.is_file():
                 problems.append(f"{rel}: missing")
             elif (actual := file_sha256(path)) != sha256:
@@ -261,15 +266,48 @@ class Registry:
         info = self.get(ref)
         out = {}
         for split, meta in info.manifest["splits"].items():
-            rel = meta.get("file") if isinstance(meta, dict) else None
+            rel = meta["file"]  # one of the manifest's files: checked by get()
             where = f"{info.path / MANIFEST} key splits.{split}.file"
-            if rel not in info.manifest.get("files", {}):
-                raise VerificationError(f"{where}: {rel!r} is not one of the manifest's files")
             try:
                 out[split] = inside(info.path, rel, where)
             except UserError as exc:
                 raise VerificationError(str(exc)) from None
         return out
+
+
+def check_manifest(manifest: Any, where: str) -> dict[str, str]:
+    """``{path: sha256}`` of a manifest whose every field a path or a name comes from is checked;
+    :class:`VerificationError` naming ``where`` and the key otherwise."""
+
+    def checked(check: Callable[[], object]) -> None:
+        try:
+            check()
+        except UserError as exc:
+            raise VerificationError(f"{where}: {exc}") from None
+
+    if not isinstance(manifest, dict):
+        raise VerificationError(f"{where}: not a manifest (a JSON object)")
+    checked(lambda: check_name(manifest.get("name"), "key name"))
+    checked(lambda: check_version(manifest.get("version"), "key version"))
+    if not isinstance(manifest.get("content_hash"), str):
+        raise VerificationError(f"{where}: no content_hash")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise VerificationError(f"{where}: no 'files' table")
+    out = {}
+    for rel, meta in files.items():
+        checked(lambda rel=rel: check_relpath(rel, "key files"))
+        sha256 = meta.get("sha256") if isinstance(meta, dict) else None
+        if rel == MANIFEST or not isinstance(sha256, str):
+            raise VerificationError(f"{where}: key files.{rel}: not a data file with a sha256")
+        out[rel] = sha256
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        raise VerificationError(f"{where}: no 'splits' table")
+    for split, meta in splits.items():
+        if not isinstance(meta, dict) or meta.get("file") not in out:
+            raise VerificationError(f"{where}: key splits.{split}.file is not one of the manifest's files")
+    return out
 
 
 def _valid_name(name: str) -> bool:
