@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import random
+import re
+import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import ROOT, write_jsonl
+from conftest import alpaca_source, write_jsonl, write_recipe
 from test_stages import _rows, _run
 
 from dataset_builder.cli import main
@@ -39,18 +41,50 @@ def test_folding_keeps_russian_letters_and_drops_punctuation() -> None:
     assert not set(a) & {b[0], b[1]}
 
 
-def test_shingles_match_python_sets() -> None:
+def _python_grams(text: str, n: int) -> list[tuple[str, ...]]:
+    """Word n-grams of a text, in order, computed in plain Python: lower case, every run of
+    characters that are not letters or digits is a word break; a text shorter than n words is one
+    gram of all its words."""
+    words = re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).lower()).split()
+    if len(words) < n:
+        return [tuple(words)] if words else []
+    return [tuple(words[k : k + n]) for k in range(len(words) - n + 1)]
+
+
+def test_shingles_match_python_ngrams_one_for_one() -> None:
+    """Not just as many shingles as n-grams: shingle k of each document is the hash of its k-th
+    n-gram, equal n-grams (in any document) hash equal and different ones differ."""
     rng = random.Random(0)
-    docs = [" ".join(_doc(rng, rng.randint(0, 30))) for _ in range(200)]
-    sh = shingle(docs, n=3)
-    for i, text in enumerate(docs):
-        words = text.split()
-        expected = (
-            {" ".join(words[k : k + 3]) for k in range(len(words) - 2)}
-            if len(words) >= 3
-            else ({" ".join(words)} if words else set())
-        )
-        assert len(set(sh.doc(i).tolist())) == len(expected)
+    vocabulary = [*WORDS[:300], "Ёлка", "йод", "snake_case", "x.y()", "«Цитата»", "Dict[str, int]"]
+    docs = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 30))) for _ in range(300)]
+    docs += ["", "  ,,, ", "one", "Two words", "Й, ё!"]
+    for n in (1, 3, 5):
+        sh = shingle(docs, n=n)
+        hash_of: dict[tuple[str, ...], int] = {}
+        gram_of: dict[int, tuple[str, ...]] = {}
+        for i, text in enumerate(docs):
+            grams = _python_grams(text, n)
+            hashes = sh.doc(i).tolist()
+            assert len(hashes) == len(grams), (n, text)
+            for gram, h in zip(grams, hashes, strict=True):
+                assert hash_of.setdefault(gram, h) == h  # the same n-gram always hashes the same
+                assert gram_of.setdefault(h, gram) == gram  # no two n-grams share a hash
+        assert len(hash_of) > 500 if n > 1 else len(hash_of) > 250
+    # Split into chunks on threads or not, the result is the same.
+    single = shingle(docs, n=3, threads=1)
+    assert (single.hashes == shingle(docs, n=3).hashes).all()
+
+
+def test_exact_jaccard_agrees_with_python_sets() -> None:
+    rng = random.Random(4)
+    base = _doc(rng, 60)
+    texts = [" ".join(base), " ".join(_variant(rng, base, 6)), " ".join(_doc(rng, 60))]
+    sh = shingle(texts, n=5)
+    sets = [set(_python_grams(t, 5)) for t in texts]
+    for a in range(3):
+        for b in range(3):
+            expected = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
+            assert jaccard(sh.doc(a), sh.doc(b)) == pytest.approx(expected)
 
 
 def test_signature_agreement_estimates_jaccard() -> None:
@@ -172,24 +206,87 @@ def _run_with_base(stage_type: str, rows: list[dict], base: Path, **settings):
     ]
 
 
-def test_sample_build_dedups_and_dups_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    registry = Registry(tmp_path / "reg")
-    result = build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)
-    stages = {s["stage"]: s for s in result.manifest["stages"]}
-    assert stages["near_dedup"]["dropped"]["near_duplicate"] > 0
-    assert stages["decontaminate"]["counters"]["contaminated:sample-eval-prompts"] >= 1
-    assert main(["--registry", str(registry.root), "dups", result.ref, "--top", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "KEPT" in out and "REMOVED" in out
-    # Published clusters never straddle the split.
+def _published(path: Path, split: str) -> list[dict]:
     import pyarrow.parquet as pq
 
-    seen: dict[str, set[str]] = {}
-    for split in ("train", "test"):
-        for c in (
-            pq.read_table(result.path / f"data/{split}-00000-of-00001.parquet")
-            .column("dup_cluster")
-            .to_pylist()
-        ):
-            seen.setdefault(c, set()).add(split)
-    assert all(len(s) == 1 for s in seen.values())
+    file = path / f"data/{split}-00000-of-00001.parquet"
+    return pq.read_table(file).to_pylist() if file.exists() else []
+
+
+def _pair_jaccard(a: list[dict], b: list[dict]) -> float:
+    """Exact Jaccard of two conversations' user and assistant text, on Python sets of word 5-grams."""
+    sets = [
+        set(_python_grams("\n".join(t["content"] for t in m if t["role"] != "system"), 5)) for m in (a, b)
+    ]
+    return len(sets[0] & sets[1]) / len(sets[0] | sets[1]) if sets[0] | sets[1] else 1.0
+
+
+def test_sample_build_dedups_and_dups_command(
+    sample_registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    info = sample_registry.get("python-ru-sample@0.1.0")
+    stages = {s["stage"]: s for s in info.manifest["stages"]}
+    assert stages["near_dedup"]["dropped"]["near_duplicate"] > 0
+    assert stages["decontaminate"]["counters"]["contaminated:sample-eval-prompts"] >= 1
+    assert main(["--registry", str(sample_registry.root), "dups", info.ref, "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "KEPT" in out and "REMOVED" in out
+    # With action = "drop" each cluster publishes only its keeper, so the cluster column cannot
+    # straddle by construction. What must hold instead, checked with sets computed here: every
+    # removed row is a near-duplicate of a published keeper, and no published training row is a
+    # near-duplicate of a published test row.
+    train, test = _published(info.path, "train"), _published(info.path, "test")
+    published = {r["row_id"]: r for r in train + test}
+    removed = [
+        r
+        for r in pq.read_table(info.path / "rejected" / "rejected.parquet").to_pylist()
+        if r["reason"] == "near_duplicate"
+    ]
+    assert len(removed) == stages["near_dedup"]["dropped"]["near_duplicate"]
+    for row in removed:
+        keeper = published[row["duplicate_of"]]
+        assert _pair_jaccard(row["messages"], keeper["messages"]) >= 0.8
+    assert test and max(_pair_jaccard(a["messages"], b["messages"]) for a in train for b in test) < 0.8
+
+
+def test_marked_clusters_never_straddle_the_split(tmp_path: Path) -> None:
+    """action = "mark" keeps every member: the split must keep each cluster on one side. The same
+    build splitting by row id alone (no group column) is the control that shows it otherwise would not."""
+    rng = random.Random(8)
+    records = []
+    for i in range(30):
+        words = _doc(rng, 40)
+        for copy in range(3):
+            records.append({"instruction": " ".join(_variant(rng, words, copy)), "output": f"answer {i}"})
+    write_jsonl(tmp_path / "data.jsonl", records)
+
+    def published(group_column: str) -> list[tuple[str, list[dict], str]]:
+        stages = (
+            '[[stages]]\ntype = "near_dedup"\nfields = ["user"]\naction = "mark"\nthreshold = 0.8\n'
+            f'[[stages]]\ntype = "split"\ntest_ratio = 0.5\nseed = 3\ngroup_column = "{group_column}"\n'
+        )
+        recipe = write_recipe(tmp_path, alpaca_source(), stages=stages, version=group_column)
+        result = build(load_recipe(recipe), Registry(tmp_path / "reg"), show_progress=False)
+        return [
+            (r["row_id"], r["messages"], split)
+            for split in ("train", "test")
+            for r in _published(result.path, split)
+        ]
+
+    def straddling(rows: list[tuple[str, list[dict], str]]) -> int:
+        """Pairs of near-duplicates (Jaccard of user turns >= 0.8, computed here) split apart."""
+        users = [(m[0]["content"], split) for _, m, split in rows]
+        grams = [set(_python_grams(u, 5)) for u, _ in users]
+        return sum(
+            1
+            for a in range(len(users))
+            for b in range(a + 1, len(users))
+            if users[a][1] != users[b][1] and len(grams[a] & grams[b]) / len(grams[a] | grams[b]) >= 0.8
+        )
+
+    grouped = published("dup_cluster")
+    assert len(grouped) == 90  # mark keeps every row
+    assert straddling(grouped) == 0
+    assert straddling(published("no_such_column")) > 0
