@@ -32,10 +32,34 @@ def _registry(args: argparse.Namespace):  # -> Registry
     return Registry(args.registry)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import time
+
+    from dataset_builder.check import check_recipe
+
+    start = time.monotonic()
+    findings = check_recipe(args.recipe, _registry(args).root)
+    problems = [f.text for f in findings if f.problem]
+    for finding in findings:
+        if not finding.problem:
+            print(f"note: {finding.text}")
+    for text in problems:
+        print(f"error: {text}", file=sys.stderr)
+    took = f"checked in {time.monotonic() - start:.1f} s"
+    print(
+        f"{args.recipe}: {len(problems)} problem(s), {took}"
+        if problems
+        else f"{args.recipe}: ready to build, {took}"
+    )
+    return 2 if problems else 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
 
+    if args.dry_run:
+        return cmd_check(args)
     recipe = load_recipe(args.recipe)
     result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
     state = "published" if result.published else "already published with identical content (no-op)"
@@ -203,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=None, help="read at most N rows per source (published as VERSION+limitN)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="only check the recipe and its inputs (as `check`)")
+
+    p = add(
+        "check", cmd_check, "check a recipe, its input files, Argos package and eval sets, building nothing"
+    )
+    p.add_argument("recipe", help="recipe TOML file")
 
     p = add("list", cmd_list, "list published versions")
     p.add_argument("name", nargs="?", default=None, help="only this dataset (an unknown name is an error)")
