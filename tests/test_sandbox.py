@@ -4,6 +4,7 @@ failure belongs to its own program only."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -132,3 +133,56 @@ def test_setup_failure_is_not_a_program_failure(tmp_path: Path) -> None:
         sandbox.prefix = ["/bin/false", "--"]  # as if the namespace command failed: nothing starts
         with pytest.raises(SandboxError, match="could not start a program"):
             sandbox.run("pass\n")
+
+
+def test_processes_that_leave_the_session_die_with_the_program(tmp_path: Path) -> None:
+    """A child that calls setsid escapes a process-group kill; the PID namespace (or, as root,
+    the per-slot uid) still ends it when its program ends. Guard off, so nothing else stops it."""
+    witness = tmp_path / "still-alive"
+    escapee = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(1.5)\n"
+        f"    open({str(witness)!r}, 'w').write('escaped')\n"
+        "    os._exit(0)\n"
+    )
+    with Sandbox(Limits(timeout=5), guard=False) as sandbox:
+        if "PID namespace" not in sandbox.network and not sandbox.as_root:
+            pytest.skip(f"neither a PID namespace nor a uid switch here: {sandbox.isolation()['user']}")
+        assert sandbox.run(escapee).passed
+    time.sleep(2.5)
+    assert not witness.exists()
+
+
+def _python_for_other_uids() -> str | None:
+    """An interpreter an unprivileged uid can run (the system's), when we are root."""
+    from trainer.sandbox import uid_can_run
+
+    if os.geteuid() != 0:
+        return None
+    for python in (os.path.realpath(sys.executable), "/usr/bin/python3", "/usr/local/bin/python3"):
+        if Path(python).exists() and uid_can_run(python, 1_999_999_999):
+            return python
+    return None
+
+
+def test_uid_layer_stops_what_the_guard_would(tmp_path: Path) -> None:
+    """As root with an interpreter other uids can run, each slot runs as its own uid: with the
+    guard off, RLIMIT_NPROC stops a fork bomb and file permissions stop writes outside scratch."""
+    python = _python_for_other_uids()
+    if python is None:
+        pytest.skip("not root, or no interpreter that an unprivileged uid can run")
+    outside = tmp_path / "outside.txt"
+    programs = [
+        "import os\nwhile True:\n    os.fork()\n",
+        f"open({str(outside)!r}, 'w').write('escaped')\n",
+        "import math\nassert math.gcd(12, 18) == 6\n",
+    ]
+    with Sandbox(Limits(timeout=3, workers=2, processes=8), guard=False, python=python) as sandbox:
+        assert sandbox.as_root and sandbox.isolation()["user"].startswith("own unprivileged uid")
+        bomb, write, good = sandbox.run_many(programs)
+    assert bomb.status in ("failed", "timeout") and not write.passed and good.passed
+    assert "Permission denied" in write.detail and not outside.exists()
+    time.sleep(0.2)
+    assert _sandbox_processes() == []

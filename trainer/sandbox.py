@@ -76,20 +76,24 @@ class Outcome:
 
 @cache
 def network_isolation() -> tuple[list[str], str]:
-    """The command prefix that puts a program in a network namespace, and its description."""
+    """The command prefix that puts a program in namespaces of its own, and its description.
+
+    Preferred: a network namespace without interfaces plus a PID namespace whose first process is
+    the program (``-p -f --kill-child``): when it ends, the kernel kills every process it left,
+    whatever session or group they moved to. Root needs no user namespace for either."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return [], "none (no unshare); the guard refuses sockets"
-    candidates = [[unshare, "-n"]] if os.geteuid() == 0 else []
-    candidates.append([unshare, "-r", "-n"])
-    for prefix in candidates:
+    user = [] if os.geteuid() == 0 else ["-r"]
+    for extra in (["-p", "-f", "--kill-child"], []):
+        prefix = [unshare, *user, "-n", *extra]
         try:
             probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
-            what = "network namespace without interfaces (" + " ".join(["unshare", *prefix[1:]]) + ")"
-            return [*prefix, "--"], what
+            what = "network namespace without interfaces" + (", own PID namespace" if extra else "")
+            return [*prefix, "--"], f"{what} ({' '.join(['unshare', *prefix[1:]])})"
     return [], "none (unshare not permitted here); the guard refuses sockets"
 
 
@@ -97,11 +101,14 @@ class Sandbox:
     """A bounded pool of sandboxed program runs. ``run_many`` keeps at most ``limits.workers``
     programs alive at once; each result belongs to its program alone."""
 
-    def __init__(self, limits: Limits | None = None, *, guard: bool = True) -> None:
+    def __init__(
+        self, limits: Limits | None = None, *, guard: bool = True, python: str = sys.executable
+    ) -> None:
         self.limits = limits or Limits()
         self.guard = guard
+        self.python = python
         # Switching uid only helps if that uid can still run the interpreter and read the stdlib.
-        self.as_root = os.geteuid() == 0 and interpreter_readable_by_others()
+        self.as_root = os.geteuid() == 0 and uid_can_run(python, self._uid_for(self.limits.workers))
         self.prefix, self.network = network_isolation()
         self._root = Path(tempfile.mkdtemp(prefix="sandbox-"))
         # Slots' scratch folders live below this one: others may pass through it, not list it.
@@ -132,7 +139,11 @@ class Sandbox:
         self.close()
 
     def _uid(self, slot: int) -> int | None:
-        return _UID_BASE + (os.getpid() % 4_000_000) * 64 + slot if self.as_root else None
+        return self._uid_for(slot) if self.as_root else None
+
+    @staticmethod
+    def _uid_for(slot: int) -> int:
+        return _UID_BASE + (os.getpid() % 4_000_000) * 64 + slot
 
     def run(self, program: str) -> Outcome:
         slot = self._slots.get()
@@ -175,7 +186,7 @@ class Sandbox:
         }
         (work / "config.json").write_text(json.dumps(config), encoding="utf-8")
         env = {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
-        command = [*self.prefix, sys.executable, "-I", "-B", str(_BOOT), str(work / "config.json")]
+        command = [*self.prefix, self.python, "-I", "-B", str(_BOOT), str(work / "config.json")]
         start = time.monotonic()
         timed_out = False
         try:
@@ -190,7 +201,7 @@ class Sandbox:
                     proc.wait()
                 _kill_group(proc.pid)  # anything it left behind in its group
                 if uid is not None:
-                    _kill_uid(uid)
+                    _kill_uid(self.python, uid)
             seconds = time.monotonic() - start
             stderr = _tail(work / "stderr")
         finally:
@@ -212,20 +223,18 @@ class Sandbox:
         )
 
 
-def interpreter_readable_by_others() -> bool:
-    """Whether a uid with no rights of its own can run ``sys.executable`` and import the stdlib
-    (not so when Python lives under a private home such as /root)."""
-    import stat
-    import sysconfig
-
-    targets = [Path(os.path.realpath(sys.executable)), Path(sysconfig.get_paths()["stdlib"]) / "os.py"]
-    for target in targets:
-        for folder in target.parents:
-            if not os.stat(folder).st_mode & stat.S_IXOTH:
-                return False
-        if not os.stat(target).st_mode & stat.S_IROTH:
-            return False
-    return True
+def uid_can_run(python: str, uid: int) -> bool:
+    """Whether a uid with no rights of its own can start ``python`` and import the stdlib (not so
+    when Python lives under a private home such as /root). Tried, not inferred from modes."""
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-B", "-c", "import json, os, resource, collections, math"],
+            user=uid, group=uid, extra_groups=[], env={}, stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=30, check=False, cwd="/",
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
 
 
 def _user_layer(switched: bool) -> str:
@@ -233,7 +242,7 @@ def _user_layer(switched: bool) -> str:
         return "own unprivileged uid per worker slot; its processes killed after every program"
     if os.geteuid() == 0:
         return (
-            "root, no uid switch (the interpreter is not readable by other users); "
+            "root, no uid switch (an unprivileged uid cannot run this interpreter); "
             "RLIMIT_NPROC does not bind root, so processes are stopped by the guard and the timeout"
         )
     return "the caller's uid; RLIMIT_NPROC counts all of the caller's processes"
@@ -244,10 +253,10 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _kill_uid(uid: int) -> None:
+def _kill_uid(python: str, uid: int) -> None:
     """Kill every process of ``uid``, including any that left the process group (setsid)."""
     subprocess.run(
-        [sys.executable, "-I", "-S", "-c", "import os\ntry:\n os.kill(-1, 9)\nexcept ProcessLookupError:\n pass"],
+        [python, "-I", "-S", "-c", "import os\ntry:\n os.kill(-1, 9)\nexcept ProcessLookupError:\n pass"],
         user=uid, group=uid, extra_groups=[], env={}, stdin=subprocess.DEVNULL, capture_output=True,
         check=False, cwd="/",
     )  # fmt: skip

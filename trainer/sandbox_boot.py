@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import sys
 
 # The parent reads this line on stderr to know that set-up succeeded and the sample started.
@@ -96,7 +97,27 @@ def _install_guard(scratch: str) -> None:
     sys.addaudithook(hook)
 
 
+def _stay_init(child: int) -> None:
+    """As the first process of a PID namespace of its own, the program would ignore signals it
+    sends itself and leave orphans unreaped; so this process stays init: it reaps, and when the
+    program ends it exits with its status (128 + signal), taking the namespace down with it."""
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            break
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        sys.stderr.write(f"\nkilled by {signal.Signals(number).name}\n")
+        sys.stderr.flush()
+        os._exit(128 + number)
+    os._exit(os.WEXITSTATUS(status))
+
+
 def main() -> None:
+    if os.getpid() == 1:
+        child = os.fork()
+        if child:
+            _stay_init(child)
     with open(sys.argv[1], encoding="utf-8") as fh:
         cfg = json.load(fh)
     with open(cfg["program"], encoding="utf-8") as fh:
