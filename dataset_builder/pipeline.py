@@ -267,7 +267,11 @@ def raise_with_report(
             failed_stage=run.failed_stage,
             stages=[s.as_dict() for s in run.stats],
             rejects=run.rejects,
-            rows_by_source=run.rows_by_source(),
+            # Nothing was published: what reached the split files is reported as written.
+            rows_by_source={
+                source: {"read": n["read"], "written": n["published"], "rejected": n["rejected"]}
+                for source, n in run.rows_by_source().items()
+            },
             recipe=recipe.resolved(),
         )
         look = f"stage counts and rejected rows in {where}"

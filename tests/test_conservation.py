@@ -118,7 +118,7 @@ def test_a_stage_that_drops_rows_without_rejecting_them_fails_the_build(
     assert len(err.splitlines()) == 1 and "rows lost in stage 'leaky'" in err
     report = json.loads((tmp_path / "reg" / "failed" / "t@1.0.0" / "report.json").read_text(encoding="utf-8"))
     assert report["error_type"] == "ConservationError"
-    assert report["rows_by_source"]["src"] == {"read": 30, "published": 20, "rejected": 0}
+    assert report["rows_by_source"]["src"] == {"read": 30, "written": 20, "rejected": 0}
 
 
 def test_the_same_drops_with_reasons_publish(tmp_path: Path, faulty_stages: None) -> None:

@@ -141,4 +141,4 @@ def test_input_error_after_some_rows_leaves_a_report(
         f"nothing published; stage counts and rejected rows in {folder}"
     )
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    assert report["rows_by_source"] == {"src": {"read": 2, "published": 0, "rejected": 1}}
+    assert report["rows_by_source"] == {"src": {"read": 2, "written": 0, "rejected": 1}}
