@@ -149,8 +149,18 @@ def push(info: VersionInfo, repo_id: str, *, private: bool = False, retry_delay:
 def _remote_manifest(api, repo_id: str, revision: str) -> dict:
     from huggingface_hub import hf_hub_download
 
-    path = hf_hub_download(repo_id, MANIFEST, repo_type="dataset", revision=revision, endpoint=api.endpoint)
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    path = _retry(
+        f"download {repo_id}@{revision} {MANIFEST}",
+        lambda: hf_hub_download(
+            repo_id, MANIFEST, repo_type="dataset", revision=revision, endpoint=api.endpoint
+        ),
+    )
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None
+    # Whatever the tag holds, it is compared by content hash only: no manifest, no hash, no match.
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def latest_tag(repo_id: str) -> str:
