@@ -4,6 +4,7 @@ A row is ``messages`` (a list of ``{role, content}`` turns, roles system/user/as
 provenance: the recipe's ``source`` name, ``source_key`` (where the row lives in its source:
 ``file:line`` or ``split[index]``), ``row_id`` (a stable hash of source and content) and ``lang``
 (the language the text is in, as declared by the source or set by a translating stage).
+A translating stage adds ``source_messages`` (the turns before translation) and ``source_lang``.
 Stages may add columns (``split``, ``text``, ``dup_cluster``...); they never remove these.
 """
 
@@ -44,6 +45,9 @@ REJECTED_SCHEMA = pa.schema(
         ("messages", MESSAGES_TYPE),
         # The original record as JSON, for rows rejected before they could become messages.
         ("raw", pa.string()),
+        # What a transforming stage made of the row before rejecting it (a translation that
+        # failed its checks), beside ``messages``, the row as it came in.
+        ("attempted_messages", MESSAGES_TYPE),
     ]
 )
 

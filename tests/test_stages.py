@@ -45,8 +45,9 @@ def test_normalize_keeps_code_indentation_and_russian_letters() -> None:
     decomposed = "и\u0306од, е\u0308ж"  # й and ё as base letter + combining mark
     text = "\r\n\r\nЗаголовок   \r\n```python\ndef f():\n    return 1   \n\n\tpass\n```\t\n\n"
     assert normalize_text(decomposed) == "йод, ёж"
-    assert normalize_text(text) == "Заголовок\n```python\ndef f():\n    return 1\n\n\tpass\n```"
-    assert normalize_text("    indented first line\n") == "    indented first line"
+    # Prose is normalized; the fenced block keeps every byte, trailing spaces and tab included.
+    assert normalize_text(text) == "Заголовок\n```python\ndef f():\n    return 1   \n\n\tpass\n```\t\n"
+    assert normalize_text("    indented first line\n") == "    indented first line\n"
     assert normalize_text("\ufeffa\x00b") == "ab"
 
 

@@ -106,6 +106,7 @@ class RejectSink:
                     "duplicate_of": original,
                     "messages": row.get("messages"),
                     "raw": raw if raw is None or isinstance(raw, str) else canonical_json(raw),
+                    "attempted_messages": row.get("attempted_messages"),
                 }
             )
         self.count += len(rows)

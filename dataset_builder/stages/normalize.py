@@ -1,10 +1,12 @@
-"""Normalize text without changing what it means or how code is laid out.
+"""Normalize the prose of a turn without touching its code.
 
-Unicode NFC (composes, never decomposes: й and ё stay single characters), Windows and old Mac line
-ends to ``\\n``, BOM and NUL removed, trailing whitespace removed from every line, blank lines
-removed from the start and end of a turn. Leading whitespace is never touched, so code indentation
-survives byte for byte. Turns that end up empty are removed (counted, not rejected: a row without
-an answer is the quality stage's business).
+Prose (and the whitespace and Markdown around it) gets Unicode NFC (composes, never decomposes: й
+and ё stay single characters), Windows and old Mac line ends turned into ``\\n``, BOM and NUL
+removed, trailing whitespace removed from every line, blank lines removed from the start and end
+of the turn. Code, as the segmenter finds it, passes through byte for byte: a ``return x \\n``
+line or a CRLF file keeps its bytes from the source file to the published row. ``normalize_code =
+true`` applies the same rules inside code too. Turns that end up empty are removed (counted, not
+rejected: a row without an answer is the quality stage's business).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import unicodedata
 from typing import Any
 
 from dataset_builder.stages.base import RowStage, StageConfig, StageContext
+from dataset_builder.translate.segment import segment
 
-_TRAILING_WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+(?=\n|$)")
+_TRAILING_WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+(?=\n)")
+_TRAILING_WS_AT_END = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+$")
 _REMOVED_CHARS = str.maketrans({"\ufeff": None, "\x00": None})
 
 
@@ -23,15 +27,42 @@ class NormalizeConfig(StageConfig):
     unicode_form: str = "NFC"
     strip_trailing_whitespace: bool = True
     drop_empty_turns: bool = True
+    normalize_code: bool = False
 
 
-def normalize_text(text: str, *, form: str = "NFC", strip_trailing: bool = True) -> str:
+def _normalize_chunk(text: str, form: str, strip_trailing: bool, at_end: bool) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_REMOVED_CHARS)
     text = unicodedata.normalize(form, text)
     if strip_trailing:
         text = _TRAILING_WS.sub("", text)
-    # Only whole blank lines go from the ends: the first line's indentation is code.
-    return text.strip("\n")
+        if at_end:  # only the turn's last line: elsewhere the spaces lead up to code on the line
+            text = _TRAILING_WS_AT_END.sub("", text)
+    return text
+
+
+def normalize_text(
+    text: str, *, form: str = "NFC", strip_trailing: bool = True, normalize_code: bool = False
+) -> str:
+    if normalize_code:
+        return _normalize_chunk(text, form, strip_trailing, at_end=True).strip("\n")
+    spans = segment(text)
+    pieces: list[tuple[bool, str]] = []  # (is_code, text), neighbouring non-code spans merged
+    for span in spans:
+        is_code = span.kind == "code"
+        if pieces and not is_code and not pieces[-1][0]:
+            pieces[-1] = (False, pieces[-1][1] + span.text)
+        else:
+            pieces.append((is_code, span.text))
+    out = [
+        piece if is_code else _normalize_chunk(piece, form, strip_trailing, at_end=i == len(pieces) - 1)
+        for i, (is_code, piece) in enumerate(pieces)
+    ]
+    # Blank lines go from the ends of the turn, but never a byte of code.
+    if out and not pieces[0][0]:
+        out[0] = out[0].lstrip("\n")
+    if out and not pieces[-1][0]:
+        out[-1] = out[-1].rstrip("\n")
+    return "".join(out)
 
 
 class Normalize(RowStage):
@@ -49,7 +80,10 @@ class Normalize(RowStage):
         turns = []
         for message in row["messages"]:
             content = normalize_text(
-                message["content"], form=cfg.unicode_form, strip_trailing=cfg.strip_trailing_whitespace
+                message["content"],
+                form=cfg.unicode_form,
+                strip_trailing=cfg.strip_trailing_whitespace,
+                normalize_code=cfg.normalize_code,
             )
             if content != message["content"]:
                 ctx.count("turns_changed")

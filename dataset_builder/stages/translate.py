@@ -27,15 +27,16 @@ import pyarrow as pa
 from pydantic import Field
 
 from dataset_builder.progress import new_bar
+from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageConfig, StageContext
 from dataset_builder.translate.checks import latin_share, repetition_loop
-from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.translate.langid import LATIN_LANGUAGES, detect, identify, prose_only
 from dataset_builder.translate.segment import (
     Protected,
     Span,
     is_python,
+    join_around_code,
     protect,
     python_prose,
     segment,
@@ -176,11 +177,13 @@ class _Turn:
                 restored = local.restore(done.get(sentence, ""))
                 if restored is None:
                     retried += 1
-                    restored = "".join(
-                        piece
-                        if is_code
-                        else _keep_edges(piece, (retry or {}).get(piece.strip(), piece.strip()))
-                        for piece, is_code in local.fragments()
+                    restored = join_around_code(
+                        [
+                            (piece, True)
+                            if is_code
+                            else (_keep_edges(piece, (retry or {}).get(piece.strip(), piece.strip())), False)
+                            for piece, is_code in local.fragments()
+                        ]
                     )
                 out.append(restored)
             translated = join_sentences(out, [_restore_gap(g, protected) for g in gaps])
@@ -212,38 +215,46 @@ def _keep_edges(piece: str, translated: str) -> str:
     return f"{lead}{translated}{trail}"
 
 
+def _python_body(code: str) -> tuple[int, str] | None:
+    """``(offset, body)`` of the Python in a code span (a fenced block's inside, or the span),
+    or None when it is not Python that parses: comments are only translated where the language
+    is known, since ``#`` starts a comment in Python but a directive in C."""
+    lines = code.splitlines(keepends=True)
+    if lines and lines[0].lstrip().startswith(("```", "~~~")):
+        info = lines[0].strip().lstrip("`~").strip().lower()
+        if info not in ("", "python", "py", "python3") or len(lines) < 2:
+            return None
+        closed = lines[-1].strip().startswith(lines[0].strip()[:3])
+        body = "".join(lines[1:-1] if closed else lines[1:])
+        return (len(lines[0]), body) if is_python(body) else None
+    return (0, code) if is_python(code) else None
+
+
 def _split_comments(spans: list[Span]) -> list[Span]:
-    """Code spans with their comments and docstrings split out as prose (``translate_comments``)."""
+    """Code spans with the comments and docstrings of their Python split out as prose
+    (``translate_comments``); doctests and examples inside docstrings stay code."""
     out: list[Span] = []
     for span in spans:
-        ranges = python_prose(span.text) if span.kind == "code" else []
+        found = _python_body(span.text) if span.kind == "code" else None
+        ranges = python_prose(found[1]) if found else []
         if not ranges:
             out.append(span)
             continue
-        pos = 0
+        offset, pos = found[0], 0
         for start, end, forbid in ranges:
+            start, end = start + offset, end + offset
             out.append(Span("code", span.text[pos:start]))
-            out.append(Span("prose", span.text[start:end], forbid))
+            for part in (
+                segment(span.text[start:end])
+                if "\n" in span.text[start:end]
+                else [Span("prose", span.text[start:end])]
+            ):
+                out.append(
+                    Span("prose", part.text, forbid) if part.kind == "prose" else Span("code", part.text)
+                )
             pos = end
         out.append(Span("code", span.text[pos:]))
-    return out
-
-
-def _code_without_comments(text: str, translate_comments: bool) -> list[str]:
-    if not translate_comments:
-        return code_fingerprint(text)
-    return [s.text for s in _split_comments(segment(text)) if s.kind == "code"]
-
-
-def _first_missing(code: list[str], translated: str) -> str | None:
-    """The first piece of the source's code that does not appear, in order, in the translation."""
-    pos = 0
-    for piece in code:
-        found = translated.find(piece, pos)
-        if found < 0:
-            return piece
-        pos = found + len(piece)
-    return None
+    return [s for s in out if s.text]
 
 
 class Translate(BaseStage):
@@ -254,9 +265,15 @@ class Translate(BaseStage):
         cfg: TranslateConfig = self.config
         from dataset_builder.translate.packages import PackageError
 
+        translators: dict[str, Translator] = {}
         try:
-            translator = Translator(cfg, ctx.base_dir, ctx)
+            # Every package the recipe may need is found before the first row: a missing one for
+            # another language fails now, not hours into the run.
+            for lang in [cfg.from_lang, *self._translated_languages()]:
+                translators[lang] = Translator(cfg, lang, ctx.base_dir, ctx)
         except PackageError as exc:
+            for translator in translators.values():
+                translator.close()
             if cfg.if_missing == "error":
                 raise
             log.warning("translation skipped: %s; rows keep their language", exc)
@@ -265,74 +282,127 @@ class Translate(BaseStage):
             return
         try:
             for batch in batches:
-                yield from self._translate_batch(batch, translator, ctx)
+                yield from self._translate_batch(batch, translators, ctx)
         finally:
-            translator.close()
+            for translator in translators.values():
+                translator.close()
 
-    def _wants(self, row: dict[str, Any], ctx: StageContext) -> bool:
+    def _translated_languages(self) -> list[str]:
+        cfg: TranslateConfig = self.config
+        return [
+            lang
+            for lang, how in cfg.other_languages.items()
+            if how == "translate" and lang not in ("*", cfg.from_lang, cfg.to_lang)
+        ]
+
+    def _route(self, row: dict[str, Any], ctx: StageContext) -> str | None:
+        """The language to translate ``row`` from, or None to keep it as it is. Sets the row's
+        ``lang`` to what was found; a row to reject gets ``_reject`` with the detail."""
         cfg: TranslateConfig = self.config
         if not ctx.source_options.get(row["source"], {}).get("translate", True) or row["lang"] == cfg.to_lang:
             ctx.count("not_translated_by_source")
-            return False
-        if cfg.detect_language:
-            prose = "\n".join(prose_only(m["content"]) for m in row["messages"] if m["role"] in cfg.roles)
-            found = detect(prose)
-            if found == cfg.to_lang:
-                ctx.count("routed_already_target_language")
-                row["lang"] = cfg.to_lang
-                return False
-        return True
+            return None
+        declared = row["lang"] or cfg.from_lang
+        if not cfg.detect_language:
+            return declared if declared == cfg.from_lang else self._other(row, declared, 1.0, ctx)
+        prose = "\n".join(prose_only(m["content"]) for m in row["messages"] if m["role"] in cfg.roles)
+        found, probability = identify(
+            prose,
+            tuple(dict.fromkeys((*cfg.languages, cfg.to_lang))),
+            declared,
+            min_letters=cfg.min_detect_letters,
+            min_probability=cfg.min_detect_probability,
+        )
+        if found == cfg.to_lang:
+            ctx.count("routed_already_target_language")
+            row["lang"] = cfg.to_lang
+            return None
+        if found == cfg.from_lang:
+            return found
+        return self._other(row, found, probability, ctx)
+
+    def _other(self, row: dict[str, Any], lang: str, probability: float, ctx: StageContext) -> str | None:
+        cfg: TranslateConfig = self.config
+        how = cfg.other_languages.get(lang, cfg.other_languages.get("*", "reject"))
+        ctx.count(f"other_language:{lang}:{how}")
+        row["lang"] = lang
+        if how == "translate" and lang in self._translated_languages():
+            return lang
+        if how == "reject" or how == "translate":
+            row["_reject"] = f"identified as {lang!r} (p={probability:.2f}), not {cfg.from_lang!r}; " + (
+                "no package is configured for it" if how == "translate" else "other_languages says reject"
+            )
+        return None
 
     def _translate_batch(
-        self, batch: pa.Table, translator: Translator, ctx: StageContext
+        self, batch: pa.Table, translators: dict[str, Translator], ctx: StageContext
     ) -> Iterator[pa.Table]:
         cfg: TranslateConfig = self.config
         rows = batch.to_pylist()
-        work: dict[int, dict[int, _Turn]] = {}
+        work: dict[int, tuple[str, dict[int, _Turn]]] = {}
+        passed: list[int] = []
+        other: list[int] = []
         for r, row in enumerate(rows):
-            if self._wants(row, ctx):
-                work[r] = {
-                    t: _Turn(m["content"], cfg.translate_comments, cfg.from_lang)
+            lang = self._route(row, ctx)
+            if "_reject" in row:
+                other.append(r)
+            elif lang is None:
+                passed.append(r)
+            else:
+                turns = {
+                    t: _Turn(m["content"], cfg.translate_comments, lang)
                     for t, m in enumerate(row["messages"])
                     if m["role"] in cfg.roles
                 }
-        sentences = [s for turns in work.values() for turn in turns.values() for s in turn.sentences()]
-        done = translator.translate(sentences)
-        pieces = [p for turns in work.values() for turn in turns.values() for p in turn.retry_pieces(done)]
-        retry = translator.translate(pieces) if pieces else {}
+                work[r] = (lang, turns)
+        done: dict[str, dict[str, str]] = {}
+        retry: dict[str, dict[str, str]] = {}
+        for lang, translator in translators.items():
+            mine = [turns for from_lang, turns in work.values() if from_lang == lang]
+            sentences = [s for turns in mine for turn in turns.values() for s in turn.sentences()]
+            done[lang] = translator.translate(sentences) if sentences else {}
+            pieces = [p for turns in mine for turn in turns.values() for p in turn.retry_pieces(done[lang])]
+            retry[lang] = translator.translate(pieces) if pieces else {}
 
-        kept, rejected, reasons, details = [], [], [], []
-        for r, row in enumerate(rows):
-            if r not in work:
-                kept.append(row)
-                continue
+        kept: list[tuple[int, dict[str, Any]]] = []
+        failed: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        for r in other:
+            row = rows[r]
+            failed.setdefault("other_language", []).append((row, row.pop("_reject")))
+        for r in passed:
+            kept.append((r, {**rows[r], "source_messages": None, "source_lang": rows[r]["lang"]}))
+        for r, (lang, turns) in work.items():
+            row = rows[r]
             problem = None
             messages = [dict(m) for m in row["messages"]]
-            for t, turn in work[r].items():
-                text, retried = turn.assemble(done, retry)
+            for t, turn in turns.items():
+                text, retried = turn.assemble(done[lang], retry[lang])
                 ctx.count("sentences_retried_by_piece", retried)
-                problem = problem or self._check(turn.source, text)
                 messages[t]["content"] = text
+                if problem is None:
+                    found = self._check(turn.source, text)
+                    if found:
+                        problem = (found[0], f"turn {t + 1} ({messages[t]['role']}): {found[1]}")
             if problem:
-                rejected.append(row)
-                reasons.append(problem[0])
-                details.append(problem[1])
+                failed.setdefault(problem[0], []).append(
+                    ({**row, "attempted_messages": messages}, problem[1])
+                )
                 continue
-            row["messages"] = messages
-            row["lang"] = cfg.to_lang
+            translated = {"messages": messages, "lang": cfg.to_lang}
+            kept.append((r, {**row, **translated, "source_messages": row["messages"], "source_lang": lang}))
             ctx.count("rows_translated")
-            kept.append(row)
-        for reason in sorted(set(reasons)):
-            picked = [i for i, x in enumerate(reasons) if x == reason]
-            ctx.reject([rejected[i] for i in picked], reason, [details[i] for i in picked])
+        for reason in sorted(failed):
+            ctx.reject([row for row, _ in failed[reason]], reason, [why for _, why in failed[reason]])
         if kept:
-            yield pa.Table.from_pylist(kept, schema=batch.schema)
+            kept.sort(key=lambda pair: pair[0])
+            schema = _with_source_columns(batch.schema)
+            yield pa.Table.from_pylist([row for _, row in kept], schema=schema)
 
     def _check(self, source: str, translated: str) -> tuple[str, str] | None:
         cfg: TranslateConfig = self.config
-        missing = _first_missing(_code_without_comments(source, cfg.translate_comments), translated)
-        if missing is not None:
-            return "code_changed", f"code not found verbatim in the translation: {missing[:60]!r}"
+        difference = verify_turn(source, translated, translate_comments=cfg.translate_comments)
+        if difference is not None:
+            return "code_changed", difference
         src_prose, out_prose = prose_only(source), prose_only(translated)
         if not src_prose.strip():
             return None
@@ -352,3 +422,10 @@ class Translate(BaseStage):
             if share > cfg.max_latin_share:
                 return "untranslated", f"Latin letters are {share:.0%} of the translated prose"
         return None
+
+
+def _with_source_columns(schema: pa.Schema) -> pa.Schema:
+    for name, kind in (("source_messages", MESSAGES_TYPE), ("source_lang", pa.string())):
+        if name not in schema.names:
+            schema = schema.append(pa.field(name, kind))
+    return schema

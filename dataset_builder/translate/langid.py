@@ -79,3 +79,104 @@ def prose_only(text: str) -> str:
                 prose = prose.replace(code, " ")
             parts.append(prose)
     return "\n".join(parts)
+
+
+# Latin-script languages langdetect knows: the default candidates for routing rows that are not in
+# the declared source language (a German row must not be "translated from English").
+LATIN_LANGUAGES = (
+    "en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "da", "no", "fi", "cs", "sk", "sl", "hr",
+    "ro", "hu", "tr", "id", "vi", "ca", "lt", "lv", "et", "sq", "af", "tl", "sw", "so", "cy",
+)  # fmt: skip
+
+
+def _probabilities(text: str, languages: tuple[str, ...]) -> list[tuple[str, float]]:
+    from langdetect.lang_detect_exception import LangDetectException
+
+    detector = _factory().create()
+    detector.set_prior_map({lang: 1.0 for lang in languages})
+    detector.seed = 0
+    detector.append(text)
+    try:
+        return [(p.lang, p.prob) for p in detector.get_probabilities()]
+    except LangDetectException:
+        return []
+
+
+_FUNCTION_WORDS = {
+    "en": frozenset(
+        [
+            "the",
+            "a",
+            "an",
+            "and",
+            "or",
+            "of",
+            "to",
+            "in",
+            "on",
+            "at",
+            "is",
+            "are",
+            "be",
+            "it",
+            "this",
+            "that",
+            "with",
+            "for",
+            "as",
+            "by",
+            "from",
+            "not",
+            "if",
+            "then",
+            "which",
+            "what",
+            "how",
+            "you",
+            "your",
+            "we",
+            "can",
+            "should",
+            "will",
+        ]
+    ),
+}
+
+
+def _function_word_share(text: str, lang: str) -> float:
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    vocabulary = _FUNCTION_WORDS.get(lang)
+    if not words or vocabulary is None:
+        return 0.0
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def identify(
+    text: str,
+    candidates: tuple[str, ...],
+    default: str,
+    *,
+    min_letters: int = 40,
+    min_probability: float = 0.9,
+) -> tuple[str, float]:
+    """``(language, probability)`` of a row's prose among ``candidates``.
+
+    Cyrillic text goes through :func:`detect`. Latin text shorter than ``min_letters`` letters, or
+    whose best guess is below ``min_probability``, is taken to be in ``default`` (the language the
+    source declares): langdetect is unreliable on a few words, and a wrong "other language" call
+    would drop a good row."""
+    letters, cyr, lat = letter_shares(text)
+    if cyr >= 0.5:
+        found = detect(text)
+        return (found or default), 1.0
+    if lat <= 0.5 or letters < min_letters:
+        return default, 0.0
+    ranked = _probabilities(text, tuple(dict.fromkeys((*candidates, default))))
+    if ranked and ranked[0][0] != default and _function_word_share(text, default) >= 0.15:
+        # A second, independent signal: text a sixth of whose words are the default language's
+        # function words is in that language ("Implement a queue in C. Include the enqueue and
+        # dequeue methods." is English, whatever its letter n-grams suggest).
+        return default, ranked[0][1]
+    if ranked and ranked[0][1] >= min_probability:
+        return ranked[0]
+    return default, (ranked[0][1] if ranked else 0.0)

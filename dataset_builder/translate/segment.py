@@ -108,7 +108,7 @@ _DIFF_LINE = re.compile(r"^(?:[ +\-@\\]|diff |index |new file|deleted file|simil
 _TRACE_START = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
 
 
-def _is_python(text: str) -> bool:
+def is_python(text: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes in the text's strings are not our news
@@ -116,8 +116,12 @@ def _is_python(text: str) -> bool:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     for node in tree.body:
-        # A lone name or constant parses too ("Hello", "42"): that is not code.
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Name | ast.Constant):
+        # A lone name or constant parses too ("Hello", "42"), and so do words with commas
+        # ("apples, pears"): that is not code.
+        value = node.value if isinstance(node, ast.Expr) else None
+        if isinstance(value, ast.Name | ast.Constant) or (
+            isinstance(value, ast.Tuple) and all(isinstance(e, ast.Name) for e in value.elts)
+        ):
             continue
         return True
     return False
@@ -159,9 +163,16 @@ def is_code_line(line: str) -> bool:
         return False
     if _CODE_START.match(line) or _CODE_SHAPE.search(line):
         # "Return the sum of the list." starts like code but reads like a sentence.
-        return not (_SENTENCE_LIKE.search(stripped) and reads_as_prose(line) and not _is_python(stripped))
+        return not (_SENTENCE_LIKE.search(stripped) and reads_as_prose(line) and not is_python(stripped))
     if " " not in stripped and re.search(r"\w[._(),=\[\]{}<>$@;:/\\\"'?!]+\w|[()\[\]{};]", stripped):
         return not re.fullmatch(r"[A-Za-z]+[.,:!?]?|\d+[.)]", stripped)  # "Example:", "3." are not
+    if not re.search(r"[^\W\d_]", _without_inline_code(stripped)) and re.search(r"[^\W\d_]", stripped):
+        return True  # nothing but inline code: "file1.txt file2.txt - output.txt"
+    inline = sum(
+        len(m.group(0)) for m in _INLINE.finditer(stripped) if m.lastgroup not in ("number", "symbols")
+    )
+    if inline >= 0.3 * len(stripped.replace(" ", "")) and not reads_as_prose(line):
+        return True  # mostly inline code with a word or two: "Use sorted().", "HTML file: 'a.html'"
     label = _LABELLED_VALUE.match(stripped)
     if label and re.search(r"['\"\[{(\d@]", label.group(1)) and not reads_as_prose(label.group(1)):
         return True  # "Date 1: '2022-01-01'", "orders: id, customer_id": data, not prose
@@ -176,7 +187,7 @@ def is_code_document(text: str) -> bool:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines or _FENCE.match(lines[0]):
         return False
-    if _is_python(text):
+    if is_python(text):
         return True
     labels = _label_lines(text.splitlines(keepends=True))
     return all(label != "prose" for label in labels) and any(label == "code" for label in labels)
@@ -398,12 +409,13 @@ _INLINE = re.compile(
     r"""
     (?P<code>``[^`\n]+``|`[^`\n]+`)|
     (?P<url>\b(?:https?|ftp)://[^\s<>"'`]+[^\s<>"'`.,;:!?)\]])|
-    (?P<call>\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\([^()\n]{0,80}\))|
+    (?P<call>\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*[?!]?\([^()\n]{0,80}\))|
     (?P<path>(?:~|\.{1,2})/[\w.\-]+(?:/[\w.\-]+)*|(?<![\w/])/[\w.\-]+(?:/[\w.\-]+)+|\b[A-Za-z]:\\[\w.\-\\]+|\b[\w\-]+(?:/[\w.\-]+)+\.\w+|
         \b[\w\-]+\.(?:py|pyi|ipynb|txt|csv|tsv|json|jsonl|md|rst|js|ts|jsx|tsx|html|css|sh|yml|yaml|toml|cfg|ini|
         sql|java|cpp|cc|hpp|c|h|rb|go|rs|php|xml|log|env|lock|zip|gz|tar|parquet|pkl|db|sqlite|png|jpg|pdf)\b)|
     (?P<placeholder>\{[\w.\[\]:!<>^=+\-#,%]*\}|%[-+0\#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b|\$\{?\w+\}?)|
     (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`]))|
+    (?P<flag>(?<!\S)--?[A-Za-z][\w-]*)|
     (?P<kwarg>\b[A-Za-z_]\w*=(?:"[^"\n]{0,80}"|'[^'\n]{0,80}'|[\w.()\[\]]+))|
     (?P<dotted>\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b(?<!\be\.g)(?<!\bi\.e)(?<!\betc))|
     (?P<ident>\b_*[A-Za-z]\w*_\w*\b|\b__\w+__\b|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z0-9]+[A-Z]\w*\b|\b[A-Z]{2,}[a-z]+\w*\b|
@@ -417,6 +429,28 @@ _INLINE = re.compile(
 
 PLACEHOLDER = "\u27e6{}\u27e7"  # ⟦n⟧: never in real text, copied through by the model or caught missing
 _PLACEHOLDER_RE = re.compile("\u27e6(\\d+)\u27e7")
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _glued(left: str, right: str) -> bool:
+    """Would ``left + right`` merge a code span into a neighbouring word?"""
+    if not left or not right:
+        return False
+    a, b = left[-1], right[0]
+    return ((_is_word_char(a) or a in "'\"") and _is_word_char(b)) or (_is_word_char(a) and b in "'\"")
+
+
+def join_around_code(pieces: list[tuple[str, bool]]) -> str:
+    """Join ``(text, is_code)`` pieces, with a space where a translated piece would glue itself to
+    a code piece (`camelCase` + "an" must not become `camelCasean`)."""
+    out = ""
+    for k, (text, is_code) in enumerate(pieces):
+        touches_code = is_code or (k > 0 and pieces[k - 1][1])
+        out += " " + text if touches_code and _glued(out, text) else text
+    return out
 
 
 @dataclass(frozen=True)
@@ -435,7 +469,22 @@ class Protected:
             self.text.strip() and not translated.strip()
         ):
             return None
-        return _PLACEHOLDER_RE.sub(lambda m: self.spans[int(m.group(1))], translated)
+
+        def put_back(m: re.Match[str]) -> str:
+            # The model may glue a word to a placeholder ("⟦0⟧an"): a space keeps the code a token
+            # of its own (`camelCase an`, not `camelCasean`).
+            span = self.spans[int(m.group(1))]
+            before = translated[m.start() - 1] if m.start() else " "
+            after = translated[m.end()] if m.end() < len(translated) else " "
+            lead = " " if _is_word_char(before) and _is_word_char(span[0]) else ""
+            trail = " " if _is_word_char(span[-1]) and _is_word_char(after) else ""
+            if span[:1] in "'\"" and _is_word_char(before):
+                lead = " "
+            if span[-1:] in "'\"" and _is_word_char(after):
+                trail = " "
+            return f"{lead}{span}{trail}"
+
+        return _PLACEHOLDER_RE.sub(put_back, translated)
 
     def fragments(self) -> list[tuple[str, bool]]:
         """``(piece, is_code)`` pieces: the prose between placeholders and the spans themselves."""

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _PUNCT_RUN = re.compile(r"[^\w\s]+")
 _BACKTICKS = re.compile(r"(`+)[^`\n]+?\1")
-_CALL = re.compile(r"[A-Za-z_][\w.]*\([^()\n]{0,80}\)")
+_CALL = re.compile(r"[A-Za-z_][\w.]*[?!]?\([^()\n]{0,80}\)")
+_FLAG = re.compile(r"(?<!\S)--?[A-Za-z][\w-]*")
 _QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`])""")
 _FORMAT = re.compile(r"%[-+ 0#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b")
 # Characters that only code uses in running text: one of them makes a punctuation run code.
@@ -70,7 +71,7 @@ def code_tokens(line: str) -> list[str]:
     """The code-carrying tokens of one line, in order of appearance."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
-    for pattern in (_BACKTICKS, _CALL, _QUOTED, _FORMAT):
+    for pattern in (_BACKTICKS, _CALL, _QUOTED, _FORMAT, _FLAG):
         for m in pattern.finditer(line):
             if not any(taken[m.start() : m.end()]):
                 found.append((m.start(), m.group(0)))
@@ -106,7 +107,8 @@ def clearly_prose(line: str) -> bool:
     rest = body
     for tok in tokens:
         rest = rest.replace(tok, " ", 1)
-    parts = [p for p in rest.split() if any(ch.isalnum() for ch in p)]
+    # Numbers are neutral: "It prints 0 to 9." is a sentence.
+    parts = [p for p in rest.split() if any(ch.isalpha() for ch in p)]
     words = [p for p in parts if (_NATURAL_WORD.match(p) and _letters(p) >= 2) or p.lower() in ("a", "i")]
     if not parts or len(words) < 0.8 * len(parts):
         return False
@@ -188,10 +190,13 @@ def python_tree(text: str, blank_docstrings: bool) -> str | None:
             tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    if not any(
-        not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Name | ast.Constant))
-        for node in tree.body
-    ):
+    def trivial(node: ast.stmt) -> bool:  # "Hello", "42", "apples, pears"
+        value = getattr(node, "value", None) if isinstance(node, ast.Expr) else None
+        return isinstance(value, ast.Name | ast.Constant) or (
+            isinstance(value, ast.Tuple) and all(isinstance(e, ast.Name) for e in value.elts)
+        )
+
+    if all(trivial(node) for node in tree.body):
         return None
     if blank_docstrings:
         tree = _Blank().visit(tree)
@@ -233,50 +238,111 @@ def first_difference(source: str, translated: str, *, translate_comments: bool =
     src, out = source.split("\n"), translated.split("\n")
     if len(src) != len(out):
         return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
+    verbatim = verbatim_lines(src)
 
-    whole = python_tree(source, translate_comments)
-    if whole is not None and whole != python_tree(translated, translate_comments):
-        first = next((i for i, (a, b) in enumerate(zip(src, out, strict=True)) if a != b), 0)
-        return Difference(first + 1, f"Python code changed (AST differs): {_show(src[first])}")
-
+    # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
+    # comment or docstring that translate_comments allows to change.
+    regions: list[tuple[int, int]] = []  # [first, last) line ranges of Python code
+    if python_tree(source, False) is not None:
+        regions.append((0, len(src)))
     fenced: set[int] = set()
     fence_marks: set[int] = set()
     for first, last, info in fenced_lines(src):
         fenced.update(range(first, last + 1))
         fence_marks.update((first, last))
-        block = "\n".join(src[first + 1 : last])
-        tree = python_tree(block, translate_comments) if info in ("", "python", "py", "python3") else None
-        if tree is not None and translate_comments:
-            if tree != python_tree("\n".join(out[first + 1 : last]), True):
-                return Difference(first + 2, "Python code block changed (AST differs)")
-            continue
-        for i in range(first, last + 1):
-            if src[i] != out[i]:
-                return Difference(i + 1, f"fenced code changed: {_show(src[i])} -> {_show(out[i])}")
+        if info in ("", "python", "py", "python3") and python_tree("\n".join(src[first + 1 : last]), False):
+            regions.append((first + 1, last))
+    python_lines: set[int] = set()
+    for first, last in regions:
+        python_lines.update(range(first, last))
+        before, after = "\n".join(src[first:last]), "\n".join(out[first:last])
+        if python_tree(before, translate_comments) != python_tree(after, translate_comments):
+            i = next((k for k in range(first, last) if src[k] != out[k]), first)
+            return Difference(i + 1, f"Python code changed (AST differs): {_show(src[i])} -> {_show(out[i])}")
+        docstrings = _docstring_lines(before, first) if translate_comments else set()
+        for i in range(first, last):
+            if src[i] == out[i]:
+                continue
+            allowed = (
+                translate_comments
+                and i not in verbatim
+                and (i in docstrings or _without_comment(src[i]) == _without_comment(out[i]))
+            )
+            if not allowed:
+                return Difference(i + 1, f"Python code changed: {_show(src[i])} -> {_show(out[i])}")
+
+    for i in sorted(fenced - python_lines):
+        if src[i] != out[i]:
+            return Difference(i + 1, f"fenced code changed: {_show(src[i])} -> {_show(out[i])}")
 
     # Fence lines are judged with their blocks, not as neighbours of the text around them.
     code_like = [carries_code(line) and i not in fence_marks for i, line in enumerate(src)]
-    output = output_lines(src)
     for i, (s, o) in enumerate(zip(src, out, strict=True)):
-        if s == o or i in fenced:
+        if s == o or i in fenced or i in python_lines:
             continue
-        if i in output:
-            return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
+        if i in verbatim:
+            return Difference(i + 1, f"{verbatim[i]} changed: {_show(s)} -> {_show(o)}")
         inline = _OUTPUT_INLINE.match(s)
         if inline and not o.endswith(inline.group(1)):
             return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
-        if translate_comments and _without_comment(s) == _without_comment(o):
-            continue
-        missing = Counter(code_tokens(s)) - Counter(code_tokens(o))
-        if missing:
-            token = next(t for t in code_tokens(s) if t in missing)
-            return Difference(i + 1, f"code token {_show(token, 40)} lost: {_show(s)} -> {_show(o)}")
+        lost = _lost_token(s, o)
+        if lost is not None:
+            return Difference(i + 1, f"code token {_show(lost, 40)} lost: {_show(s)} -> {_show(o)}")
         # An output header ("input.txt content:") is a label: its words may be translated.
         if clearly_prose(s) or _prose_then_same_code(s, o) or _OUTPUT_HEADER.match(s):
             continue
         if code_like[i] or _between_code(src, code_like, i):
             return Difference(i + 1, f"code line changed: {_show(s)} -> {_show(o)}")
     return None
+
+
+def _docstring_lines(code: str, first: int) -> set[int]:
+    """Line indexes (offset by ``first``) inside the docstrings of ``code``, quotes included."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            lines.update(range(first + body[0].lineno - 1, first + (body[0].end_lineno or body[0].lineno)))
+    return lines
+
+
+_SESSION_PROMPT = re.compile(r"^\s*(?:>>>|\$)(?:\s|$)")
+_DIFF_HEADER = re.compile(r"^(?:diff --git |--- \S|\+\+\+ \S|@@ -\d)")
+_TRACEBACK = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
+
+
+def verbatim_lines(lines: list[str]) -> dict[int, str]:
+    """Lines that must not change at all, with what they are: program output after an output
+    header, what a REPL or shell session prints after its prompt, diff/patch bodies and stack
+    traces. Each block runs to the next blank line."""
+    found: dict[int, str] = dict.fromkeys(output_lines(lines), "program output")
+    for i, line in enumerate(lines):
+        if _SESSION_PROMPT.match(line):
+            kind = "session output"
+        elif _DIFF_HEADER.match(line):
+            kind = "patch"
+        elif _TRACEBACK.match(line):
+            kind = "stack trace"
+        else:
+            continue
+        found.setdefault(i, kind)
+        j = i + 1
+        while j < len(lines) and lines[j].strip():
+            found.setdefault(j, kind)
+            j += 1
+    return found
 
 
 def _prose_then_same_code(source: str, translated: str) -> bool:
@@ -289,6 +355,19 @@ def _prose_then_same_code(source: str, translated: str) -> bool:
             natural = [w for w in words if _NATURAL_WORD.match(w)]
             return len(natural) >= 2 and len(natural) >= 0.75 * len(words)
     return False
+
+
+def _lost_token(source: str, translated: str) -> str | None:
+    """The first code token of ``source`` found fewer times in ``translated`` than in the source.
+    A token's word-character ends must stand free (``camelCase`` is not in ``camelCasean``);
+    punctuation may touch it (translation moves commas and dashes about)."""
+    counts = Counter(code_tokens(source))
+    for token in code_tokens(source):
+        lead = r"(?<![\w])" if token[0].isalnum() or token[0] == "_" else ""
+        trail = r"(?![\w])" if token[-1].isalnum() or token[-1] == "_" else ""
+        if len(re.findall(lead + re.escape(token) + trail, translated)) < counts[token]:
+            return token
+    return None
 
 
 def output_lines(lines: list[str]) -> set[int]:
