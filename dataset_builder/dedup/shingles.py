@@ -41,6 +41,14 @@ class Shingles:
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def take(self, docs: np.ndarray) -> Shingles:
+        """The shingles of the documents ``docs`` (indices), in that order."""
+        docs = np.asarray(docs, dtype=np.int64)
+        counts = self.counts()[docs]
+        starts = self.offsets[docs]
+        index = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        return Shingles(self.hashes[index], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
 
 # ASCII punctuation plus the Unicode punctuation common in Russian and English prose. (A negated
 # Unicode letter class would say the same but makes RE2 three times slower on this hot path.)

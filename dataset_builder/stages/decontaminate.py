@@ -1,15 +1,31 @@
-"""Remove training rows that overlap evaluation data.
+"""Remove training rows that overlap evaluation data, in the evaluation data's own language.
 
 Evaluation sets are the build's own test split and any external sets the recipe names (a local
-file or a Hub dataset, with the columns to compare). ``method = "ngram"`` rejects a training row
-sharing at least ``min_overlap`` word n-grams (default 13, as GPT-3's decontamination) with any
-evaluation text; ``"minhash"`` rejects one whose Jaccard with an evaluation text reaches
-``threshold``. Only rows of the train split (or rows without a split) are ever removed.
+file or a Hub dataset, with the columns to compare). A training row is compared through each text
+it has: its turns (``messages``) and, for a row a translate stage translated, its original turns
+(``source_messages``, in ``source_lang``); it is contaminated when either matches an evaluation
+text. Three measures, all over word n-grams of the same size ``ngram``:
+
+- ``ngram``: at least ``min_overlap`` distinct n-grams shared with one evaluation text (GPT-3's
+  13-gram rule);
+- ``containment``: the share of an evaluation text's distinct n-grams found in the row reaches
+  ``threshold`` (a row that quotes an evaluation prompt inside a longer turn still matches);
+- ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (MinHash LSH candidates,
+  each verified exactly).
+
+An evaluation text with fewer words than ``ngram`` is compared as one n-gram of all its words
+(the rows' n-grams are taken at that size too); one with fewer than ``min_eval_words`` words is
+skipped and counted. Only rows of the train split (or rows without a split) are ever removed.
+
+A translate stage placed before this one cannot silently defeat it: rows read in an evaluation
+set's language that are now in another language without their original turns stop the build.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +34,32 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from dataset_builder.dedup.engine import find_near_duplicates
-from dataset_builder.dedup.shingles import shingle
-from dataset_builder.errors import InputError
-from dataset_builder.sources.readers import READERS, detect_format, expand_paths, read_hub
+from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
+from dataset_builder.dedup.shingles import Shingles, ngrams, words
+from dataset_builder.errors import InputError, RecipeError
+from dataset_builder.sources.readers import (
+    READERS,
+    detect_format,
+    expand_paths,
+    file_sha256,
+    hub_offline,
+    read_hub,
+)
 from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
 from dataset_builder.stages.near_dedup import Role, row_text
+
+Method = Literal["ngram", "containment", "minhash"]
+
+# Per method: the n-gram size and the settings that apply to it, with their defaults. One value
+# does not fit all: 13-grams make sense for counting verbatim overlaps (GPT-3), but a containment
+# or Jaccard score over 13-grams collapses when one word of a short prompt changes.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ngram": {"ngram": 13, "min_overlap": 1},
+    "containment": {"ngram": 3, "threshold": 0.6},
+    "minhash": {"ngram": 5, "threshold": 0.8, "num_perm": 128},
+}
+_METHOD_KEYS = ("min_overlap", "threshold", "num_perm")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class EvalSet(StageConfig):
@@ -30,10 +67,13 @@ class EvalSet(StageConfig):
     paths: list[str] = Field(default_factory=list)
     format: Literal["auto", "jsonl", "json", "parquet", "csv"] = "auto"
     hub_id: str | None = None
+    # A branch, tag or commit; a 40-hex commit pins the set (the manifest records what it resolved to).
     revision: str | None = None
     split: str = "test"
     data_files: list[str] | None = None
     columns: list[str] = Field(default_factory=lambda: ["prompt"], min_length=1)
+    id_column: str | None = None
+    language: str = Field(default="en", min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> EvalSet:
@@ -47,109 +87,292 @@ class DecontaminateConfig(StageConfig):
     eval_sets: list[EvalSet] = Field(default_factory=list)
     fields: list[Role] = Field(default_factory=lambda: ["user", "assistant"], min_length=1)
     test_fields: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
-    method: Literal["ngram", "minhash"] = "ngram"
+    method: Method = "ngram"
     ngram: int = Field(default=13, ge=1, le=64)
-    min_overlap: int = Field(default=1, ge=1)
-    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    num_perm: int = Field(default=128, ge=16, le=1024)
+    min_overlap: int | None = Field(default=None, ge=1)
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    num_perm: int | None = Field(default=None, ge=16, le=1024)
+    min_eval_words: int = Field(default=4, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        """Fill in the chosen method's defaults; refuse settings another method would use."""
+        if not isinstance(data, dict):
+            return data
+        method = data.get("method", "ngram")
+        defaults = METHOD_DEFAULTS.get(method)
+        if defaults is None:
+            return data  # the field validation names the bad method
+        for key in _METHOD_KEYS:
+            if key not in defaults and data.get(key) is not None:
+                users = [m for m, d in METHOD_DEFAULTS.items() if key in d]
+                raise ValueError(f"'{key}' applies to method {' or '.join(users)}, not {method!r}")
+        return {**defaults, **{k: v for k, v in data.items() if v is not None}}
+
+    def settings(self) -> dict[str, Any]:
+        """The effective comparison settings, for the stage's counters."""
+        out: dict[str, Any] = {"method": self.method, "ngram": self.ngram}
+        out.update({k: getattr(self, k) for k in _METHOD_KEYS if getattr(self, k) is not None})
+        out["min_eval_words"] = self.min_eval_words
+        return out
 
 
-def _eval_texts(spec: EvalSet, base: Path) -> list[str]:
+@dataclass
+class _Texts:
+    """The texts of one evaluation set; ``item[k]`` names the item text ``k`` came from."""
+
+    name: str
+    language: str | None  # None: the build's own test split, in the corpus's languages
+    texts: list[str] = field(default_factory=list)
+    item: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Match:
+    score: float
+    text: int  # which text of the set
+    view: int  # which text of the row (see _views)
+    n: int  # the n-gram size compared
+
+
+def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
+    out = _Texts(spec.name, spec.language, info={"language": spec.language})
     if spec.hub_id:
+        fingerprint: dict[str, Any] = {}
         records: Iterator[tuple[str, Any, int]] = read_hub(
-            spec.hub_id, spec.revision, spec.split, spec.data_files
+            spec.hub_id, spec.revision, spec.split, spec.data_files, fingerprint
         )
         origin = spec.hub_id
+        out.info.update(hub_id=spec.hub_id, revision=spec.revision, split=spec.split)
     else:
         files = expand_paths(spec.paths, base)
         records = (rec for path in files for rec in READERS[detect_format(path, spec.format)](path))
         origin = ", ".join(spec.paths)
-    texts, seen = [], set()
-    for _, record, _ in records:
+        out.info["sha256"] = {str(path): file_sha256(path) for path in files}
+    seen: set[str] = set()
+    wanted = [*spec.columns, *([spec.id_column] if spec.id_column else [])]
+    for index, (_, record, _) in enumerate(records):
         if not isinstance(record, dict):
             continue
         seen.update(record)
-        parts = [str(record[c]) for c in spec.columns if record.get(c) not in (None, "")]
-        if parts:
-            texts.append("\n".join(parts))
-    missing = [c for c in spec.columns if c not in seen]
+        out.texts.append("\n".join(str(record[c]) for c in spec.columns if record.get(c) not in (None, "")))
+        label = record.get(spec.id_column) if spec.id_column else None
+        out.item.append(str(label) if label not in (None, "") else f"#{index}")
+    missing = [c for c in wanted if c not in seen]
     if missing:
         raise InputError(
             f"eval set {spec.name!r} ({origin}): no column {missing[0]!r} (found: {', '.join(sorted(seen))})"
         )
-    return texts
+    if spec.hub_id:
+        out.info["rows"] = fingerprint.get("rows")
+        if spec.revision and _COMMIT.fullmatch(spec.revision):
+            out.info["commit"] = spec.revision
+        else:
+            out.info["commit"] = fingerprint.get(
+                "commit", "unknown (offline: pin a 40-hex revision to record it)" if hub_offline() else None
+            )
+    return out
+
+
+def _views(
+    rows: list[dict[str, Any]], train: list[int], roles: list[str]
+) -> tuple[list[str], list[int], list[bool], list[str | None]]:
+    """Every text a training row is compared through: its turns, and its original turns when a
+    translate stage kept them. Returns texts, the training row of each, whether it is the row's
+    original text, and its language."""
+    texts, owner, original, lang = [], [], [], []
+    for k, i in enumerate(train):
+        row = rows[i]
+        source = row.get("source_messages")
+        texts.append(row_text(row["messages"], roles))
+        owner.append(k)
+        original.append(source is None)
+        lang.append(row["lang"])
+        if source is not None:
+            texts.append(row_text(source, roles))
+            owner.append(k)
+            original.append(True)
+            lang.append(row.get("source_lang"))
+    return texts, owner, original, lang
+
+
+def _check_languages(
+    spec: EvalSet, rows: list[dict[str, Any]], train: list[int], kept_sources: bool, ctx: StageContext
+) -> int:
+    """Rows with no text in the set's language (counted). A row read in that language that is
+    now in another one without its original turns is an error: comparing it would compare
+    languages, and miss every prose prompt."""
+    other = 0
+    lost: list[dict[str, Any]] = []
+    for i in train:
+        row = rows[i]
+        if row["lang"] == spec.language or (
+            row.get("source_messages") is not None and row.get("source_lang") == spec.language
+        ):
+            continue
+        read_as = ctx.source_options.get(row["source"], {}).get("language")
+        if not kept_sources and read_as == spec.language:
+            lost.append(row)
+        else:
+            other += 1
+    if lost:
+        first = lost[0]
+        raise RecipeError(
+            f"stage {ctx.stage!r}: {len(lost)} rows read in {spec.language!r} are now in {first['lang']!r} "
+            f"without their original turns (no 'source_messages'; first: {first['source']} "
+            f"{first['source_key']}), so eval set {spec.name!r} ({spec.language}) cannot be compared "
+            "in its language; put decontaminate before the stage that changed them"
+        )
+    return other
 
 
 class Decontaminate(Stage):
     name = "decontaminate"
     Config = DecontaminateConfig
 
-    def _hits(self, train: list[str], evals: list[str]) -> np.ndarray:
-        """For each training text, how strongly it overlaps the evaluation texts (0: not at all)."""
+    def _score(self, queries: Shingles, docs: Shingles, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(doc, query, score)`` of every pair that matches."""
         cfg: DecontaminateConfig = self.config
-        if not train or not evals:
-            return np.zeros(len(train))
         if cfg.method == "minhash":
-            pairs = find_near_duplicates(evals + train, n=5, num_perm=cfg.num_perm, threshold=cfg.threshold)
-            best = np.zeros(len(train))
-            for x, y, j in pairs:
-                if x < len(evals) <= y:
-                    best[y - len(evals)] = max(best[y - len(evals)], j)
-            return best
-        eval_grams = np.unique(shingle(evals, n=cfg.ngram).hashes)
-        sh = shingle(train, n=cfg.ngram)
-        found = np.isin(sh.hashes, eval_grams).astype(np.int64)
-        counts = np.zeros(len(train), dtype=np.int64)
-        has = sh.counts() > 0
-        if found.size:
-            counts[has] = np.add.reduceat(found, sh.offsets[:-1][has])
-        return np.where(counts >= cfg.min_overlap, counts, 0)
+            assert cfg.threshold is not None and cfg.num_perm is not None
+            q = queries.num_docs
+            both = Shingles(
+                np.concatenate([queries.hashes, docs.hashes]),
+                np.concatenate([queries.offsets, docs.offsets[1:] + queries.offsets[-1]]),
+            )
+            pairs = [
+                (y - q, x, j)
+                for x, y, j in find_near_duplicates(
+                    [], n=n, num_perm=cfg.num_perm, threshold=cfg.threshold, shingles=both
+                )
+                if x < q <= y
+            ]
+            doc, query, score = zip(*pairs, strict=True) if pairs else ((), (), ())
+            return np.array(doc, np.int64), np.array(query, np.int64), np.array(score, np.float64)
+        distinct = distinct_counts(queries)
+        if cfg.method == "ngram":
+            assert cfg.min_overlap is not None
+            need = np.minimum(cfg.min_overlap, distinct)  # a short text matches when all of it is found
+        else:
+            assert cfg.threshold is not None
+            # The smallest count whose share reaches the threshold (rounded: 0.7 * 10 is not 7 in floats).
+            need = np.ceil(np.round(cfg.threshold * distinct, 9)).astype(np.int64)
+        found = shared_shingles(queries, docs, need)
+        score = found.shared.astype(np.float64)
+        if cfg.method == "containment":
+            score /= found.query_size[found.query]
+        return found.doc, found.query, score
+
+    def _matches(
+        self, sets: list[_Texts], doc_words: Shingles, owner: np.ndarray, ctx: StageContext
+    ) -> list[dict[int, _Match]]:
+        """For each set, the best match of every training row that matches any of its texts: the
+        highest score, and on a tie the earliest item (so a report does not depend on order)."""
+        cfg: DecontaminateConfig = self.config
+        plans: list[tuple[Shingles, np.ndarray]] = []
+        for evals in sets:
+            q_words = words(evals.texts)
+            size = np.minimum(q_words.counts(), cfg.ngram)
+            short = q_words.counts() < cfg.min_eval_words
+            size[short] = 0
+            ctx.stats.counters[f"eval_texts:{evals.name}"] = int((~short).sum())
+            ctx.stats.counters[f"skipped_short:{evals.name}"] = int(short.sum())
+            plans.append((q_words, size))
+        found: list[list[tuple[np.ndarray, ...]]] = [[] for _ in sets]
+        for n in sorted({int(s) for _, size in plans for s in size if s > 0}, reverse=True):
+            # One n-gram size at a time: the rows' n-grams of each size are made once, for all sets.
+            docs = ngrams(doc_words, n)
+            for hits, (q_words, size) in zip(found, plans, strict=True):
+                texts = np.flatnonzero(size == n)
+                if len(texts):
+                    view, query, score = self._score(ngrams(q_words.take(texts), n), docs, n)
+                    hits.append((view, texts[query], score, np.full(len(view), n)))
+        best: list[dict[int, _Match]] = []
+        for hits in found:
+            if not hits:
+                best.append({})
+                continue
+            view, text, score, size = (np.concatenate(a) for a in zip(*hits, strict=True))
+            row = owner[view]
+            order = np.lexsort((text, -score, row))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = row[order][1:] != row[order][:-1]
+            best.append(
+                {
+                    int(row[i]): _Match(float(score[i]), int(text[i]), int(view[i]), int(size[i]))
+                    for i in order[first]
+                }
+            )
+        return best
+
+    def _describe(self, evals: _Texts, match: _Match, original: bool, lang: str | None) -> str:
+        cfg: DecontaminateConfig = self.config
+        if cfg.method == "ngram":
+            how = f"ngram: {match.score:g} shared {match.n}-grams"
+        elif cfg.method == "containment":
+            how = f"containment {match.score:.3f} of its {match.n}-grams"
+        else:
+            how = f"minhash: Jaccard {match.score:.3f} on {match.n}-grams"
+        text = "original" if original else "translation"
+        return f"eval set {evals.name!r} item {evals.item[match.text]}: {how}, in the row's {text} ({lang})"
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: DecontaminateConfig = self.config
         table = gather(batches)
         if table is None:
             return
-        rows = table.select(["row_id", "source", "source_key", "messages"]).to_pylist()
+        kept_sources = "source_messages" in table.schema.names
+        columns = ["row_id", "source", "source_key", "lang", "messages"]
+        columns += [c for c in ("source_messages", "source_lang") if c in table.schema.names]
+        rows = table.select(columns).to_pylist()
         splits = table.column("split").to_pylist() if "split" in table.schema.names else ["train"] * len(rows)
-        train_idx = [i for i, s in enumerate(splits) if s == "train"]
-        train_texts = [row_text(rows[i]["messages"], cfg.fields) for i in train_idx]
+        train = [i for i, s in enumerate(splits) if s == "train"]
+        texts, owner, original, lang = _views(rows, train, cfg.fields)
+        ctx.stats.counters.update(cfg.settings())
+        ctx.stats.counters["fields"] = list(cfg.fields)
+        ctx.stats.counters["rows_compared"] = len(train)
+        ctx.stats.counters["originals_compared"] = len(texts) - len(train)
 
-        eval_sets: list[tuple[str, list[str]]] = []
+        sets: list[_Texts] = []
         if cfg.test_split:
-            eval_sets.append(
-                (
-                    "test_split",
-                    [
-                        row_text(rows[i]["messages"], cfg.test_fields)
-                        for i, s in enumerate(splits)
-                        if s == "test"
-                    ],
-                )
-            )
-        eval_sets += [(spec.name, _eval_texts(spec, ctx.base_dir)) for spec in cfg.eval_sets]
+            test = _Texts("test_split", None)
+            for i, s in enumerate(splits):
+                if s != "test":
+                    continue
+                for turns in (rows[i]["messages"], rows[i].get("source_messages")):
+                    if turns is not None:
+                        test.texts.append(row_text(turns, cfg.test_fields))
+                        test.item.append(f"row {rows[i]['row_id']}")
+            sets.append(test)
+        info: dict[str, Any] = {}
+        for spec in cfg.eval_sets:
+            other = _check_languages(spec, rows, train, kept_sources, ctx)
+            evals = _read_eval_set(spec, ctx.base_dir)
+            evals.info["items"] = len(evals.texts)
+            evals.info["other_language_rows"] = other
+            ctx.stats.counters[f"other_language:{evals.name}"] = evals.info["other_language_rows"]
+            if "commit" in evals.info:
+                ctx.stats.counters[f"commit:{evals.name}"] = evals.info["commit"]
+            info[evals.name] = evals.info
+            sets.append(evals)
+        ctx.stats.counters["eval_sets"] = info
 
-        removed: dict[int, tuple[str, float]] = {}
-        for name, texts in eval_sets:
-            ctx.stats.counters[f"eval_texts:{name}"] = len(texts)
-            hits = self._hits(train_texts, texts)
+        best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), ctx)
+        removed: dict[int, str] = {}
+        for evals, per_row in zip(sets, best, strict=True):
             n = 0
-            for k in np.flatnonzero(hits):
-                i = train_idx[k]
-                if i not in removed:
-                    removed[i] = (name, float(hits[k]))
+            for k, match in sorted(per_row.items()):
+                if train[k] not in removed:
+                    removed[train[k]] = self._describe(evals, match, original[match.view], lang[match.view])
                     n += 1
-            ctx.stats.counters[f"contaminated:{name}"] = n
+            ctx.stats.counters[f"contaminated:{evals.name}"] = n
         if not removed:
             yield table
             return
-        unit = "shared n-grams" if cfg.method == "ngram" else "Jaccard"
         order = sorted(removed)
-        ctx.reject(
-            [rows[i] for i in order],
-            "contaminated",
-            [f"overlaps eval set {removed[i][0]!r} ({unit}: {removed[i][1]:g})" for i in order],
-        )
+        ctx.reject([rows[i] for i in order], "contaminated", [removed[i] for i in order])
         keep = np.ones(len(rows), dtype=bool)
         keep[order] = False
         yield table.filter(pa.array(keep))
