@@ -452,7 +452,8 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
         )
         items.append(
             f"**Decontamination** removed training rows overlapping {', '.join(against) or 'nothing'} "
-            f"({dec['method']}, threshold {dec['threshold']}); benchmarks not listed were not checked."
+            f"({_overlap_rule(dec)}, in each set's language: translated rows are compared through their "
+            "original turns too); benchmarks not listed were not checked."
         )
     fmt = stages.get("format")
     if fmt and fmt.get("max_tokens"):
@@ -461,6 +462,16 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
             "under-represented."
         )
     return ["## Bias, Risks, and Limitations\n", "\n".join(f"- {item}" for item in items) + "\n"]
+
+
+def _overlap_rule(dec: dict) -> str:
+    """The decontamination rule in words, from the stage's resolved settings."""
+    n = dec.get("ngram")
+    if dec["method"] == "ngram":
+        return f"at least {dec.get('min_overlap')} shared word {n}-grams"
+    if dec["method"] == "containment":
+        return f"at least {dec.get('threshold')} of an eval text's word {n}-grams found in the row"
+    return f"Jaccard at least {dec.get('threshold')} on word {n}-grams"
 
 
 def _citation() -> list[str]:

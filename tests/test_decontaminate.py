@@ -540,3 +540,5 @@ max_rejected_fraction = 1.0
     stage = next(s for s in result.manifest["stages"] if s["stage"] == "decontaminate")
     assert stage["counters"]["contaminated:prose"] + stage["counters"]["contaminated:code"] == len(planted)
     assert stage["counters"]["originals_compared"] > 0
+    card = (result.path / "README.md").read_text(encoding="utf-8")
+    assert "overlapping prose, code (at least 0.6 of an eval text's word 3-grams found in the row" in card

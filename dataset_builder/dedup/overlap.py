@@ -172,21 +172,32 @@ def shared_shingles(queries: Shingles, docs: Shingles, need: np.ndarray) -> Over
     p_owner, p_id = owner_o[prefix], id_o[prefix]
     cand_doc = docs_of[_ranges(first[p_id], freq[p_id])]
     cand_query = np.repeat(p_owner, freq[p_id])
-    pairs = _unique(cand_doc * np.int64(queries.num_docs) + cand_query)
+    raw = np.sort(cand_doc * np.int64(queries.num_docs) + cand_query)
+    starts = (
+        np.flatnonzero(np.concatenate([[True], raw[1:] != raw[:-1]])) if len(raw) else np.zeros(0, np.int64)
+    )
+    pairs = raw[starts]
     c_doc, c_query = pairs // queries.num_docs, pairs % queries.num_docs
+    # A query whose prefix is all of its shingles (need = 1) is counted already: a pair shares as
+    # many shingles as it was generated from.
+    counted = need[c_query] == 1
+    multiplicity = np.diff(np.append(starts, len(raw)))
 
     # Exact counts, probing from whichever side has fewer shingle ids: a document's ids against
     # the query's keys, or the query's ids against the document's keys. (q_id is sorted by query,
     # so query q's ids are q_id[start[q]:start[q] + size[q]]; keys are sorted by document.)
     d_size = np.bincount(keys // width, minlength=docs.num_docs).astype(np.int64)
     d_start = np.concatenate([[0], np.cumsum(d_size)[:-1]]).astype(np.int64)
-    shared = np.zeros(len(pairs), dtype=np.int64)
-    doc_side = d_size[c_doc] <= size[c_query]
+    shared = np.where(counted, multiplicity, 0)
+    doc_side = (d_size[c_doc] <= size[c_query]) & ~counted
     on_doc = c_doc[doc_side]
     shared[doc_side] = _count_in_queries(
         c_query[doc_side], (q_id, start, size), key_id, d_start[on_doc], d_size[on_doc], int(width)
     )
-    on_query = c_query[~doc_side]
-    shared[~doc_side] = _count_in_table(keys, c_doc[~doc_side] * width, q_id, start[on_query], size[on_query])
+    query_side = ~doc_side & ~counted
+    on_query = c_query[query_side]
+    shared[query_side] = _count_in_table(
+        keys, c_doc[query_side] * width, q_id, start[on_query], size[on_query]
+    )
     keep = shared >= need[c_query]
     return Overlaps(c_doc[keep], c_query[keep], shared[keep], size)
