@@ -23,6 +23,10 @@ class DecodeSettings:
     length_penalty: float = 0.2
     max_decoding_length: int = 256
     replace_unknowns: bool = True
+    # Longer inputs are cut at word starts into pieces translated one by one: a Marian model has
+    # no position encodings past its training length (CTranslate2 fails the whole batch), and
+    # an output is cut at max_decoding_length, so a piece stays well inside both.
+    max_input_tokens: int = 128
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -77,7 +81,13 @@ class Engine:
         out = [""] * len(sentences)
         if not todo:
             return out
-        tokens = self.sp.encode([sentences[i] for i in todo], out_type=str)
+        pieces: list[list[str]] = []
+        owners: list[int] = []
+        for i, tokens in zip(todo, self.sp.encode([sentences[i] for i in todo], out_type=str), strict=True):
+            for piece in _windows(tokens, self.decode.max_input_tokens):
+                pieces.append(piece)
+                owners.append(i)
+        tokens = pieces
         prefix = self.package.target_prefix
         results = self.translator.translate_batch(
             tokens,
@@ -90,8 +100,9 @@ class Engine:
             replace_unknowns=self.decode.replace_unknowns,
             max_decoding_length=self.decode.max_decoding_length,
         )
-        for i, result in zip(todo, results, strict=True):
-            out[i] = self._detokenize(result.hypotheses[0])
+        for i, result in zip(owners, results, strict=True):
+            text = self._detokenize(result.hypotheses[0])
+            out[i] = f"{out[i]} {text}" if out[i] else text
         return out
 
     def _detokenize(self, pieces: list[str]) -> str:
@@ -100,3 +111,14 @@ class Engine:
         if prefix and value.startswith(prefix):
             value = value[len(prefix) :]
         return value[1:] if value.startswith(" ") else value
+
+
+def _windows(tokens: list[str], size: int) -> list[list[str]]:
+    """``tokens`` in pieces of at most ``size``, each cut where a word starts when one can be."""
+    out: list[list[str]] = []
+    while len(tokens) > size:
+        cut = max((k for k in range(1, size + 1) if tokens[k].startswith("\u2581")), default=size)
+        out.append(tokens[:cut])
+        tokens = tokens[cut:]
+    out.append(tokens)
+    return out
