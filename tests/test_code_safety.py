@@ -182,3 +182,72 @@ def test_other_language_translated_with_its_own_package(tmp_path: Path, tiny_arg
     assert "package:de" in ctx.stats.counters
     with pytest.raises(Exception, match="fr"):  # a configured package that is missing fails up front
         _translate(rows, tmp_path, tiny_argos, other_languages={"fr": "translate"}, **NO_CHECKS)
+
+
+def test_build_publishes_code_byte_identical_from_the_source_file(tmp_path: Path, tiny_argos: dict) -> None:
+    import pyarrow.parquet as pq
+    from conftest import alpaca_source, write_jsonl, write_recipe
+
+    from dataset_builder.pipeline import build
+    from dataset_builder.recipe import load_recipe
+    from dataset_builder.registry import Registry
+
+    records = [
+        {
+            "instruction": "Fix the bug in this C program please.  ",
+            "input": "",
+            "output": CODE_WITH_WHITESPACE,
+        },
+        {
+            "instruction": "Explain what this function does, in detail.",
+            "input": "def add(a, b):\n    return a + b \n",
+            "output": "It adds two numbers.\n\n```python\nprint(add(1, 2))  \n```\n\nOutput:\n3",
+        },
+    ]
+    write_jsonl(tmp_path / "data.jsonl", records)
+    stages = f"""
+[[stages]]
+type = "normalize"
+
+[[stages]]
+type = "translate"
+packages_dir = "{tiny_argos["packages_dir"].as_posix()}"
+cache = false
+verify_language = false
+min_length_ratio = 0.0
+max_length_ratio = 1000000.0
+check_repetition = false
+
+[[stages]]
+type = "split"
+test_ratio = 0.0
+
+[[stages]]
+type = "format"
+"""
+    recipe = write_recipe(tmp_path, alpaca_source(extra='language = "en"'), stages=stages)
+    result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
+    table = pq.read_table(result.path / "data" / "train-00000-of-00001.parquet")
+    assert {"source_messages", "source_lang"} <= set(table.column_names)
+    rows = sorted(table.to_pylist(), key=lambda r: r["source_key"])
+    assert len(rows) == 2 and all(r["lang"] == "ru" and r["source_lang"] == "en" for r in rows)
+    for record, row in zip(records, rows, strict=True):
+        user = record["instruction"] + ("\n" + record["input"] if record["input"] else "")
+        published = {m["role"]: m["content"] for m in row["messages"]}
+        # Every code line of the source file is a line of the published row, byte for byte.
+        for raw, out in ((user, published["user"]), (record["output"], published["assistant"])):
+            code = [
+                ln
+                for ln in raw.splitlines(keepends=True)
+                if ln.startswith(("int", "    ", "}", " \r", "print", "def"))
+            ]
+            for line in code:
+                assert line in out, f"{line!r} did not reach the published row unchanged"
+    assert "int main() { \r\n" in rows[0]["messages"][1]["content"]
+    assert rows[1]["messages"][1]["content"].endswith("Output:\n3") or rows[1]["messages"][1][
+        "content"
+    ].endswith("\n3")
+    assert (
+        pq.read_schema(result.path / "rejected" / "rejected.parquet").get_field_index("attempted_messages")
+        >= 0
+    )

@@ -143,7 +143,8 @@ def reads_as_prose(line: str) -> bool:
         any(ch.isalpha() for ch in m.group(0)) and m.lastgroup not in ("number", "symbols")
         for m in _INLINE.finditer(body)
     )
-    parts = [p for p in rest.split() if any(ch.isalnum() for ch in p)]
+    # Numbers and single letters ("x", "C") are neutral.
+    parts = [p for p in rest.split() if sum(c.isalpha() for c in p) >= 2 or p in ("a", "A", "I")]
     words = [p for p in parts if _NATURAL.match(p) and (sum(c.isalpha() for c in p) >= 2 or p in "aAI")]
     if not parts or len(words) < 0.75 * len(parts):
         return False

@@ -107,8 +107,8 @@ def clearly_prose(line: str) -> bool:
     rest = body
     for tok in tokens:
         rest = rest.replace(tok, " ", 1)
-    # Numbers are neutral: "It prints 0 to 9." is a sentence.
-    parts = [p for p in rest.split() if any(ch.isalpha() for ch in p)]
+    # Numbers and single letters are neutral: "It prints 0 to 9.", "Fix this C code." are sentences.
+    parts = [p for p in rest.split() if _letters(p) >= 2 or p.lower() in ("a", "i")]
     words = [p for p in parts if (_NATURAL_WORD.match(p) and _letters(p) >= 2) or p.lower() in ("a", "i")]
     if not parts or len(words) < 0.8 * len(parts):
         return False
