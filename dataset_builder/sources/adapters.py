@@ -182,7 +182,9 @@ ADAPTERS: dict[str, Adapter] = {
     "messages": MessagesAdapter("messages", required={"messages": ("messages",)}),
     "humaneval": HumanEvalAdapter(
         "humaneval",
-        required={name: (name,) for name in ("task_id", "prompt", "canonical_solution", "test", "entry_point")},
+        required={
+            name: (name,) for name in ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+        },
         extra=("task_id", "test", "entry_point"),
     ),
 }
