@@ -257,6 +257,8 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("prose")
         elif line.startswith(("    ", "\t")) and (i == 0 or kinds[i - 1] in ("blank", "code")):
             kinds.append("code")  # an indented block
+        elif i and kinds[i - 1] == "prose" and not lines[i - 1].rstrip().endswith((".", "!", "?", ":")):
+            kinds.append("prose")  # the sentence of the line above goes on
         else:
             kinds.append("other")
 
