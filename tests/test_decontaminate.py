@@ -238,7 +238,7 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
     assert DecontaminateConfig(method="containment").settings() == {
         "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 4}  # fmt: skip
     assert DecontaminateConfig(method="minhash").settings() == {
-        "method": "minhash", "ngram": 5, "threshold": 0.8, "num_perm": 128, "min_eval_words": 4}  # fmt: skip
+        "method": "minhash", "ngram": 5, "threshold": 0.8, "min_eval_words": 4}  # fmt: skip
     assert DecontaminateConfig(method="containment", ngram=8).settings()["threshold"] == 0.6
     # The resolved settings a manifest records validate again to the same settings.
     cfg = DecontaminateConfig(method="containment", threshold=0.75)
@@ -252,7 +252,7 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
     ("settings", "message"),
     [('method = "ngram"\nthreshold = 0.5', "'threshold' applies to method containment or minhash, not 'ngram'"),
      ('method = "containment"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'containment'"),
-     ('method = "containment"\nnum_perm = 64', "'num_perm' applies to method minhash, not 'containment'")],
+     ('method = "minhash"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'minhash'")],
 )  # fmt: skip
 def test_a_setting_of_another_method_is_a_recipe_error(settings: str, message: str) -> None:
     import tomllib

@@ -10,8 +10,10 @@ text. Three measures, all over word n-grams of the same size ``ngram``:
   13-gram rule);
 - ``containment``: the share of an evaluation text's distinct n-grams found in the row reaches
   ``threshold`` (a row that quotes an evaluation prompt inside a longer turn still matches);
-- ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (MinHash LSH candidates,
-  each verified exactly).
+- ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name is the recipes'
+  since MinHash estimated it; it is computed exactly now, so no pair at the threshold is missed).
+
+Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
 
 An evaluation text with fewer words than ``ngram`` is compared as one n-gram of all its words
 (the rows' n-grams are taken at that size too); one with fewer than ``min_eval_words`` words is
@@ -33,7 +35,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataset_builder.dedup.engine import find_near_duplicates
 from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
 from dataset_builder.dedup.shingles import Shingles, ngrams, words
 from dataset_builder.errors import InputError, RecipeError
@@ -56,9 +57,9 @@ Method = Literal["ngram", "containment", "minhash"]
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "ngram": {"ngram": 13, "min_overlap": 1},
     "containment": {"ngram": 3, "threshold": 0.6},
-    "minhash": {"ngram": 5, "threshold": 0.8, "num_perm": 128},
+    "minhash": {"ngram": 5, "threshold": 0.8},
 }
-_METHOD_KEYS = ("min_overlap", "threshold", "num_perm")
+_METHOD_KEYS = ("min_overlap", "threshold")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -91,7 +92,6 @@ class DecontaminateConfig(StageConfig):
     ngram: int = Field(default=13, ge=1, le=64)
     min_overlap: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    num_perm: int | None = Field(default=None, ge=16, le=1024)
     min_eval_words: int = Field(default=4, ge=1)
 
     @model_validator(mode="before")
@@ -232,38 +232,31 @@ class Decontaminate(Stage):
     name = "decontaminate"
     Config = DecontaminateConfig
 
-    def _score(self, queries: Shingles, docs: Shingles, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(doc, query, score)`` of every pair that matches."""
+    def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(doc, query, score)`` of every pair that matches, all computed exactly."""
         cfg: DecontaminateConfig = self.config
-        if cfg.method == "minhash":
-            assert cfg.threshold is not None and cfg.num_perm is not None
-            q = queries.num_docs
-            both = Shingles(
-                np.concatenate([queries.hashes, docs.hashes]),
-                np.concatenate([queries.offsets, docs.offsets[1:] + queries.offsets[-1]]),
-            )
-            pairs = [
-                (y - q, x, j)
-                for x, y, j in find_near_duplicates(
-                    [], n=n, num_perm=cfg.num_perm, threshold=cfg.threshold, shingles=both
-                )
-                if x < q <= y
-            ]
-            doc, query, score = zip(*pairs, strict=True) if pairs else ((), (), ())
-            return np.array(doc, np.int64), np.array(query, np.int64), np.array(score, np.float64)
         distinct = distinct_counts(queries)
         if cfg.method == "ngram":
             assert cfg.min_overlap is not None
             need = np.minimum(cfg.min_overlap, distinct)  # a short text matches when all of it is found
         else:
             assert cfg.threshold is not None
-            # The smallest count whose share reaches the threshold (rounded: 0.7 * 10 is not 7 in floats).
+            # Containment t needs t * m shared n-grams; so does Jaccard t, whose union is at least m.
+            # (Rounded: 0.7 * 10 is not 7 in floats.)
             need = np.ceil(np.round(cfg.threshold * distinct, 9)).astype(np.int64)
         found = shared_shingles(queries, docs, need)
-        score = found.shared.astype(np.float64)
+        if cfg.method == "ngram":
+            return found.doc, found.query, found.shared.astype(np.float64)
         if cfg.method == "containment":
-            score /= found.query_size[found.query]
-        return found.doc, found.query, score
+            return found.doc, found.query, found.shared / found.query_size[found.query]
+        # Jaccard: the distinct n-grams of the candidate rows only, counted once each.
+        rows = np.unique(found.doc)
+        row_size = np.zeros(docs.num_docs, dtype=np.int64)
+        row_size[rows] = distinct_counts(docs.take(rows))
+        union = found.query_size[found.query] + row_size[found.doc] - found.shared
+        score = found.shared / union
+        hit = score >= cfg.threshold
+        return found.doc[hit], found.query[hit], score[hit]
 
     def _matches(
         self, sets: list[_Texts], doc_words: Shingles, owner: np.ndarray, ctx: StageContext
@@ -287,7 +280,7 @@ class Decontaminate(Stage):
             for hits, (q_words, size) in zip(found, plans, strict=True):
                 texts = np.flatnonzero(size == n)
                 if len(texts):
-                    view, query, score = self._score(ngrams(q_words.take(texts), n), docs, n)
+                    view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
                     hits.append((view, texts[query], score, np.full(len(view), n)))
         best: list[dict[int, _Match]] = []
         for hits in found:
