@@ -70,7 +70,7 @@ _CODE_START = re.compile(
            CREATE\s+(?:TABLE|INDEX|DATABASE|VIEW|PROCEDURE|FUNCTION|TRIGGER)|ALTER\s+TABLE|DROP\s+\w+|
            WITH\s+\w+\s+AS|CASE|WHEN|ELSE|END|BEGIN|DECLARE|RETURNS?|PRIMARY\s+KEY|FOREIGN\s+KEY|
            REFERENCES|COMMIT|ROLLBACK)(?:\s|$|;|\()|
-        (?:if|while|for|foreach|switch|catch|else\s+if|elseif|unless|until)\s*[(\[]|\}}\s*else\b|
+        (?:if|while|for|foreach|switch|catch|using|lock|synchronized|fixed|with|else\s+if|elseif|unless|until)\s*[(\[]|\}}\s*else\b|
         (?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)\s+/|[A-Z][a-z]+-[A-Z][A-Za-z]+(?:\s|$)|printf?\s|
         \$\s+\S|>>>(?:\s|$)|\.\.\.\s|(?:{_SHELL_WORDS})\s+[-\w./~"'$]
     )""",
