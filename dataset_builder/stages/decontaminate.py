@@ -10,8 +10,8 @@ text. Three measures, all over word n-grams of the same size ``ngram``:
   13-gram rule);
 - ``containment``: the share of an evaluation text's distinct n-grams found in the row reaches
   ``threshold`` (a row that quotes an evaluation prompt inside a longer turn still matches);
-- ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name is the recipes'
-  since MinHash estimated it; it is computed exactly now, so no pair at the threshold is missed).
+- ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name recipes have
+  used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed).
 
 Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
 
@@ -123,7 +123,6 @@ class _Texts:
     """The texts of one evaluation set; ``item[k]`` names the item text ``k`` came from."""
 
     name: str
-    language: str | None  # None: the build's own test split, in the corpus's languages
     texts: list[str] = field(default_factory=list)
     item: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +137,7 @@ class _Match:
 
 
 def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
-    out = _Texts(spec.name, spec.language, info={"language": spec.language})
+    out = _Texts(spec.name, info={"language": spec.language})
     if spec.hub_id:
         fingerprint: dict[str, Any] = {}
         records: Iterator[tuple[str, Any, int]] = read_hub(
@@ -330,7 +329,7 @@ class Decontaminate(Stage):
 
         sets: list[_Texts] = []
         if cfg.test_split:
-            test = _Texts("test_split", None)
+            test = _Texts("test_split")
             for i, s in enumerate(splits):
                 if s != "test":
                     continue
