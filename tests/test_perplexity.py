@@ -120,7 +120,15 @@ def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
     out = tmp_path / "report"
     report = run_evaluation(str(env["base"]), [str(adapter)], [str(config)], out,
                             EvalSettings(max_length=128, stride=64, batch_size=8), registry=str(env["registry"].root))  # fmt: skip
-    assert {p.name for p in out.iterdir()} == {"perplexity.json", "perplexity.md", "perplexity.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "perplexity.json",
+        "perplexity.md",
+        "perplexity.png",
+        ".qlora-trainer.json",
+    }
+    assert (
+        sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    )  # no staging folder left
     data = json.loads((out / "perplexity.json").read_text(encoding="utf-8"))
     assert list(data["sets"]) == [s["name"] for s in sets] and set(data["results"]) == {"base", "adapter"}
     assert data["sets"]["corpus-test"]["content_hash"] == env["registry"].get(REF).manifest["content_hash"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from dataset_builder.errors import RecipeError, VerificationError
+from dataset_builder.errors import RecipeError, UserError, VerificationError
 from dataset_builder.registry import Registry
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, tokenize
@@ -88,10 +88,21 @@ def test_resume_continues_from_the_last_checkpoint(setup: dict) -> None:
     out = setup["root"] / "resume"
     first = train(_config(setup, out, max_steps=8, save_steps=4))
     assert first["metrics"]["global_step"] == 8 and (out / "checkpoints" / "checkpoint-8").is_dir()
+    # Another run's settings cannot continue this run's checkpoints; nothing is touched.
+    files = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(UserError, match=r"was started with lora_r=8, this run has lora_r=16"):
+        train(_config(setup, out, max_steps=12, lora_r=16), resume=True)
+    with pytest.raises(UserError, match="holds an earlier training run; use --resume to continue it"):
+        train(_config(setup, out, max_steps=12))
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == files
     second = train(_config(setup, out, max_steps=12, save_steps=4), resume=True)
     assert second["resumed"] and second["metrics"]["global_step"] == 12
     steps = [h["step"] for h in second["metrics"]["loss_history"]]
     assert steps == sorted(set(steps)) and steps[-1] == 12  # steps 1-8 come from the checkpoint, not redone
+    # --overwrite starts again in an empty folder: no checkpoint of the earlier run is left to mix in.
+    third = train(_config(setup, out, max_steps=4, save_steps=4), overwrite=True)
+    assert not third["resumed"] and third["metrics"]["global_step"] == 4
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4"]
 
 
 def test_merge_reloads(setup: dict) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dataset_builder.errors import UserError
+from trainer import outdir
+from trainer.preflight import loading, locate
 
 _HEAD_ROWS = 128  # positions per vocabulary projection: 128 x 32k floats stay in cache (measured best)
 
@@ -36,6 +38,17 @@ class EvalSettings:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     limit: int | None = None
     joiner: str = "\n\n"
+
+    def __post_init__(self) -> None:
+        # Checked here, before any model loads, rather than when the first window is cut.
+        if self.max_length < 2:
+            raise UserError(f"--max-length {self.max_length}: a window needs at least 2 tokens")
+        if not 1 <= self.stride <= self.max_length:
+            raise UserError(f"--stride {self.stride}: must be between 1 and --max-length {self.max_length}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit}: must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -213,20 +226,27 @@ def run_evaluation(
     settings: EvalSettings,
     *,
     registry: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     from trainer.evalsets import load_specs, resolve
 
+    out = Path(out).expanduser()
+    outdir.check_out(out, "perplexity", overwrite=overwrite)
+    found_base = locate(base, "--base", "model")
+    found_adapters = [locate(a, "--adapter", "adapter") for a in adapters]
     specs = load_specs(eval_entries)
     sets = [resolve(spec, registry, limit=settings.limit) for spec in specs]
-    model, tokenizer = _load_model(base, settings)
+    with loading("--base", base):
+        model, tokenizer = _load_model(found_base.ref, settings)
     results: dict[str, dict[str, Any]] = {
         "base": {s.name: evaluate_model(model, tokenizer, s.texts, settings) for s in sets}
     }
     adapter_info = {}
-    for adapter in adapters:
+    for adapter, found in zip(adapters, found_adapters, strict=True):
         from peft import PeftModel
 
-        peft_model = PeftModel.from_pretrained(model, adapter)
+        with loading("--adapter", adapter):
+            peft_model = PeftModel.from_pretrained(model, found.ref)
         peft_model.eval()
         label = Path(adapter).name or adapter
         results[label] = {s.name: evaluate_model(peft_model, tokenizer, s.texts, settings) for s in sets}
@@ -250,7 +270,10 @@ def run_evaluation(
         "sets": {s.name: s.source for s in sets},
         "results": results,
     }
-    return write_report(report, Path(out))
+    with outdir.staged(out, "perplexity") as work:
+        write_report(report, work)
+    report["files"] = [str(out / name) for name in REPORT_FILES]
+    return report
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -265,6 +288,9 @@ def markdown_table(report: dict[str, Any]) -> str:
             cells += [f"{r['perplexity']:.3f}", f"{r['bits_per_byte']:.4f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+REPORT_FILES = ("perplexity.json", "perplexity.md", "perplexity.png")
 
 
 def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -302,5 +328,5 @@ def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
     fig.savefig(out / "perplexity.png", metadata={"Software": None})
     plt.close(fig)
     report["markdown"] = table
-    report["files"] = [str(out / n) for n in ("perplexity.json", "perplexity.md", "perplexity.png")]
+    report["files"] = [str(out / n) for n in REPORT_FILES]
     return report

@@ -18,8 +18,10 @@ from typing import Any
 
 from dataset_builder.errors import UserError
 from dataset_builder.pipeline import library_versions
+from trainer import outdir
 from trainer.config import TrainConfig
 from trainer.data import Collator, tokenize_split
+from trainer.preflight import loading, locate
 
 log = logging.getLogger("trainer")
 LIBRARIES = (
@@ -32,6 +34,21 @@ LIBRARIES = (
     "dataset-builder-ru-code",
 )
 PROVENANCE = "provenance.json"
+# Settings that make a checkpoint belong to a run: resuming with any of them changed would continue
+# one run's weights, optimizer state and data order under another run's name.
+RUN_KEYS = (
+    "train_split",
+    "load_in_4bit",
+    "bnb_4bit_quant_type",
+    "bnb_4bit_use_double_quant",
+    "compute_dtype",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "max_length",
+    "seed",
+)
 
 
 def _device(cfg: TrainConfig) -> str:
@@ -76,21 +93,58 @@ def dataset_provenance(ref: str, registry: str | None) -> tuple[Any, dict[str, A
     }
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
-    if not (cfg.dataset and cfg.base and cfg.out):
-        raise UserError("train needs --dataset NAME@VERSION, --base MODEL and --out DIR")
+def run_identity(cfg: TrainConfig, base: str, dataset: dict[str, Any]) -> dict[str, Any]:
+    settings = cfg.model_dump(mode="json")
+    return {
+        "base": base,
+        "dataset": f"{dataset['name']}@{dataset['version']}",
+        "content_hash": dataset["content_hash"],
+        **{k: settings[k] for k in RUN_KEYS},
+    }
+
+
+def _same_run(out: Path, started_as: dict[str, Any] | None, now: dict[str, Any]) -> None:
+    if started_as is None:
+        return
+    for key, value in now.items():
+        if started_as.get(key) != value:
+            raise UserError(
+                f"--resume: {out} was started with {key}={started_as.get(key)!r}, this run has "
+                f"{key}={value!r}; use --overwrite to start again, or another --out"
+            )
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    missing = [f"--{k}" for k in ("dataset", "base", "out") if not getattr(cfg, k)]
+    if missing:
+        raise UserError(f"train needs {', '.join(missing)} (on the command line or in --config)")
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite deletes it: choose one")
     started = datetime.now(UTC)
+    out = Path(cfg.out).expanduser()
+    # Everything that can be refused is checked before the output folder is touched or a model loads.
+    marker = outdir.check_out(out, "train", overwrite=overwrite, resume=resume)
+    base = locate(cfg.base, "--base", "model")
     ds, provenance = dataset_provenance(cfg.dataset, cfg.registry)
     if cfg.train_split not in ds:
         raise UserError(f"{cfg.dataset}: no split {cfg.train_split!r} (splits: {', '.join(ds)})")
+    base_id = str(Path(base.ref).resolve()) if base.where == "folder" else base.ref
+    identity = run_identity(cfg, base_id, provenance)
+    if resume and marker is not None:
+        _same_run(out, marker.get("run"), identity)
+    elif marker is not None:
+        outdir.clear(out)
+    outdir.make(out)
+    if not (resume and marker is not None):
+        outdir.write_marker(out, "train", run=identity)
 
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     set_seed(cfg.seed)
-    out = Path(cfg.out)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    with loading("--base", cfg.base):
+        tokenizer = AutoTokenizer.from_pretrained(base.ref)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_examples, dropped = tokenize_split(tokenizer, ds[cfg.train_split], cfg.max_length)
@@ -103,7 +157,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         )
 
     device = _device(cfg)
-    model = load_base(cfg.base, cfg, device)
+    with loading("--base", cfg.base):
+        model = load_base(base.ref, cfg, device)
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     elif cfg.gradient_checkpointing:
@@ -157,6 +212,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     )
     checkpoints = out / "checkpoints"
     has_checkpoint = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    if resume and not has_checkpoint:
+        log.warning("--resume: no checkpoint in %s yet; training from the start", checkpoints)
     result = trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
     if eval_examples:
