@@ -284,3 +284,31 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").chmod(0)
     with pytest.raises(InputError, match=r"a\.jsonl: cannot read \(Permission denied\)"):
         _load(tmp_path, {"name": "a", "adapter": "alpaca", "paths": ["a.jsonl"]})
+
+
+def test_files_outside_the_recipe_folder_leave_no_machine_path_in_keys(tmp_path: Path) -> None:
+    from conftest import alpaca_source, write_jsonl, write_recipe
+
+    from dataset_builder.pipeline import build
+    from dataset_builder.recipe import load_recipe
+    from dataset_builder.registry import Registry
+
+    elsewhere = tmp_path / "elsewhere"
+    for sub in ("x", "y"):
+        write_jsonl(
+            elsewhere / sub / "train.jsonl", [{"instruction": f"Say {sub} twice.", "output": sub * 2}]
+        )
+    recipe_dir = tmp_path / "recipe"
+    recipe_dir.mkdir()
+    pattern = (elsewhere / "*" / "train.jsonl").as_posix()
+    recipe = write_recipe(
+        recipe_dir, alpaca_source(pattern), publish="[publish]\nmax_rejected_fraction = 1.0"
+    )
+    result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
+    keys = sorted(
+        key
+        for split in result.manifest["splits"].values()
+        for key in pq.read_table(result.path / split["file"]).column("source_key").to_pylist()
+    )
+    assert keys == ["x/train.jsonl:1", "y/train.jsonl:1"]
+    assert [i["path"] for i in result.manifest["inputs"]] == ["x/train.jsonl", "y/train.jsonl"]

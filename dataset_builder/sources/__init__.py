@@ -48,6 +48,24 @@ def _raw_for_reject(record: Any, size: int) -> Any:
     return text[:_RAW_KEEP_BYTES] + f"... [truncated, {size} bytes in all]"
 
 
+def display_names(paths: list[Path], base: Path) -> dict[Path, str]:
+    """How a published version names its input files: the path from the recipe's folder, or, for a
+    file outside it, the shortest tail of its path that tells it from the source's other files
+    (never an absolute path of the building machine: keys and manifests travel to the Hub)."""
+    names: dict[Path, str] = {}
+    outside = [p for p in paths if not p.is_relative_to(base)]
+    for path in paths:
+        if path.is_relative_to(base):
+            names[path] = path.relative_to(base).as_posix()
+            continue
+        for depth in range(1, len(path.parts)):
+            tail = "/".join(path.parts[-depth:])
+            if sum("/".join(o.parts[-depth:]) == tail for o in outside) == 1:
+                break
+        names[path] = tail
+    return names
+
+
 def _records(source: SourceConfig, base: Path, result: LoadResult) -> Iterator[tuple[str, Any, int, str]]:
     """Yield ``(key, record, size, origin)`` for one source; origin names the file for errors."""
     if source.type == "hub":
@@ -62,9 +80,11 @@ def _records(source: SourceConfig, base: Path, result: LoadResult) -> Iterator[t
         for key, record, size in records:
             yield f"{source.hub_id}:{key}", record, size, str(source.hub_id)
         return
-    for path in expand_paths(source.paths, base):
+    paths = expand_paths(source.paths, base)
+    names = display_names(paths, base)
+    for path in paths:
         fmt = detect_format(path, source.format)
-        rel = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+        rel = names[path]
         sha256 = file_sha256(path)
         result.inputs.append(
             {
