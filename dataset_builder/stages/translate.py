@@ -277,7 +277,11 @@ class Translate(BaseStage):
             if cfg.if_missing == "error":
                 raise
             log.warning("translation skipped: %s; rows keep their language", exc)
-            ctx.stats.counters["skipped"] = str(exc)
+            # The manifest travels to the Hub: it says what was missing, not where this machine looked.
+            langs = ", ".join(
+                f"{lang}->{cfg.to_lang}" for lang in [cfg.from_lang, *self._translated_languages()]
+            )
+            ctx.stats.counters["skipped"] = f"no Argos package installed for {langs}"
             yield from batches
             return
         try:
