@@ -374,7 +374,17 @@ class Translate(BaseStage):
             row = rows[r]
             failed.setdefault("other_language", []).append((row, row.pop("_reject")))
         for r in passed:
-            kept.append((r, {**rows[r], "source_messages": None, "source_lang": rows[r]["lang"]}))
+            row = rows[r]  # an earlier translate stage's originals stay the originals
+            kept.append(
+                (
+                    r,
+                    {
+                        **row,
+                        "source_messages": row.get("source_messages"),
+                        "source_lang": row.get("source_lang") or row["lang"],
+                    },
+                )
+            )
         for r, (lang, turns) in work.items():
             row = rows[r]
             problem = None
@@ -393,7 +403,11 @@ class Translate(BaseStage):
                 )
                 continue
             translated = {"messages": messages, "lang": cfg.to_lang}
-            kept.append((r, {**row, **translated, "source_messages": row["messages"], "source_lang": lang}))
+            original = {
+                "source_messages": row.get("source_messages") or row["messages"],
+                "source_lang": row.get("source_lang") or lang,
+            }
+            kept.append((r, {**row, **translated, **original}))
             ctx.count("rows_translated")
         for reason in sorted(failed):
             ctx.reject([row for row, _ in failed[reason]], reason, [why for _, why in failed[reason]])
