@@ -1,18 +1,20 @@
-"""Candidate pairs from a datasketch ``MinHashLSH`` index, exact-Jaccard verification, clusters."""
+"""LSH layout for a threshold, exact-Jaccard verification of candidate pairs, clusters."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
 
-from dataset_builder.dedup.minhash import EMPTY
-from dataset_builder.dedup.shingles import Shingles, jaccard
+from dataset_builder.dedup.shingles import jaccard
 
-MAX_BUCKET_PAIRS = 32
-# Our signatures are only ever compared with each other; datasketch asks for a scheme label to
-# guard against mixing hash schemes, and its own labels are the only ones it accepts.
-_SCHEME = "legacy"
+# Pairs verified between clearing the cache of distinct shingle sets: bounds its memory.
+_VERIFY_BLOCK = 100_000
+
+
+class HasDocs(Protocol):
+    def doc(self, i: int) -> np.ndarray: ...
 
 
 def lsh_params(threshold: float, num_perm: int, min_recall: float = 0.995) -> tuple[int, int]:
@@ -29,64 +31,11 @@ def lsh_params(threshold: float, num_perm: int, min_recall: float = 0.995) -> tu
     return num_perm, 1
 
 
-def colliding(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Indices of documents that share a band with some other document.
-
-    A document that shares no band with any other can have no candidate pair, so only these need
-    to enter the LSH index: the candidates are exactly those of indexing everything.
-    """
-    hit = np.zeros(len(sigs), dtype=bool)
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            block = sigs[:, band * rows : (band + 1) * rows].astype(np.uint64)
-            key = np.zeros(len(sigs), dtype=np.uint64)
-            for col in range(rows):
-                key = (key ^ block[:, col]) * np.uint64(0x100000001B3) + np.uint64(col + 1)
-            order = np.argsort(key, kind="stable")
-            same = key[order][1:] == key[order][:-1]
-            hit[order[1:][same]] = True
-            hit[order[:-1][same]] = True
-    empty = (sigs == EMPTY).all(axis=1)
-    return np.flatnonzero(hit & ~empty)
-
-
-def build_lsh(sigs: np.ndarray, threshold: float, keys: Iterable[int] | None = None):  # -> MinHashLSH
-    """Insert signatures (all, or the given row indices) into a datasketch ``MinHashLSH``."""
-    from datasketch import LeanMinHash, MinHashLSH
-
-    num_perm = sigs.shape[1]
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=lsh_params(threshold, num_perm))
-    keys = range(len(sigs)) if keys is None else keys
-    with lsh.insertion_session() as session:
-        for key in keys:
-            row = sigs[key]
-            if row[0] == EMPTY and (row == EMPTY).all():
-                continue
-            session.insert(
-                int(key), LeanMinHash(seed=1, hashvalues=row, scheme=_SCHEME), check_duplication=False
-            )
-    return lsh
-
-
-def candidate_pairs(lsh) -> set[tuple[int, int]]:
-    """Every pair of documents that share a bucket in some band (capped per large bucket)."""
-    pairs: set[tuple[int, int]] = set()
-    for table in lsh.hashtables:
-        for bucket_key in table.keys():  # noqa: SIM118 - a datasketch storage, not a dict
-            members = sorted(table.get(bucket_key))
-            if len(members) < 2:
-                continue
-            anchors = members[:MAX_BUCKET_PAIRS]
-            for i, x in enumerate(members):
-                for y in anchors[: i if i < len(anchors) else len(anchors)]:
-                    pairs.add((y, x) if y < x else (x, y))
-    return pairs
-
-
 def verify(
-    pairs: Iterable[tuple[int, int]], shingles: Shingles, threshold: float
+    pairs: Iterable[tuple[int, int]], shingles: HasDocs, threshold: float
 ) -> list[tuple[int, int, float]]:
-    unique = {}
+    """The pairs whose exact Jaccard is >= ``threshold``, with it, in sorted order."""
+    unique: dict[int, np.ndarray] = {}
 
     def doc(i: int) -> np.ndarray:
         if i not in unique:
@@ -94,7 +43,9 @@ def verify(
         return unique[i]
 
     out = []
-    for x, y in sorted(pairs):
+    for k, (x, y) in enumerate(sorted(pairs)):
+        if k % _VERIFY_BLOCK == 0:
+            unique.clear()
         j = jaccard(doc(x), doc(y))
         if j >= threshold:
             out.append((x, y, j))
@@ -124,10 +75,14 @@ class UnionFind:
 
 
 def clusters(n: int, edges: Iterable[tuple[int, int, float]]) -> dict[int, list[int]]:
+    """Connected components of more than one of the ``n`` documents, keyed by their smallest member,
+    members ascending."""
     uf = UnionFind(n)
+    touched: set[int] = set()
     for x, y, _ in edges:
         uf.union(x, y)
+        touched.update((x, y))
     groups: dict[int, list[int]] = {}
-    for i in range(n):
+    for i in sorted(touched):
         groups.setdefault(uf.find(i), []).append(i)
-    return {root: members for root, members in groups.items() if len(members) > 1}
+    return groups

@@ -1,25 +1,33 @@
 """Near-duplicate removal with MinHash LSH, verified by exact Jaccard, in clusters.
 
-Holds every row back until it has seen them all (duplicates can be anywhere), then: word n-gram
-shingles of the chosen roles' text, MinHash signatures, datasketch ``MinHashLSH`` candidates,
-exact Jaccard on the shingle sets for every candidate, union-find clusters, one keeper per cluster
-by the recipe's policy. ``action = "drop"`` rejects the others (``duplicate_of`` names the keeper);
-``"mark"`` keeps everyone and lets ``dup_cluster`` keep whole clusters on one side of the split.
+Holds every row back until it has seen them all (duplicates can be anywhere), but not in memory:
+incoming batches are written to Arrow files in a folder of the stage's workdir while their text
+(the chosen roles) is shingled and signed into spill files (:mod:`dataset_builder.dedup.engine`).
+Then: candidates band by band, exact Jaccard on the shingle sets for every candidate, union-find
+clusters, one keeper per cluster by the recipe's policy, and the rows are read back batch by batch.
+``action = "drop"`` rejects the others (``duplicate_of`` names the keeper); ``"mark"`` keeps
+everyone and lets ``dup_cluster`` keep whole clusters on one side of the split.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
-from dataset_builder.dedup.engine import find_near_duplicates
-from dataset_builder.dedup.index import clusters, lsh_params
-from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
+from dataset_builder.dedup.engine import NearDuplicateFinder
+from dataset_builder.dedup.index import clusters
+from dataset_builder.stages.base import Stage, StageConfig, StageContext
 
 Role = Literal["system", "user", "assistant"]
+_OWN_COLUMNS = ("dup_cluster", "dup_cluster_size")
 
 
 class NearDedupConfig(StageConfig):
@@ -37,75 +45,149 @@ def row_text(messages: list[dict[str, str]], roles: list[str]) -> str:
     return "\n".join(m["content"] for m in messages if m["role"] in roles)
 
 
+def _contents(messages: pa.ChunkedArray, roles: list[str]) -> pa.ListArray:
+    """Per row, the contents of its turns whose role is in ``roles``, in order."""
+    arr = messages.combine_chunks()
+    turns = pc.list_flatten(arr)
+    owner = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+    chosen = pc.is_in(turns.field("role"), pa.array(roles, turns.field("role").type))
+    chosen = chosen.to_numpy(zero_copy_only=False)
+    counts = np.bincount(owner[chosen], minlength=len(arr))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, turns.field("content").filter(pa.array(chosen)))
+
+
+def row_texts(messages: pa.ChunkedArray, roles: list[str]) -> pa.Array:
+    """:func:`row_text` of every row, with Arrow kernels."""
+    return pc.binary_join(_contents(messages, roles), "\n")
+
+
+class _Spill:
+    """The stage's input rows in Arrow IPC files, one file per run of batches with one schema."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[Path] = []
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None or table.schema != self._schema:
+            self.close()
+            self.files.append(self.folder / f"rows-{len(self.files):05d}.arrow")
+            self._schema = table.schema
+            self._writer = pa.ipc.new_file(self.files[-1], table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def batches(self) -> Iterator[pa.Table]:
+        self.close()
+        for path in self.files:
+            with pa.memory_map(str(path)) as source:
+                reader = pa.ipc.open_file(source)
+                for k in range(reader.num_record_batches):
+                    yield pa.Table.from_batches([reader.get_batch(k)])
+
+
 class NearDedup(Stage):
     name = "near_dedup"
     Config = NearDedupConfig
 
-    def _rank(self, row: dict[str, Any], index: int) -> tuple:
-        """Lower ranks win; ties fall back to the order rows arrived in."""
+    def _rank_key(self, table: pa.Table) -> np.ndarray | None:
+        """Per row, the part of its rank before its arrival index (None: arrival order alone).
+        Lower ranks win; ties fall back to the order rows arrived in."""
         cfg: NearDedupConfig = self.config
         if cfg.keep == "longest_answer":
-            answer = sum(len(m["content"]) for m in row["messages"] if m["role"] == "assistant")
-            return (-answer, index)
+            answers = _contents(table.column("messages"), ["assistant"])
+            lengths = pc.list_flatten(answers)
+            owner = pc.list_parent_indices(answers).to_numpy(zero_copy_only=False)
+            chars = pc.utf8_length(lengths).to_numpy(zero_copy_only=False).astype(np.int64)
+            return -np.bincount(owner, weights=chars, minlength=table.num_rows).astype(np.int64)
         if cfg.keep == "source_priority":
             order = {name: i for i, name in enumerate(cfg.source_priority)}
-            return (order.get(row["source"], len(order)), index)
-        return (index,)
+            sources = table.column("source").to_pylist()
+            return np.array([order.get(s, len(order)) for s in sources], dtype=np.int64)
+        return None
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        folder = Path(tempfile.mkdtemp(prefix="near_dedup-", dir=ctx.workdir))
+        try:
+            yield from self._run(batches, ctx, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _run(self, batches: Iterator[pa.Table], ctx: StageContext, folder: Path) -> Iterator[pa.Table]:
         cfg: NearDedupConfig = self.config
-        table = gather(batches)
-        if table is None:
-            return
-        rows = table.select(["row_id", "source", "source_key", "messages"]).to_pylist()
-        texts = [row_text(r["messages"], cfg.fields) for r in rows]
-        pairs = find_near_duplicates(
-            texts, n=cfg.ngram, num_perm=cfg.num_perm, threshold=cfg.threshold, seed=cfg.seed
+        finder = NearDuplicateFinder(
+            folder / "signatures", n=cfg.ngram, num_perm=cfg.num_perm, threshold=cfg.threshold, seed=cfg.seed
         )
-        groups = clusters(len(rows), pairs)
+        spill = _Spill(folder)
+        row_ids: list[pa.Array] = []
+        ranks: list[np.ndarray] = []
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            batch = batch.drop_columns([c for c in _OWN_COLUMNS if c in batch.schema.names])
+            spill.write(batch)
+            finder.add(row_texts(batch.column("messages"), list(cfg.fields)))
+            row_ids.append(batch.column("row_id").combine_chunks())
+            rank = self._rank_key(batch)
+            if rank is not None:
+                ranks.append(rank)
+        n = finder.num_docs
+        if not n:
+            return
+        pairs = finder.pairs()
+        groups = clusters(n, pairs)
         best_j: dict[int, float] = {}
         for x, y, j in pairs:
             best_j[x] = max(best_j.get(x, 0.0), j)
             best_j[y] = max(best_j.get(y, 0.0), j)
 
-        cluster_of = [r["row_id"] for r in rows]
-        size_of = [1] * len(rows)
-        dropped: list[int] = []
+        rank = np.concatenate(ranks) if ranks else None
+        ids = pa.chunked_array(row_ids, pa.string())
+        # Per row: its keeper (itself when alone) and its cluster's size.
+        keeper_of = np.arange(n, dtype=np.int64)
+        size_of = np.ones(n, dtype=np.int32)
         for members in groups.values():
-            keeper = min(members, key=lambda i: self._rank(rows[i], i))
-            for i in members:
-                cluster_of[i] = rows[keeper]["row_id"]
-                size_of[i] = len(members)
-                if i != keeper:
-                    dropped.append(i)
+            keeper = min(members, key=lambda i: (int(rank[i]), i)) if rank is not None else members[0]
+            keeper_of[members] = keeper
+            size_of[members] = len(members)
+        dropped = keeper_of != np.arange(n)
 
-        bands, rows_per_band = lsh_params(cfg.threshold, cfg.num_perm)
         ctx.stats.counters.update(
             {
                 "verified_pairs": len(pairs),
                 "clusters": len(groups),
                 "rows_in_clusters": sum(len(m) for m in groups.values()),
                 "largest_cluster": max((len(m) for m in groups.values()), default=0),
-                "lsh_bands": bands,
-                "lsh_rows_per_band": rows_per_band,
+                "lsh_bands": finder.bands,
+                "lsh_rows_per_band": finder.rows,
             }
         )
-        table = table.drop_columns(
-            [c for c in ("dup_cluster", "dup_cluster_size") if c in table.schema.names]
-        )
-        table = table.append_column("dup_cluster", pa.array(cluster_of, pa.string()))
-        table = table.append_column("dup_cluster_size", pa.array(size_of, pa.int32()))
-        if cfg.action == "mark" or not dropped:
+        first = 0
+        for table in spill.batches():
+            last = first + table.num_rows
+            keepers = keeper_of[first:last]
+            table = table.append_column("dup_cluster", ids.take(pa.array(keepers)).combine_chunks())
+            table = table.append_column("dup_cluster_size", pa.array(size_of[first:last], pa.int32()))
+            gone = dropped[first:last]
+            if cfg.action == "drop" and gone.any():
+                mask = pa.array(gone)
+                removed = np.flatnonzero(gone) + first
+                ctx.reject(
+                    table.filter(mask).select(["row_id", "source", "source_key", "messages"]).to_pylist(),
+                    "near_duplicate",
+                    [
+                        f"cluster of {size_of[i]}; Jaccard {best_j[i]:.3f} with its nearest member"
+                        for i in removed
+                    ],
+                    ids.take(pa.array(keeper_of[removed])).to_pylist(),
+                )
+                table = table.filter(pc.invert(mask))
+            first = last
             yield table
-            return
-        dropped.sort()
-        ctx.reject(
-            [rows[i] for i in dropped],
-            "near_duplicate",
-            [f"cluster of {size_of[i]}; Jaccard {best_j[i]:.3f} with its nearest member" for i in dropped],
-            [cluster_of[i] for i in dropped],
-        )
-        keep_mask = [True] * len(rows)
-        for i in dropped:
-            keep_mask[i] = False
-        yield table.filter(pa.array(keep_mask))
