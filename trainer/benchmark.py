@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import UserError
-from trainer import humaneval
+from trainer import humaneval, outdir
+from trainer.preflight import Located, loading, locate
 from trainer.sandbox import Limits, Sandbox
 
 # Open LLM Leaderboard (v1): the six tasks behind the paper's averages, their few-shot counts and
@@ -111,12 +112,8 @@ def _load_base(base: str, settings: BenchmarkSettings) -> tuple[Any, Any, str]:
             bnb_4bit_compute_dtype=dtype,
         )  # fmt: skip
         kwargs["device_map"] = {"": device if device == "cpu" else 0}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(base)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--base {base}: {first}") from None
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(base)
     if not settings.load_in_4bit:
         model.to(device)
     model.eval()
@@ -141,27 +138,37 @@ def _labels(adapters: list[str]) -> list[str]:
 
 def run_benchmark(
     base: str | None, adapters: list[str], out: str | Path, settings: BenchmarkSettings,
-    *, samples_file: str | None = None,
+    *, samples_file: str | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    from trainer.benchmark_report import write_report
+    """Everything is written into a staging folder that replaces ``out`` only at the end: a
+    failed or interrupted run leaves no partial report."""
+    from trainer.benchmark_report import REPORT_FILES, write_report
 
-    out = Path(out)
+    out = Path(out).expanduser()
+    outdir.check_out(out, "benchmark", overwrite=overwrite)
     harness_tasks = [t for t in settings.tasks if t not in HUMANEVAL_TASKS]
     code_tasks = [t for t in settings.tasks if t in HUMANEVAL_TASKS]
     if samples_file is not None:
-        if harness_tasks or len(code_tasks) != 1:
-            raise UserError(
-                "--samples scores one HumanEval task: use --tasks humaneval or --tasks humaneval-ru"
-            )
+        if harness_tasks or len(code_tasks) != 1 or adapters:
+            raise UserError("--samples scores one HumanEval task without a model: use --tasks humaneval "
+                            "or --tasks humaneval-ru, and no --adapter")  # fmt: skip
     elif base is None:
         raise UserError("--base is required unless --samples is given")
+    # Found before anything loads or runs: a wrong name is one line, not a traceback minutes in.
+    found: dict[str, Located] = {}
+    if base is not None and samples_file is None:
+        found[base] = locate(base, "--base", "model")
     for adapter in adapters:
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise UserError(f"--adapter {adapter}: no adapter_config.json there")
+        found[adapter] = locate(adapter, "--adapter", "adapter")
     problems = {
         task: humaneval.load_problems(task, registry=settings.registry, dataset=settings.humaneval_ru)
         for task in code_tasks
     }
+    given = None
+    if samples_file is not None:
+        given = humaneval.read_samples(Path(samples_file), problems[code_tasks[0]][0])
+    elif harness_tasks or code_tasks:
+        _require_harness()
     limits = Limits(timeout=settings.timeout, memory_bytes=settings.memory_mb << 20, workers=settings.workers)
     report: dict[str, Any] = {
         "base_model": base,
@@ -173,48 +180,64 @@ def run_benchmark(
         "paper": {"leaderboard_average": PAPER_AVERAGES, "tasks": list(LEADERBOARD),
                   "note": "published averages over the six leaderboard tasks; the paper gives no per-task numbers"},
     }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    with Sandbox(limits) as sandbox:
+    with outdir.staged(out, "benchmark") as work, Sandbox(limits) as sandbox:
         report["sandbox"] = sandbox.isolation()
         for task in code_tasks:
             report["tasks"][task] = {"kind": "humaneval", "source": problems[task][1],
                                      "problems": len(problems[task][0])}  # fmt: skip
-        if samples_file is not None:
-            task = code_tasks[0]
-            label = Path(samples_file).stem
-            samples = humaneval.read_samples(Path(samples_file), problems[task][0])
-            result = humaneval.score(problems[task][0], samples, sandbox, PASS_KS)
+        if given is not None:
+            task, label = code_tasks[0], Path(str(samples_file)).stem
+            result = humaneval.score(problems[task][0], given, sandbox, PASS_KS)
             report["samples_file"] = samples_file
-            report["results"][label] = {task: _store_samples(result, out, label, task)}
-            return write_report(report, out)
-        _require_harness()
-        model, tokenizer, device = _load_base(str(base), settings)
-        report["device"] = device
-        runs = [("base", None), *zip(_labels(adapters), adapters, strict=True)]
-        for label, adapter in runs:
-            current = model
-            if adapter is not None:
-                from peft import PeftModel
+            report["results"][label] = {task: _store_samples(result, work, label, task)}
+        else:
+            _run_models(str(base), adapters, found, settings, harness_tasks, problems, sandbox, report, work)
+        write_report(report, work)
+    report["files"] = [str(out / name) for name in REPORT_FILES]
+    return report
 
-                current = PeftModel.from_pretrained(model, adapter)
-                current.eval()
-                report["adapters"][label] = _adapter_info(adapter)
-            lm = _harness_model(current, tokenizer, settings)
-            results: dict[str, Any] = {}
-            for task in harness_tasks:
-                results[task], report["tasks"][task] = _harness_task(lm, task, settings)
-            for task in code_tasks:
-                started = time.monotonic()
-                completions = generate(lm, task, problems[task][0], settings, out)
-                generated = time.monotonic() - started
-                result = humaneval.score(problems[task][0], completions, sandbox, PASS_KS)
-                result["seconds"] = {"generation": round(generated, 2),
-                                     "execution": round(time.monotonic() - started - generated, 2)}  # fmt: skip
-                results[task] = _store_samples(result, out, label, task)
-            report["results"][label] = results
-            if adapter is not None:
-                model = current.unload()
-    return write_report(report, out)
+
+def _run_models(
+    base: str, adapters: list[str], found: dict[str, Located], settings: BenchmarkSettings, harness_tasks: list[str],
+    problems: dict[str, tuple[list[humaneval.Problem], dict[str, Any]]], sandbox: Sandbox,
+    report: dict[str, Any], work: Path,
+) -> None:  # fmt: skip
+    """The base once, then each adapter put on it and taken off again, over every task."""
+    generation = {
+        task: write_generation_task(task, p, settings, work / "tasks") for task, (p, _) in problems.items()
+    }
+    manager = task_manager(
+        settings, [*harness_tasks, *generation.values()], work / "tasks" if generation else None
+    )
+    with loading("--base", base):
+        model, tokenizer, device = _load_base(found[base].ref, settings)
+    report["device"] = device
+    for label, adapter in [("base", None), *zip(_labels(adapters), adapters, strict=True)]:
+        current = model
+        if adapter is not None:
+            from peft import PeftModel
+
+            with loading("--adapter", adapter):
+                current = PeftModel.from_pretrained(model, found[adapter].ref)
+            current.eval()
+            report["adapters"][label] = _adapter_info(adapter)
+        lm = _harness_model(current, tokenizer, settings)
+        results: dict[str, Any] = {}
+        for task in harness_tasks:
+            results[task], report["tasks"][task] = _harness_task(lm, task, manager, settings)
+        for task, (task_problems, _) in problems.items():
+            started = time.monotonic()
+            completions = generate(lm, generation[task], manager, settings)
+            generated = time.monotonic() - started
+            result = humaneval.score(task_problems, completions, sandbox, PASS_KS)
+            result["seconds"] = {"generation": round(generated, 2),
+                                 "execution": round(time.monotonic() - started - generated, 2)}  # fmt: skip
+            results[task] = _store_samples(result, work, label, task)
+        report["results"][label] = results
+        if adapter is not None:
+            model = current.unload()
+    for name in generation.values():
+        _relative_data_path(work / "tasks" / f"{name}.yaml")
 
 
 def _store_samples(result: dict[str, Any], out: Path, label: str, task: str) -> dict[str, Any]:
@@ -237,21 +260,30 @@ def _harness_model(model: Any, tokenizer: Any, settings: BenchmarkSettings) -> A
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
 
 
-def _task_manager(settings: BenchmarkSettings, extra_path: Path | None = None) -> Any:
+def task_manager(settings: BenchmarkSettings, names: list[str], local: Path | None = None) -> Any:
+    """One harness task index for the whole run. Indexing the harness's own thousands of task
+    files takes seconds, so when every task asked for is local it is left out."""
     from lm_eval.tasks import TaskManager
 
-    paths = [p for p in (settings.include_path, str(extra_path) if extra_path else None) if p]
-    return TaskManager(include_path=paths or None)
+    paths = [str(p) for p in (settings.include_path, local) if p]
+    if paths:
+        manager = TaskManager(include_path=paths, include_defaults=False)
+        if all(manager.match_tasks([name]) for name in names):
+            return manager
+    manager = TaskManager(include_path=paths or None)
+    for name in names:
+        if not manager.match_tasks([name]):
+            raise UserError(
+                f"--tasks {name}: no such lm-evaluation-harness task (add --include-path for local YAML tasks)"
+            )
+    return manager
 
 
-def _harness_task(lm: Any, task: str, settings: BenchmarkSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+def _harness_task(
+    lm: Any, task: str, manager: Any, settings: BenchmarkSettings
+) -> tuple[dict[str, Any], dict[str, Any]]:
     import lm_eval
 
-    manager = _task_manager(settings)
-    if not manager.match_tasks([task]):
-        raise UserError(
-            f"--tasks {task}: no such lm-evaluation-harness task (add --include-path for local YAML tasks)"
-        )
     leaderboard = LEADERBOARD.get(task, {})
     fewshot = settings.num_fewshot if settings.num_fewshot is not None else leaderboard.get("num_fewshot")
     out = lm_eval.simple_evaluate(
@@ -285,13 +317,10 @@ def _first_metric(values: dict[str, Any]) -> str:
     raise UserError("the harness returned no metric for this task")
 
 
-def generate(
-    lm: Any, task: str, problems: list[humaneval.Problem], settings: BenchmarkSettings, out: Path
-) -> list[tuple[str, str]]:
-    """Completions for every problem through the harness (a local generate_until task)."""
-    import lm_eval
-
-    folder = out / "tasks"
+def write_generation_task(
+    task: str, problems: list[humaneval.Problem], settings: BenchmarkSettings, folder: Path
+) -> str:
+    """A local generate_until task over the problems' prompts (JSON is YAML); returns its name."""
     folder.mkdir(parents=True, exist_ok=True)
     name = "qlora_" + task.replace("-", "_")
     data = folder / f"{name}.jsonl"
@@ -308,13 +337,27 @@ def generate(
         "doc_to_target": "{{task_id}}", "target_delimiter": "", "generation_kwargs": gen, "repeats": n,
         "num_fewshot": 0, "metric_list": [{"metric": "exact_match"}], "metadata": {"version": 1.0},
     }  # fmt: skip
-    # JSON is YAML: the task file the harness reads, kept in the output for the record.
     (folder / f"{name}.yaml").write_text(
         json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+    return name
+
+
+def _relative_data_path(path: Path) -> None:
+    """The task file kept in the report names its data file relative to itself (the harness
+    resolves it from the folder it runs in), not the staging folder it was run from."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["dataset_kwargs"]["data_files"]["test"] = Path(config["dataset_kwargs"]["data_files"]["test"]).name
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def generate(lm: Any, name: str, manager: Any, settings: BenchmarkSettings) -> list[tuple[str, str]]:
+    """``(task_id, completion)`` for every problem and repeat, from the harness's generate_until."""
+    import lm_eval
+
     result = lm_eval.simple_evaluate(
-        model=lm, tasks=[name], task_manager=_task_manager(settings, folder), predict_only=True,
-        log_samples=True, limit=settings.limit, random_seed=settings.seed, numpy_random_seed=settings.seed,
+        model=lm, tasks=[name], task_manager=manager, predict_only=True, log_samples=True,
+        limit=settings.limit, random_seed=settings.seed, numpy_random_seed=settings.seed,
         torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
     )  # fmt: skip
     completions = []

@@ -29,7 +29,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         max_gen_toks=args.max_gen_toks, timeout=args.timeout, workers=args.workers, memory_mb=args.memory_mb,
         humaneval_ru=args.humaneval_ru, registry=args.registry,
     )  # fmt: skip
-    report = run_benchmark(args.base, args.adapter or [], args.out, settings, samples_file=args.samples)
+    report = run_benchmark(
+        args.base, args.adapter or [], args.out, settings, samples_file=args.samples, overwrite=args.overwrite
+    )
     print(report["markdown"])
     print(f"\nwritten: {', '.join(report['files'])}")
     return 0
@@ -58,8 +60,13 @@ def add_benchmark(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None
     p.add_argument("--tasks", required=True, metavar="A,B",
                    help="harness task names, 'leaderboard', 'humaneval', 'humaneval-ru' (comma-separated)")  # fmt: skip
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for benchmark.json, .md, .png and samples/"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for benchmark.json, .md, .png, samples/ and tasks/ (must be empty or new)",
     )
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out written by an earlier qlora-trainer command")  # fmt: skip
     p.add_argument("--include-path", default=None, metavar="DIR", help="folder of local harness YAML tasks")
     p.add_argument("--num-fewshot", type=int, default=None,
                    help="few-shot examples for every harness task (default: the leaderboard's, else the task's)")  # fmt: skip

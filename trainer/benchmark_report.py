@@ -10,6 +10,8 @@ from typing import Any
 
 from trainer.benchmark import LEADERBOARD, PAPER_AVERAGES
 
+REPORT_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
+
 
 def _value(result: dict[str, Any]) -> float | None:
     """A task's headline number in percent: the harness metric, or pass@1."""
@@ -113,5 +115,4 @@ def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
     fig.savefig(out / "benchmark.png", metadata={"Software": None})
     plt.close(fig)
     report["markdown"] = table
-    report["files"] = [str(out / n) for n in ("benchmark.json", "benchmark.md", "benchmark.png")]
     return report
