@@ -303,3 +303,35 @@ def test_an_empty_split_is_not_published(tmp_path: Path) -> None:
     assert not (result.path / "data" / "test-00000-of-00001.parquet").exists()
     ds = datasets.load_dataset(str(result.path))
     assert set(ds) == {"train"} and ds["train"].num_rows == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "data.parquet",
+            b"PAR1 this is not parquet at all",
+            "data.parquet: not a readable Parquet file (Parquet magic bytes not found",
+        ),
+        (
+            "data.json",
+            b'[{"instruction": "a", "output": "b"}, {"instr',
+            "data.json:1: invalid JSON (Unterminated string",
+        ),
+        ("data.csv", b"instruction,output\na,b\n\xff\xfe,c\n", "data.csv:3: not valid UTF-8 (byte 0xff)"),
+        ("data.jsonl.gz", b"\x1f\x8b\x08\x00 truncated", "data.jsonl.gz:1: cannot read ("),
+    ],
+)
+def test_corrupt_source_files_are_one_line_via_the_cli(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    recipe = write_recipe(tmp_path, alpaca_source(name))
+    proc = _cli(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"], tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}/") and expected in lines[0], (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    assert Registry(tmp_path / "reg").versions() == []
