@@ -133,6 +133,7 @@ def test_translated_rows_are_compared_through_their_original_and_their_translati
     have = _grams(_words(prose.replace("sentence", "string") + " fine"), 3)
     assert _score(removed["orig"]) == ("Task/0", round(len(want & have) / len(want), 3))
     assert counters["contaminated:he"] == 3 and counters["originals_compared"] == 3
+    assert list(counters["eval_sets"]["he"]["sha256"]) == ["evals.jsonl"]  # no path of this machine
     assert counters["rows_compared"] == 5 and counters["other_language:he"] == 1  # the native Russian row
 
 

@@ -38,6 +38,7 @@ from pydantic import Field, model_validator
 from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
 from dataset_builder.dedup.shingles import Shingles, ngrams, words
 from dataset_builder.errors import InputError, RecipeError
+from dataset_builder.sources import display_names
 from dataset_builder.sources.readers import (
     READERS,
     detect_format,
@@ -149,7 +150,8 @@ def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
         files = expand_paths(spec.paths, base)
         records = (rec for path in files for rec in READERS[detect_format(path, spec.format)](path))
         origin = ", ".join(spec.paths)
-        out.info["sha256"] = {str(path): file_sha256(path) for path in files}
+        names = display_names(files, base)  # the manifest travels: no path of this machine in it
+        out.info["sha256"] = {names[path]: file_sha256(path) for path in files}
     seen: set[str] = set()
     wanted = [*spec.columns, *([spec.id_column] if spec.id_column else [])]
     for index, (_, record, _) in enumerate(records):
