@@ -290,3 +290,131 @@ def test_marked_clusters_never_straddle_the_split(tmp_path: Path) -> None:
     assert len(grouped) == 90  # mark keeps every row
     assert straddling(grouped) == 0
     assert straddling(published("no_such_column")) > 0
+
+
+def _spill_corpus(seed: int, docs: int) -> list[str]:
+    """Random documents, a fifth of them followed by 1-3 variants, and one group of 40 copies
+    (a bucket larger than the 32 anchors a bucket pairs with)."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    while len(texts) < docs:
+        words = _doc(rng, rng.randint(40, 90))
+        texts.append(" ".join(words))
+        if rng.random() < 0.2:
+            for _ in range(rng.randint(1, 3)):
+                texts.append(" ".join(_variant(rng, words, rng.randint(0, 4))))
+    copied = texts[7]
+    texts[100:140] = [copied] * 40
+    return [*texts, "", "  ", "two words", "two words"]
+
+
+def _components(n: int, pairs: set[tuple[int, int]]) -> list[list[int]]:
+    """Connected components of more than one node, by breadth-first search."""
+    edges: dict[int, set[int]] = {}
+    for x, y in pairs:
+        edges.setdefault(x, set()).add(y)
+        edges.setdefault(y, set()).add(x)
+    seen: set[int] = set()
+    out = []
+    for start in range(n):
+        if start in seen or start not in edges:
+            continue
+        todo, members = [start], []
+        seen.add(start)
+        while todo:
+            node = todo.pop()
+            members.append(node)
+            for other in edges[node] - seen:
+                seen.add(other)
+                todo.append(other)
+        out.append(sorted(members))
+    return out
+
+
+def _exact_pairs(texts: list[str], threshold: float) -> dict[tuple[int, int], float]:
+    """Every pair with Jaccard >= threshold on Python sets of word 5-grams: candidates from an
+    inverted index of the grams (any pair sharing one), then exact set Jaccard."""
+    grams = [set(_python_grams(t, 5)) for t in texts]
+    by_gram: dict[tuple[str, ...], list[int]] = {}
+    for i, g in enumerate(grams):
+        for gram in g:
+            by_gram.setdefault(gram, []).append(i)
+    out = {}
+    for docs in by_gram.values():
+        for a in range(len(docs)):
+            for b in range(a + 1, len(docs)):
+                x, y = docs[a], docs[b]
+                if (x, y) not in out:
+                    out[(x, y)] = len(grams[x] & grams[y]) / len(grams[x] | grams[y])
+    return {pair: j for pair, j in out.items() if j >= threshold}
+
+
+def test_spilled_engine_matches_an_in_memory_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs and clusters of the spilled engine (many small spill chunks) against exact set
+    Jaccard over every pair that shares a gram, on 3,000 documents."""
+    import dataset_builder.dedup.engine as engine
+
+    monkeypatch.setattr(engine, "CHUNK_DOCS", 500)
+    texts = _spill_corpus(5, 3000)
+    expected = _exact_pairs(texts, 0.8)
+    chunks = [texts[i : i + 137] for i in range(0, len(texts), 137)]
+    found = find_near_duplicates(chunks, threshold=0.8, workdir=tmp_path)
+    assert not list(tmp_path.iterdir())  # spill files removed
+    got = {(x, y): j for x, y, j in found}
+    # A bucket of 40 copies pairs each member with the first 32 only: every reported pair is a
+    # true one with its exact Jaccard, and the clusters are exactly the true ones.
+    assert set(got) <= set(expected) and all(got[p] == pytest.approx(expected[p]) for p in got)
+    big = set(range(100, 140)) | {7}
+    assert set(expected) - set(got) == {p for p in expected if p[0] in big and p[1] in big} - set(got)
+    assert {p for p in expected if not (p[0] in big and p[1] in big)} <= set(got)
+    assert _components(len(texts), set(got)) == _components(len(texts), set(expected))
+    assert len(expected) > 800
+
+
+def test_spilled_stage_keepers_match_an_in_memory_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage (rows arriving in batches of 3, spilled) against clusters and keepers computed
+    here from exact pairs, for each keeper policy."""
+    import dataset_builder.dedup.engine as engine
+
+    monkeypatch.setattr(engine, "CHUNK_DOCS", 700)
+    texts = _spill_corpus(6, 2000)
+    rng = random.Random(6)
+    answers = [f"answer {i}" + " more" * rng.randint(0, 8) for i in range(len(texts))]
+    rows = _rows(*zip(texts, answers, strict=True))
+    for i, row in enumerate(rows):
+        row["source"] = "b" if i % 3 else "a"
+    full = [f"{t}\n{a}" for t, a in zip(texts, answers, strict=True)]
+    groups = _components(len(rows), set(_exact_pairs(full, 0.8)))
+    assert len(groups) > 100
+
+    def answer(i: int) -> int:
+        return len(rows[i]["messages"][1]["content"])
+
+    policies = {
+        "first": lambda i: (i,),
+        "longest_answer": lambda i: (-answer(i), i),
+        "source_priority": lambda i: (0 if rows[i]["source"] == "b" else 1, i),
+    }
+    for keep, rank in policies.items():
+        extra = {"source_priority": ["b", "a"]} if keep == "source_priority" else {}
+        out, rejects, stats = _run("near_dedup", rows, tmp_path, keep=keep, **extra)
+        keeper = {m: min(g, key=rank) for g in groups for m in g}
+        removed = sorted(m for m, k in keeper.items() if m != k)
+        gone = set(removed)
+        assert [r["row_id"] for r in out] == [r["row_id"] for i, r in enumerate(rows) if i not in gone]
+        rejected = rejects.table().to_pylist()
+        assert [r["row_id"] for r in rejected] == [rows[i]["row_id"] for i in removed]
+        assert [r["duplicate_of"] for r in rejected] == [rows[keeper[i]]["row_id"] for i in removed]
+        size = {m: len(g) for g in groups for m in g}
+        by_id = {r["row_id"]: r for r in out}
+        for i, row in enumerate(rows):
+            if row["row_id"] in by_id:
+                published = by_id[row["row_id"]]
+                assert published["dup_cluster"] == rows[keeper.get(i, i)]["row_id"]
+                assert published["dup_cluster_size"] == size.get(i, 1)
+        assert stats.counters["clusters"] == len(groups)
+    assert not list(tmp_path.iterdir())
