@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, write_jsonl
+from hub_server import HubServer
 
 from dataset_builder.registry import Registry
 from trainer.evalsets import EvalSetSpec, resolve
@@ -139,3 +144,49 @@ def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
     assert data["adapters"]["adapter"]["dataset"]["version"] == "0.1.0"
     assert "| corpus-test |" in (out / "perplexity.md").read_text(encoding="utf-8")
     assert report["markdown"].count("\n") == len(sets) + 1
+
+
+# Puts a JSONL eval set on a Hub (argv[1]) and reads it once through the evaluation's own path,
+# which leaves it in the datasets cache as any first run on a machine with a network would.
+SEED_HUB_SET = """
+import sys
+from huggingface_hub import HfApi
+from trainer.evalsets import EvalSetSpec, resolve
+api = HfApi(endpoint=sys.argv[1])
+api.create_repo("org/evalset", repo_type="dataset")
+api.upload_file(path_or_fileobj=sys.argv[2].encode(), path_in_repo="test.jsonl", repo_id="org/evalset",
+                repo_type="dataset")
+print(len(resolve(EvalSetSpec(name="s", hub_id="org/evalset", split="test"), None).texts))
+"""
+
+
+def test_hub_eval_set_from_the_cache_when_the_hub_is_unreachable(env: dict, tmp_path: Path) -> None:
+    texts = [f"def f{i}(x):\n    return x * {i}" for i in range(6)]
+    base_env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_test_token"}
+    base_env.pop("HF_HUB_OFFLINE", None)
+    with HubServer() as hub:
+        seed = subprocess.run(
+            [sys.executable, "-c", SEED_HUB_SET, hub.url, "".join(json.dumps({"text": t}) + "\n" for t in texts)],
+            env={**base_env, "HF_ENDPOINT": hub.url}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert seed.returncode == 0 and seed.stdout.split()[-1] == "6", seed.stderr
+    with socket.socket() as s:  # the Hub is gone: nothing listens where it was
+        s.bind(("127.0.0.1", 0))
+        offline = {**base_env, "HF_ENDPOINT": f"http://127.0.0.1:{s.getsockname()[1]}"}
+    sets = tmp_path / "sets.toml"
+    sets.write_text('[[sets]]\nname = "hub-set"\nhub_id = "org/evalset"\n', encoding="utf-8")
+    argv = [sys.executable, "-m", "trainer", "perplexity", "--base", str(env["base"]), "--eval", str(sets),
+            "--max-length", "64", "--stride", "64"]  # fmt: skip
+    done = subprocess.run([*argv, "--out", str(tmp_path / "r1")], env=offline, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r1" / "perplexity.json").read_text(encoding="utf-8"))
+    assert report["results"]["base"]["hub-set"]["documents"] == len(texts)
+
+    sets.write_text('[[sets]]\nname = "never-read"\nhub_id = "org/other"\n', encoding="utf-8")
+    failed = subprocess.run(
+        [*argv, "--out", str(tmp_path / "r2")], env=offline, capture_output=True, text=True
+    )
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert failed.returncode == 2 and len(lines) == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert lines[0].startswith("error: eval set 'never-read': org/other:") and "is unreachable" in lines[0]
+    assert not (tmp_path / "r2").exists()

@@ -149,10 +149,12 @@ def _external_rows(spec: EvalSetSpec, base: Path | None) -> list[dict[str, Any]]
         files = expand_paths(spec.paths, base or Path.cwd())
         rows = [rec for path in files for _, rec, _ in READERS[detect_format(path, "auto")](path)]
     else:
-        from dataset_builder.sources.readers import check_hub_reachable, hub_offline
+        from trainer.preflight import hub_offline, hub_unreachable, offline_reason, use_cache_only
 
-        if not hub_offline():
-            check_hub_reachable()
+        unreachable = None if hub_offline() else hub_unreachable()
+        if unreachable is not None:
+            # A set downloaded before is read from the datasets cache, with no retry loop first.
+            use_cache_only(unreachable)
         import datasets
 
         try:
@@ -161,6 +163,8 @@ def _external_rows(spec: EvalSetSpec, base: Path | None) -> list[dict[str, Any]]
             ).to_list()
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if hub_offline():
+                first = f"{first} (offline: {offline_reason()}, so only the datasets cache is read)"
             raise InputError(f"eval set {spec.name!r}: {spec.hub_id}: {first}") from None
     missing = [f for f in spec.fields if rows and f not in rows[0]]
     if missing:

@@ -94,8 +94,12 @@ def hub_unreachable(timeout: float = PROBE_SECONDS) -> str | None:
     return f"{host}:{port}{via}: {exc.strerror or exc}"
 
 
-def use_cache_only() -> None:
+_switched: list[str] = []  # why this process went offline on its own, when it did
+
+
+def use_cache_only(reason: str) -> None:
     """Offline from here on, for every library of this process, as if HF_HUB_OFFLINE=1 had been set."""
+    _switched.append(reason)
     os.environ["HF_HUB_OFFLINE"] = "1"
     import huggingface_hub.constants
 
@@ -107,6 +111,13 @@ def use_cache_only() -> None:
 
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def offline_reason() -> str:
+    """Why the Hub is not asked: the user's setting, or an unreachable Hub found by the probe."""
+    if _switched:
+        return f"the Hub {hub_endpoint()} is unreachable ({_switched[0]})"
+    return "HF_HUB_OFFLINE is set"
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -143,10 +154,15 @@ def locate(ref: str, option: str, kind: Literal["model", "adapter"]) -> Located:
     except HFValidationError:
         raise UserError(f"{what}: no such folder, and not a Hub repo id (ORG/NAME)") from None
     if _in_cache(ref, marker):
-        if not hub_offline() and hub_unreachable() is not None:
-            use_cache_only()
+        reason = None if hub_offline() else hub_unreachable()
+        if reason is not None:
+            use_cache_only(reason)
         return Located(ref, "cache")
     if hub_offline():
+        if _switched:
+            raise UserError(
+                f"{what}: no such folder and not in the Hugging Face cache, and {offline_reason()}"
+            )
         raise UserError(
             f"{what}: no such folder and not in the Hugging Face cache; HF_HUB_OFFLINE is set, so it "
             f"cannot be downloaded (unset it on a machine with a network, or give a local folder)"
