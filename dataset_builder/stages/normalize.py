@@ -43,8 +43,10 @@ def _normalize_chunk(text: str, form: str, strip_trailing: bool, at_end: bool) -
 def normalize_text(
     text: str, *, form: str = "NFC", strip_trailing: bool = True, normalize_code: bool = False
 ) -> str:
-    if normalize_code:
-        return _normalize_chunk(text, form, strip_trailing, at_end=True).strip("\n")
+    everything = _normalize_chunk(text, form, strip_trailing, at_end=True).strip("\n")
+    if normalize_code or everything == text:
+        # Most turns need no change at all: no need to find their code.
+        return everything
     spans = segment(text)
     pieces: list[tuple[bool, str]] = []  # (is_code, text), neighbouring non-code spans merged
     for span in spans:

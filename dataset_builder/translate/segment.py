@@ -29,6 +29,7 @@ import re
 import tokenize
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from io import StringIO
 from typing import Literal
 
@@ -131,6 +132,7 @@ def _without_inline_code(text: str) -> str:
     return _INLINE.sub(" ", text)
 
 
+@lru_cache(maxsize=1 << 16)
 def reads_as_prose(line: str) -> bool:
     """Natural-language words make up the line once inline code is set aside: three or more on
     their own (five, or a sentence ending), two around inline code."""
@@ -157,6 +159,7 @@ def _is_sentence(line: str) -> bool:
     return reads_as_prose(line) and line.rstrip()[-1:] in (".", "!", "?")
 
 
+@lru_cache(maxsize=1 << 16)
 def is_code_line(line: str) -> bool:
     """Code by its own shape, whatever surrounds it."""
     stripped = line.strip()
@@ -185,12 +188,16 @@ def is_code_line(line: str) -> bool:
 def is_code_document(text: str) -> bool:
     """A whole turn that is code without fences: Python that parses and has at least one real
     statement, or text whose non-blank lines are all code once judged in context."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines or _FENCE.match(lines[0]):
+    return _whole_code(text, text.splitlines(keepends=True), None)
+
+
+def _whole_code(text: str, lines: list[str], labels: list[str] | None) -> bool:
+    first = next((ln for ln in lines if ln.strip()), None)
+    if first is None or _FENCE.match(first):
         return False
     if is_python(text):
         return True
-    labels = _label_lines(text.splitlines(keepends=True))
+    labels = _label_lines(lines) if labels is None else labels
     return all(label != "prose" for label in labels) and any(label == "code" for label in labels)
 
 
@@ -324,11 +331,12 @@ def _split_prose_line(line: str) -> list[Span]:
 
 def segment(text: str) -> list[Span]:
     """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds."""
-    if is_code_document(text):
-        return [Span("code", text)]
     lines = text.splitlines(keepends=True)
+    labels = _label_lines(lines)
+    if _whole_code(text, lines, labels):
+        return [Span("code", text)]
     spans: list[Span] = []
-    for line, kind in zip(lines, _label_lines(lines), strict=True):
+    for line, kind in zip(lines, labels, strict=True):
         if kind == "code":
             spans.append(Span("code", line))
         elif kind == "blank":
