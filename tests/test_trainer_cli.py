@@ -124,6 +124,9 @@ CASES = [
      {}, "nothing to resume"),
     ("out holds another command's output", lambda p: _train(p, out=str(p["tiny_output"])), {},
      "holds an earlier 'tiny-model' output; use --overwrite"),
+    ("out is the base model's folder", lambda p: _train(p, "--overwrite", base=str(p["tiny_output"]),
+                                                        out=str(p["tiny_output"])), {},
+     "is where --base"),
     ("merge: adapter missing", lambda p: ["merge", "--base", p["base"], "--adapter", "adapters/none",
                                           "--out", "merged"], {}, "--adapter adapters/none: no such folder"),
     ("merge: a model is not an adapter", lambda p: ["merge", "--base", p["base"], "--adapter", p["base"],
@@ -144,7 +147,12 @@ CASES = [
 @pytest.mark.parametrize(("argv", "env", "says"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_failures_are_one_line_before_anything_loads(place: dict, tmp_path: Path, argv, env, says) -> None:
     (place["root"] / "bad.toml").write_text("lora_r = 8\nlearning_rat = 1e-4\n", encoding="utf-8")
-    before = {p: p.read_bytes() for p in place["not_ours"].rglob("*") if p.is_file()}
+
+    def state() -> dict:
+        kept = [*place["not_ours"].rglob("*"), *place["tiny_output"].rglob("*")]
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in kept if p.is_file()}
+
+    before = state()
     rc, stderr, heavy, elapsed = _run(argv(place), _env(tmp_path, **env), tmp_path)
     line = _one_line_error(stderr)
     assert rc != 0 and says in line, line
@@ -152,7 +160,7 @@ def test_failures_are_one_line_before_anything_loads(place: dict, tmp_path: Path
     assert elapsed < 20, f"{elapsed:.1f} s"  # the probe gives up after 3 s; nothing waits for retries
     assert not any(tmp_path.glob("out*")) and not any(tmp_path.glob("merged*"))
     assert not any(tmp_path.glob("report*")) and not any(tmp_path.glob("tiny*"))
-    assert {p: p.read_bytes() for p in place["not_ours"].rglob("*") if p.is_file()} == before
+    assert state() == before  # folders the command was given are as they were
 
 
 def test_resume_and_overwrite_together_are_refused(place: dict, tmp_path: Path) -> None:

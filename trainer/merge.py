@@ -19,6 +19,7 @@ def merge(
     outdir.check_out(out, "merge", overwrite=overwrite)
     found_base = locate(base, "--base", "model")
     found_adapter = locate(str(adapter), "--adapter", "adapter")
+    outdir.check_inputs_outside(out, [("--base", found_base), ("--adapter", found_adapter)])
 
     import torch
     from peft import PeftModel

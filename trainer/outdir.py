@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import UserError
+from trainer.preflight import Located
 
 MARKER = ".qlora-trainer.json"
 
@@ -96,6 +97,19 @@ def check_out(out: Path, command: str, *, overwrite: bool, resume: bool = False)
             "with --overwrite: remove it yourself or choose another folder"
         )
     return marker
+
+
+def check_inputs_outside(out: Path, inputs: list[tuple[str, Located]]) -> None:
+    """Refuse an ``--out`` that is, or holds, a local folder the command reads (``--overwrite``
+    would delete the base model it is about to load)."""
+    target = out.expanduser().resolve()
+    for option, found in inputs:
+        if found.where != "folder":
+            continue
+        folder = found.ref
+        path = Path(folder).expanduser().resolve()
+        if path == target or target in path.parents:
+            raise UserError(f"--out {out}: is where {option} {folder} is read from; choose another folder")
 
 
 def clear(out: Path) -> None:

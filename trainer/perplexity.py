@@ -234,6 +234,7 @@ def run_evaluation(
     outdir.check_out(out, "perplexity", overwrite=overwrite)
     found_base = locate(base, "--base", "model")
     found_adapters = [locate(a, "--adapter", "adapter") for a in adapters]
+    outdir.check_inputs_outside(out, [("--base", found_base)] + [("--adapter", a) for a in found_adapters])
     specs = load_specs(eval_entries)
     sets = [resolve(spec, registry, limit=settings.limit) for spec in specs]
     with loading("--base", base):

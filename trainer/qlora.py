@@ -125,6 +125,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     # Everything that can be refused is checked before the output folder is touched or a model loads.
     marker = outdir.check_out(out, "train", overwrite=overwrite, resume=resume)
     base = locate(cfg.base, "--base", "model")
+    outdir.check_inputs_outside(out, [("--base", base)])
     ds, provenance = dataset_provenance(cfg.dataset, cfg.registry)
     if cfg.train_split not in ds:
         raise UserError(f"{cfg.dataset}: no split {cfg.train_split!r} (splits: {', '.join(ds)})")
