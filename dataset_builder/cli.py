@@ -61,6 +61,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         return cmd_check(args)
     recipe = load_recipe(args.recipe)
+    if args.executor is not None or args.address is not None:
+        recipe = recipe.with_run(executor=args.executor, address=args.address)
     result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
     state = "published" if result.published else "already published with identical content (no-op)"
     print(f"{result.ref}: {state}")
@@ -228,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="only check the recipe and its inputs (as `check`)")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default=None,
+        help="where the stages run (default: the recipe's [run] executor, else local)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join, e.g. auto or ray://HOST:10001 (default: $RAY_ADDRESS, else a local Ray)",
+    )
 
     p = add(
         "check", cmd_check, "check a recipe, its input files, Argos package and eval sets, building nothing"

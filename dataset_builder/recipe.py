@@ -81,6 +81,30 @@ class PublishSection(Strict):
     private: bool = False
 
 
+class RunSection(Strict):
+    """How the stages run; never what they produce (the same recipe gives the same content hash
+    under every executor)."""
+
+    # "local": every stage in this process. "ray": row-wise stages spread over Ray workers.
+    executor: Literal["local", "ray"] = "local"
+    # Ray cluster to join ("auto", "ray://HOST:10001", "HOST:6379"); unset: $RAY_ADDRESS, else a
+    # Ray started on this machine for the build and stopped after it.
+    address: str | None = None
+    # Ray workers (actors) per row-wise stage, and what each one reserves; translation actors also
+    # take num_gpus (each loads one CTranslate2 translator).
+    concurrency: int = Field(default=1, ge=1)
+    num_cpus: float = Field(default=1.0, gt=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    # Rows handed to the cluster at a time per stage: bounds what the driver holds in memory.
+    window_rows: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> RunSection:
+        if self.address is not None and self.executor != "ray":
+            raise ValueError("an address is only used with executor = 'ray'")
+        return self
+
+
 class StageEntry(BaseModel):
     """One ``[[stages]]`` table: ``type`` plus the settings that stage's own config model accepts."""
 
@@ -99,6 +123,7 @@ class Recipe(BaseModel):
     sources: list[SourceConfig] = Field(min_length=1)
     stages: list[StageEntry] = Field(default_factory=list)
     publish: PublishSection = Field(default_factory=PublishSection)
+    run: RunSection = Field(default_factory=RunSection)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("sources")
@@ -117,8 +142,20 @@ class Recipe(BaseModel):
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
+    def with_run(self, **changes: Any) -> Recipe:
+        """This recipe run differently (``build --executor/--address``); changes are validated as
+        the recipe's ``[run]`` keys are. Keys whose value is None are left as they are."""
+        settings = {**self.run.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
+        try:
+            run = RunSection.model_validate(settings)
+        except ValidationError as exc:
+            key, msg = _first_error(exc, ("run",))
+            raise RecipeError(f"{self.path or '<recipe>'}: key '{key}': {msg}") from None
+        return self.model_copy(update={"run": run})
+
     def resolved(self) -> dict[str, Any]:
-        """The recipe as plain data, every default filled in: what the manifest records."""
+        """The recipe as plain data, every default filled in: what the manifest records. ``[run]``
+        is left out: how stages ran is recorded apart, under the manifest's ``execution``."""
         return {
             "dataset": self.dataset.model_dump(mode="json"),
             "sources": [s.model_dump(mode="json") for s in self.sources],

@@ -19,7 +19,7 @@ published labelled as Russian.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,7 +89,14 @@ class TranslateConfig(StageConfig):
 class Translator:
     """Sentences in, translations out, through the cache; misses go to the engine in chunks."""
 
-    def __init__(self, cfg: TranslateConfig, from_lang: str, base_dir: Path, ctx: StageContext) -> None:
+    def __init__(
+        self,
+        cfg: TranslateConfig,
+        from_lang: str,
+        base_dir: Path,
+        ctx: StageContext,
+        open_cache: Callable[[Path, str], Any] | None = None,
+    ) -> None:
         from dataset_builder.translate import packages
         from dataset_builder.translate.cache import TranslationCache, cache_namespace, default_cache_path
         from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
@@ -108,7 +115,7 @@ class Translator:
         if cfg.cache:
             path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
             path = path if path.is_absolute() else base_dir / path
-            self.cache = TranslationCache(path, cache_namespace(self.engine))
+            self.cache = (open_cache or TranslationCache)(path, cache_namespace(self.engine))
         key = "package" if from_lang == cfg.from_lang else f"package:{from_lang}"
         ctx.stats.counters[key] = self.package.describe()
         ctx.stats.counters["decode"] = {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}
@@ -260,6 +267,9 @@ def _split_comments(spans: list[Span]) -> list[Span]:
 class Translate(BaseStage):
     name = "translate"
     Config = TranslateConfig
+    # Opens the translation cache at (path, namespace); None: the SQLite file itself. Set when this
+    # stage runs in processes that must reach the cache through its one owner (a cluster's driver).
+    open_cache: Callable[[Path, str], Any] | None = None
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: TranslateConfig = self.config
@@ -270,7 +280,7 @@ class Translate(BaseStage):
             # Every package the recipe may need is found before the first row: a missing one for
             # another language fails now, not hours into the run.
             for lang in [cfg.from_lang, *self._translated_languages()]:
-                translators[lang] = Translator(cfg, lang, ctx.base_dir, ctx)
+                translators[lang] = Translator(cfg, lang, ctx.base_dir, ctx, self.open_cache)
         except PackageError as exc:
             for translator in translators.values():
                 translator.close()
