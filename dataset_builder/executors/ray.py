@@ -152,8 +152,10 @@ class RayExecutor(Executor):
         from dataset_builder.executors.ray_worker import SEQ, StageWorker, from_ipc
 
         tagged = [t.append_column(SEQ, pa.array([i] * t.num_rows, pa.int64())) for i, t in enumerate(window)]
+        # A class of the stage's name, so a worker's process title says which stage it runs.
+        worker = type(f"StageWorker_{entry.type}", (StageWorker,), {})
         dataset = ray.data.from_arrow(tagged).map_batches(
-            StageWorker,
+            worker,
             fn_constructor_kwargs={
                 "stage_type": entry.type,
                 "settings": entry.settings(),

@@ -1,0 +1,232 @@
+"""The Ray executor against the local one: same content hash, same rejects and counts, and the
+translation cache right when a worker is killed mid-run. One local Ray (2 CPUs) per module."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataset_builder.pipeline import build
+from dataset_builder.recipe import load_recipe
+from dataset_builder.registry import Registry
+
+ray = pytest.importorskip("ray")
+
+ENGLISH = [
+    "Write a function that returns the sum of two numbers.",
+    "Explain how a list comprehension works in Python.",
+    "Sort the list of names in reverse alphabetical order.",
+    "Create a class that stores a bank balance and lets you deposit money.",
+    "Read a text file and count how many lines it has.",
+]
+RUSSIAN = [
+    "Напишите функцию, которая возвращает сумму двух чисел.",
+    "Объясните, как работает генератор списков в Python.",
+    "Отсортируйте список имён в обратном алфавитном порядке.",
+]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _records(n: int, unique_sentences: int = 2) -> list[dict]:
+    out = []
+    for i in range(n):
+        words = " ".join(f"item{i}x{k}" for k in range(unique_sentences))
+        out.append(
+            {
+                "instruction": f"{ENGLISH[i % len(ENGLISH)]} Number {i} uses {words}.",
+                "input": "",
+                "output": f"Here it is: `f({i})` returns {i}.\n\n```python\ndef f(x):\n    return x + {i}\n```",
+            }
+        )
+    return out
+
+
+def _recipe(
+    folder: Path, packages_dir: Path, executor: str, cache: str, *, chunk: int = 64, extra: str = ""
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    en = folder / "en.jsonl"
+    ru = folder / "ru.jsonl"
+    if not en.exists():
+        rows = _records(60)
+        rows += rows[:5]  # exact duplicates: rejected by exact_dedup, first seen kept
+        en.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        ru_rows = [
+            {"instruction": f"{RUSSIAN[i % 3]} Вариант {i}.", "input": "", "output": f"Ответ {i}: `x + {i}`."}
+            for i in range(30)
+        ]
+        ru_rows.append({"instruction": "", "input": "", "output": "пусто"})  # rejected by quality
+        ru.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ru_rows), encoding="utf-8")
+    text = f"""
+[dataset]
+name = "raytest"
+version = "1.0.0"
+
+[[sources]]
+name = "en"
+adapter = "alpaca"
+paths = ["en.jsonl"]
+
+[[sources]]
+name = "ru"
+adapter = "alpaca"
+paths = ["ru.jsonl"]
+language = "ru"
+
+[[stages]]
+type = "normalize"
+
+[[stages]]
+type = "quality"
+
+[[stages]]
+type = "exact_dedup"
+
+[[stages]]
+type = "translate"
+packages_dir = "{packages_dir}"
+cache_path = "{cache}"
+chunk_sentences = {chunk}
+inter_threads = 1
+intra_threads = 1
+min_length_ratio = 0.0
+max_length_ratio = 1000.0
+verify_language = false
+check_repetition = false
+
+[[stages]]
+type = "split"
+test_ratio = 0.2
+seed = 3
+
+[[stages]]
+type = "format"
+
+[publish]
+max_rejected_fraction = 1.0
+
+[run]
+executor = "{executor}"
+{extra}
+"""
+    path = folder / "recipe.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _stage_view(manifest: dict) -> list[tuple]:
+    return [(s["stage"], s["rows_in"], s["rows_out"], s["dropped"]) for s in manifest["stages"]]
+
+
+def test_ray_build_publishes_the_same_bytes_as_local(
+    tmp_path: Path, tiny_argos: dict, local_ray: None
+) -> None:
+    packages = tiny_argos["packages_dir"]
+    local = build(
+        load_recipe(_recipe(tmp_path / "a", packages, "local", "cache-local.sqlite")),
+        Registry(tmp_path / "reg-local"),
+        show_progress=False,
+    )
+    remote = build(
+        load_recipe(_recipe(tmp_path / "a", packages, "ray", "cache-ray.sqlite", extra="concurrency = 2")),
+        Registry(tmp_path / "reg-ray"),
+        show_progress=False,
+    )
+    assert remote.content_hash == local.content_hash
+    for split in local.manifest["splits"]:
+        file = local.manifest["splits"][split]["file"]
+        assert (remote.path / file).read_bytes() == (local.path / file).read_bytes()
+    assert _stage_view(remote.manifest) == _stage_view(local.manifest)
+    assert remote.manifest["rows_by_source"] == local.manifest["rows_by_source"]
+    assert any(k.startswith("quality/") for k in remote.manifest["rejected"]["by_stage_reason"])
+    assert "exact_dedup/exact_duplicate" in remote.manifest["rejected"]["by_stage_reason"]
+    rejected_local = pq.read_table(local.path / "rejected" / "rejected.parquet").to_pylist()
+    rejected_ray = pq.read_table(remote.path / "rejected" / "rejected.parquet").to_pylist()
+    assert rejected_ray == rejected_local
+    counters = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}
+    local_counters = {s["stage"]: s["counters"] for s in local.manifest["stages"]}
+    for key in ("cache_misses", "sentences_translated", "rows_translated"):
+        assert counters["translate"][key] == local_counters["translate"][key] > 0
+    assert counters["translate"]["cache_sentences_rewritten"] == 0
+    assert remote.manifest["execution"]["executor"] == "ray"
+    assert remote.manifest["execution"]["cluster"]["cpus"] == 2
+    assert local.manifest["execution"] == {"executor": "local"}
+
+
+def _cached(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is not there yet
+            return 0
+
+
+def _translate_workers() -> list[int]:
+    import psutil
+
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if "StageWorker_translate" in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_a_killed_translation_worker_translates_nothing_twice(
+    tmp_path: Path, tiny_argos: dict, local_ray: None
+) -> None:
+    packages = tiny_argos["packages_dir"]
+    folder = tmp_path / "b"
+    cache = folder / "cache-ray.sqlite"
+    recipe = _recipe(folder, packages, "ray", str(cache), chunk=2)
+    killed: dict[str, int] = {}
+
+    def kill_mid_run() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = _cached(cache)
+            workers = _translate_workers()
+            if done > 0 and workers:
+                killed["cached_before"] = done
+                killed["pid"] = workers[0]
+                os.kill(workers[0], signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_mid_run)
+    killer.start()
+    remote = build(load_recipe(recipe), Registry(tmp_path / "reg-ray"), show_progress=False)
+    killer.join()
+    local = build(
+        load_recipe(_recipe(folder, packages, "local", "cache-local.sqlite", chunk=2)),
+        Registry(tmp_path / "reg-local"),
+        show_progress=False,
+    )
+    assert "pid" in killed, "no translation worker was seen with a finished chunk"
+    counters = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}["translate"]
+    local_counters = {s["stage"]: s["counters"] for s in local.manifest["stages"]}["translate"]
+    total = local_counters["sentences_translated"]
+    # The kill landed mid-run: some chunks were in the cache, not all of them.
+    assert 0 < killed["cached_before"] < total
+    # The retried batch found the dead worker's chunks (every sentence of the input is unique
+    # within the batch, so a hit can only come from them) ...
+    assert counters["cache_hits"] >= killed["cached_before"]
+    # ... and no sentence reached the cache twice; the cache holds each sentence once.
+    assert counters["cache_sentences_rewritten"] == 0
+    assert counters["cache_sentences_written"] == _cached(cache) == total
+    assert remote.content_hash == local.content_hash
