@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and on its own, so nothing below can pull a different (CUDA) build.
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
-	$(BIN)/python -m pip install --quiet -e ".[translate,train,eval,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[translate,train,eval,ray,dev]"
 	touch $@
 
 # demo fetches the en->ru Argos package once where there is a network; offline the build says it
