@@ -47,7 +47,9 @@ def _records(n: int, unique_sentences: int = 2) -> list[dict]:
         words = " ".join(f"item{i}x{k}" for k in range(unique_sentences))
         out.append(
             {
-                "instruction": f"{ENGLISH[i % len(ENGLISH)]} Number {i} uses {words}.",
+                # No sentence repeats across rows: two workers may each translate a sentence
+                # that batches running at the same time share (docs/scale-out.md).
+                "instruction": f"{ENGLISH[i % len(ENGLISH)][:-1]} for case {i}. Number {i} uses {words}.",
                 "input": "",
                 "output": f"Here it is: `f({i})` returns {i}.\n\n```python\ndef f(x):\n    return x + {i}\n```",
             }
@@ -142,7 +144,11 @@ def test_ray_build_publishes_the_same_bytes_as_local(
         show_progress=False,
     )
     remote = build(
-        load_recipe(_recipe(tmp_path / "a", packages, "ray", "cache-ray.sqlite", extra="concurrency = 2")),
+        load_recipe(
+            _recipe(
+                tmp_path / "a", packages, "ray", "cache-ray.sqlite", extra="concurrency = 2\nbatch_rows = 16"
+            )
+        ),
         Registry(tmp_path / "reg-ray"),
         show_progress=False,
     )
@@ -154,13 +160,19 @@ def test_ray_build_publishes_the_same_bytes_as_local(
     assert remote.manifest["rows_by_source"] == local.manifest["rows_by_source"]
     assert any(k.startswith("quality/") for k in remote.manifest["rejected"]["by_stage_reason"])
     assert "exact_dedup/exact_duplicate" in remote.manifest["rejected"]["by_stage_reason"]
+    # Batches of 16 rows spread over 2 workers come back in order: rejected rows too.
     rejected_local = pq.read_table(local.path / "rejected" / "rejected.parquet").to_pylist()
     rejected_ray = pq.read_table(remote.path / "rejected" / "rejected.parquet").to_pylist()
     assert rejected_ray == rejected_local
     counters = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}
     local_counters = {s["stage"]: s["counters"] for s in local.manifest["stages"]}
-    for key in ("cache_misses", "sentences_translated", "rows_translated"):
-        assert counters["translate"][key] == local_counters["translate"][key] > 0
+    assert counters["translate"]["rows_translated"] == local_counters["translate"]["rows_translated"] > 0
+    assert counters["normalize"] == local_counters["normalize"]
+    # Every sentence translated once, whichever worker did it.
+    assert (
+        counters["translate"]["cache_sentences_written"]
+        == local_counters["translate"]["sentences_translated"]
+    )
     assert counters["translate"]["cache_sentences_rewritten"] == 0
     assert remote.manifest["execution"]["executor"] == "ray"
     assert remote.manifest["execution"]["cluster"]["cpus"] == 2

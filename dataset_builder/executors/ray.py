@@ -127,9 +127,7 @@ class RayExecutor(Executor):
         try:
             window: list[pa.Table] = []
             rows = 0
-            for batch in batches:
-                if not batch.num_rows:
-                    continue  # a row-wise stage makes nothing of an empty batch
+            for batch in _cut(batches, self.settings.batch_rows):
                 window.append(batch)
                 rows += batch.num_rows
                 if rows >= self.settings.window_rows:
@@ -189,6 +187,14 @@ class RayExecutor(Executor):
             raise RuntimeError(
                 f"{len(window) - following} batch(es) of {len(window)} never came back from Ray"
             )
+
+
+def _cut(batches: Iterator[pa.Table], size: int) -> Iterator[pa.Table]:
+    """Batches of at most ``size`` rows, in order; empty ones left out (a row-wise stage makes
+    nothing of them)."""
+    for batch in batches:
+        for start in range(0, batch.num_rows, size):
+            yield batch.slice(start, size)
 
 
 def _replay(envelope: dict[str, Any], ctx: StageContext, from_ipc: Any) -> None:
