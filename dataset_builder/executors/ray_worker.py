@@ -139,9 +139,6 @@ class StageWorker:
         # Ray Data may hand over several input batches at once: each is run and answered apart.
         for seq in sorted(pc.unique(batch.column(SEQ)).to_pylist()):
             part = batch.filter(pc.equal(batch.column(SEQ), seq)).drop_columns([SEQ])
-            # Fresh counters and reject sink per batch; the stage reaches both through ctx.
-            self.ctx.stats = StageStats(self.ctx.stage)
-            self.ctx.rejects = RejectSink()
             outputs = self.pump.feed(part)
             envelopes.append(
                 {
@@ -156,6 +153,10 @@ class StageWorker:
                     ),
                 }
             )
+            # Fresh counters and reject sink for the next batch (the stage reaches both through
+            # ctx); what the stage counted while starting goes out with its first batch.
+            self.ctx.stats = StageStats(self.ctx.stage)
+            self.ctx.rejects = RejectSink()
         return pa.Table.from_pylist(envelopes, schema=ENVELOPE)
 
     def __del__(self) -> None:
