@@ -8,6 +8,7 @@ prove that its gate is the verifier and not the segmenter's own opinion.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,32 @@ CASES = [
      ["NameError: name 'total' is not defined", '  File "main.py", line 3, in <module>'], "I get this error when I run it."),
     ("table", "The table has these rows.\n\n| id | name |\n|----|------|\n| 1  | Ann  |",
      ["| id | name |", "| 1  | Ann  |"], "The table has these rows."),
+    ("shell-loop", "Count the files:\n\nfor file in \"$directory\"/*\ndo\n  echo $file\ndone\nls | wc -l\ndu -sh * | sort -hr",
+     ['for file in "$directory"/*', "  echo $file", "ls | wc -l", "du -sh * | sort -hr"], "Count the files:"),
+    ("cpp-stream", "Fix this:\n\nint main() {\n    std::cout << 'Hello, World!'\n    return 0\n}",
+     ["    std::cout << 'Hello, World!'", "    return 0"], None),
+    ("ruby-block", "Iterate like this:\n\nnames.each do |name|\n  puts greeting unless name.empty?\nend",
+     ["names.each do |name|", "  puts greeting unless name.empty?"], "Iterate like this:"),
+    ("java-generics", "Use streams:\n\n    List<Integer> evenNumbers = numbers.stream()\n        .filter(n -> n % 2 == 0)",
+     ["    List<Integer> evenNumbers = numbers.stream()"], None),
+    ("haskell", "A Haskell version:\n\nremoveVowels :: String -> String\nremoveVowels xs = filter notVowel xs",
+     ["removeVowels :: String -> String", "removeVowels xs = filter notVowel xs"], "A Haskell version:"),
+    ("sql-lower", "Here is the query:\n\nselect name, count(*)\nfrom employees e\nwhere salary > 1000\ngroup by name",
+     ["select name, count(*)", "from employees e", "where salary > 1000", "group by name"], "Here is the query:"),
+    ("yaml", "The workflow file:\n\nsteps:\n  - name: Check out the code\n    uses: actions/checkout@v3",
+     ["  - name: Check out the code", "    uses: actions/checkout@v3"], "The workflow file:"),
+    ("dockerfile", "A Dockerfile:\n\nFROM python:3.11\nRUN pip install -r requirements.txt\nCOPY . /app",
+     ["FROM python:3.11", "RUN pip install -r requirements.txt"], None),
+    ("makefile", "A Makefile:\n\nall: build\nbuild:\n\tgcc -o app main.c", ["all: build", "\tgcc -o app main.c"], None),
+    ("kotlin", "In Kotlin:\n\ndata class User(val name: String, val age: Int)\nfun greet(user: User) = println(user.name)",
+     ["data class User(val name: String, val age: Int)"], None),
     ("inline-after-colon", "Translate the following C++ code to Python: #include <iostream>\nint main() { return 0; }",
      ["#include <iostream>", "int main() { return 0; }"], None),
 ]  # fmt: skip
+
+# Code on the same line as a sentence: the segmenter keeps it, the verifier sees it only through
+# its tokens (docs/translation.md, limitations), so only the whole-line case is checked there.
+PROSE_LINE_WITH_CODE = {"#include <iostream>"}
 
 
 def _code_spans(text: str) -> list[str]:
@@ -69,16 +93,29 @@ def test_segmenter_keeps_every_kind_of_code(name: str, text: str, code: list[str
         assert prose in prose_text, f"{name}: the prose {prose!r} was not translated"
 
 
+def _translate_words(line: str) -> str:
+    """What a model that keeps every protected token does to a line: its plain words become
+    Russian, identifiers, operators and literals stay."""
+    return re.sub(r"(?<![\w.$@/-])[A-Za-z][a-z]+(?![\w(.])", "слово", line)
+
+
 @pytest.mark.parametrize(("name", "text", "code", "prose"), CASES, ids=[c[0] for c in CASES])
 def test_verifier_sees_any_code_line_translated(
     name: str, text: str, code: list[str], prose: str | None
 ) -> None:
     for line in code:
-        # A translation that turns the code line into Russian words, keeping its layout.
-        body = line.strip()
-        russian = line[: len(line) - len(line.lstrip())] + " ".join("слово" for _ in body.split())
-        spoiled = text.replace(line, russian, 1)
-        assert verify_turn(text, spoiled) is not None, f"{name}: translating {line!r} went unnoticed"
+        for spoiled_line in {
+            _translate_words(line),  # the plain words only: the hard case
+            line[: len(line) - len(line.lstrip())] + " ".join("слово" for _ in line.split()),  # everything
+        }:
+            if spoiled_line == line or (
+                line in PROSE_LINE_WITH_CODE and spoiled_line == _translate_words(line)
+            ):
+                continue
+            spoiled = text.replace(line, spoiled_line, 1)
+            assert verify_turn(text, spoiled) is not None, (
+                f"{name}: {line!r} -> {spoiled_line!r} went unnoticed"
+            )
     if prose is not None:
         assert verify_turn(text, text.replace(prose, "Это переведённый текст.", 1)) is None
 
@@ -122,12 +159,29 @@ def test_rows_keep_their_source_and_rejected_rows_their_attempt(tmp_path: Path, 
     out, _ = _translate(rows, tmp_path, tiny_argos, **NO_CHECKS)
     assert out[0]["source_messages"] == rows[0]["messages"] and out[0]["source_lang"] == "en"
     assert out[0]["messages"] != rows[0]["messages"] and out[0]["lang"] == "ru"
-    # The same row under the strict checks: noise from the random model is rejected, with both.
-    out, ctx = _translate(rows, tmp_path / "strict", tiny_argos)
+    # No translation is a hundred times longer than its source: the row is rejected, with both.
+    checks = {**NO_CHECKS, "min_length_ratio": 100.0}
+    out, ctx = _translate(rows, tmp_path / "strict", tiny_argos, **checks)
     rejected = ctx.rejects.table().to_pylist()
-    if rejected:
-        assert rejected[0]["messages"] == rows[0]["messages"]
-        assert rejected[0]["attempted_messages"][0]["content"] != rows[0]["messages"][0]["content"]
+    assert not out and [r["reason"] for r in rejected] == ["length_ratio"]
+    assert rejected[0]["messages"] == rows[0]["messages"]
+    assert rejected[0]["attempted_messages"][0]["content"] != rows[0]["messages"][0]["content"]
+
+
+def test_short_rows_in_other_languages_are_identified(tmp_path: Path, tiny_argos: dict) -> None:
+    rows = _rows(
+        [
+            ("Écris une fonction qui inverse une chaîne.", "def rev(s):\n    return s[::-1]"),
+            (
+                "Schrijf een functie in Python die controleert of een getal een priemgetal is.",
+                "Zie hieronder.",
+            ),
+            ("Write a function that reverses a string.", "def rev(s):\n    return s[::-1]"),
+        ]
+    )
+    out, _ = _translate(rows, tmp_path, tiny_argos, other_languages={"*": "pass"}, **NO_CHECKS)
+    assert [r["source_lang"] for r in out] == ["fr", "nl", "en"]
+    assert [r["lang"] for r in out] == ["fr", "nl", "ru"]
 
 
 CODE_WITH_WHITESPACE = (

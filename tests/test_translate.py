@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,9 +22,6 @@ from dataset_builder.translate.engine import Engine
 from dataset_builder.translate.langid import detect, prose_only
 from dataset_builder.translate.segment import is_code_document, protect, segment
 from dataset_builder.translate.sentences import join_sentences, split_sentences
-from dataset_builder.translate.verify import verify_turn
-
-SHARED_DEV_DATA = ROOT.parent / "shared" / "data" / "codealpaca-new-4.5k" / "new_codealpaca.json"
 
 
 def _sample_turns() -> list[str]:
@@ -40,9 +38,6 @@ def _sample_turns() -> list[str]:
                         for t in value
                         if isinstance(t, dict) and isinstance(t.get("content"), str)
                     )
-    if SHARED_DEV_DATA.is_file():  # real CodeAlpaca rows when the development data is at hand
-        for rec in json.loads(SHARED_DEV_DATA.read_text(encoding="utf-8"))[:1500]:
-            turns.extend([rec["instruction"], rec["input"], rec["output"]])
     return turns
 
 
@@ -177,9 +172,15 @@ def test_code_survives_byte_identical_on_every_row(tmp_path: Path, tiny_argos: d
         source = by_id[row["row_id"]]["messages"]
         assert row["source_messages"] == source and row["source_lang"] == "en" and row["lang"] == "ru"
         for before, after in zip(source, row["messages"], strict=True):
-            # Fenced blocks, checked here by splitting on the fences: byte-identical, in order.
+            # Checked here without the stage's verifier: fenced blocks byte-identical and in order,
+            # and every line with no plain word in it (nothing a translator could translate) kept.
             assert before["content"].split("```")[1::2] == after["content"].split("```")[1::2]
-            assert verify_turn(before["content"], after["content"]) is None
+            plain = re.compile(r"[A-Za-z][a-z]*[.,:;!?]?")
+            for line, out_line in zip(
+                before["content"].split("\n"), after["content"].split("\n"), strict=True
+            ):
+                if line.split() and not any(plain.fullmatch(tok) for tok in line.split()):
+                    assert out_line == line
             changed += before["content"] != after["content"]
     assert changed > len(out)  # prose really went through the model
     assert ctx.stats.counters["sentences_translated"] > 100
@@ -295,7 +296,7 @@ max_rejected_fraction = 1.0
     manifest = json.loads((tmp_path / "reg" / "tr" / "1" / "manifest.json").read_text(encoding="utf-8"))
     counters = next(s for s in manifest["stages"] if s["stage"] == "translate")["counters"]
     assert counters["cache_hits"] >= before  # nothing translated before the kill is translated again
-    assert counters["cache_misses"] + counters["cache_hits"] >= counters["cache_hits"] > 0
+    assert counters["sentences_translated"] == counters["cache_misses"]  # only the misses went to the model
     assert counters["package"]["sha256"] == tiny_argos["package"].sha256
     card = (tmp_path / "reg" / "tr" / "1" / "README.md").read_text(encoding="utf-8")
     assert "## Translation" in card and tiny_argos["package"].sha256 in card

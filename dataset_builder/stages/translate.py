@@ -76,7 +76,7 @@ class TranslateConfig(StageConfig):
     detect_language: bool = True
     languages: list[str] = Field(default_factory=lambda: list(LATIN_LANGUAGES))
     other_languages: dict[str, Handling] = Field(default_factory=lambda: {"*": "reject"})
-    min_detect_letters: int = Field(default=40, ge=1)
+    min_detect_letters: int = Field(default=20, ge=1)
     min_detect_probability: float = Field(default=0.9, ge=0.0, le=1.0)
     # checks
     verify_language: bool = True
@@ -166,13 +166,20 @@ class _Turn:
                 protected = protect(span.text)
                 sentences, gaps = split_sentences(protected.text, language)
                 self.plans[i] = (protected, sentences, gaps)
+        # The prose without its inline code, before and (set by assemble) after translation: what
+        # the language and length checks look at.
+        self.source_prose = "\n".join(_without_code(span.text, self.plans[i][0]) for i, span in self._prose())
+        self.translated_prose = ""
+
+    def _prose(self) -> list[tuple[int, Span]]:
+        return [(i, span) for i, span in enumerate(self.spans) if i in self.plans]
 
     def sentences(self) -> list[str]:
         return [s for _, sentences, _ in self.plans.values() for s in sentences]
 
     def assemble(self, done: dict[str, str], retry: dict[str, str] | None) -> tuple[str, int]:
         """The translated turn, and how many sentences had to be retried piece by piece."""
-        parts, retried = [], 0
+        parts, retried, prose = [], 0, []
         for i, span in enumerate(self.spans):
             if i not in self.plans:
                 parts.append(span.text)
@@ -198,6 +205,8 @@ class _Turn:
                 # A translated comment or docstring that would break its code keeps its source text.
                 translated = span.text
             parts.append(translated)
+            prose.append(_without_code(translated, protected))
+        self.translated_prose = "\n".join(prose)
         return "".join(parts), retried
 
     def retry_pieces(self, done: dict[str, str]) -> list[str]:
@@ -208,6 +217,12 @@ class _Turn:
                 if local.restore(done.get(sentence, "")) is None:
                     pieces.extend(p.strip() for p, is_code in local.fragments() if not is_code and p.strip())
         return pieces
+
+
+def _without_code(text: str, protected: Protected) -> str:
+    for code in protected.spans:
+        text = text.replace(code, " ")
+    return text
 
 
 def _restore_gap(gap: str, protected: Protected) -> str:
@@ -404,7 +419,7 @@ class Translate(BaseStage):
                 ctx.count("sentences_retried_by_piece", retried)
                 messages[t]["content"] = text
                 if problem is None:
-                    found = self._check(turn.source, text)
+                    found = self._check(turn, text)
                     if found:
                         problem = (found[0], f"turn {t + 1} ({messages[t]['role']}): {found[1]}")
             if problem:
@@ -426,12 +441,12 @@ class Translate(BaseStage):
             schema = _with_source_columns(batch.schema)
             yield pa.Table.from_pylist([row for _, row in kept], schema=schema)
 
-    def _check(self, source: str, translated: str) -> tuple[str, str] | None:
+    def _check(self, turn: _Turn, translated: str) -> tuple[str, str] | None:
         cfg: TranslateConfig = self.config
-        difference = verify_turn(source, translated, translate_comments=cfg.translate_comments)
+        difference = verify_turn(turn.source, translated, translate_comments=cfg.translate_comments)
         if difference is not None:
             return "code_changed", difference
-        src_prose, out_prose = prose_only(source), prose_only(translated)
+        src_prose, out_prose = turn.source_prose, turn.translated_prose
         if not src_prose.strip():
             return None
         ratio = len(out_prose) / max(len(src_prose), 1)

@@ -50,7 +50,8 @@ _MD_PREFIX = re.compile(r"^([ \t]*(?:#{1,6}[ \t]+|[-*+][ \t]+|\d{1,3}[.)][ \t]+|
 _SHELL_WORDS = (
     r"sudo|pip3?|npm|npx|yarn|git|cd|ls|mkdir|rm|cp|mv|echo|export|curl|wget|docker|python3?|conda|"
     r"apt(?:-get)?|brew|chmod|chown|cat|grep|sed|awk|find|tar|ssh|scp|make|gcc|g\+\+|javac|java|node|"
-    r"go|cargo|rustc|ruby|php|perl|kubectl|source|touch|head|tail|sort|uniq|wc|xargs|ps|kill"
+    r"go|cargo|rustc|ruby|php|perl|kubectl|source|touch|head|tail|sort|uniq|wc|xargs|ps|kill|du|df|tee|"
+    r"history|comm|diff|chmod|read|printf|exit|set|unset|alias|which|man|less|more|ln|zip|unzip"
 )
 _CODE_START = re.compile(
     rf"""^\s*(?:
@@ -63,7 +64,9 @@ _CODE_START = re.compile(
         (?:public|private|protected|internal)\s*:|
         (?:public|private|protected|static|final|abstract|virtual|override|internal|sealed|export|default)\s+\w|
         (?:function|func|fn|fun|sub|proc)\s+[\w$]+\s*[(<]|(?:const|let|var|val|auto|mut)\s+[\w$\[{{]+\s*[:=;,]|
+        (?:(?:unsigned|signed|const|static|inline|extern)\s+)*
         (?:int|void|char|float|double|bool|boolean|long|short|unsigned|string|String|size_t|std::\w+)[\s*&]+[\w:]+\s*[(=;\[,]|
+        for\s+\w+\s+in\s+\S|while\s+(?:IFS|read|true|\[|\(|:)|read\s+-|local\s+\w+=|
         console\.\w+\(|System\.\w+\.|package\s+[\w.]+;?\s*$|using\s+(?:namespace\s+)?[\w.]+;|
         namespace\s+\w|module\s+\w+|require(?:_once)?\s*[('"]|puts\s|echo\s|printf?\s*\(|
         (?:SELECT|FROM|WHERE|GROUP\s+BY|ORDER\s+BY|HAVING|(?:LEFT|RIGHT|INNER|OUTER|FULL|CROSS)\s+JOIN|JOIN|
@@ -87,7 +90,12 @@ _CODE_SHAPE = re.compile(
         ^\s*</?[A-Za-z!][\w:-]*(?:\s[^<>]*)?/?>|^\s*<!--|-->\s*$|              # markup
         ^\s*\|.*\|\s*$|                                                    # table row
         ^\s*(?:\w+(?:\.\w+)*(?:Error|Exception|Warning)\b(?::.*)?|at\s+[\w$.<>]+\(.*\))$|  # trace lines
-        ^\s*File\s+"[^"]+",\s+line\s+\d+
+        ^\s*File\s+"[^"]+",\s+line\s+\d+|
+        \w::\w|\s(?:<<|>>)\s|\$\(|\$\{|                                        # C++ streams, shell
+        ^\s*[a-z][\w.-]*\s+--?[A-Za-z]|\S\s*\|\s*[a-z][\w-]*(?:\s|$)|               # flags, pipes
+        ^\s*\w+\s+::\s|\|\w+(?:,\s*\w+)*\||                                   # signatures, block params
+        \w<[\w?,\s\[\]]+>\s*\w|^\s*[\w<>\[\],.]+\s+\w+\s*=\s*\S|                  # generics, typed assignment
+        ^\s*\w+(?:\s*,\s*\w+)+\s*=\s*\S|^\s*[a-z_]\w*(?:\s+[a-z_]\w*)+\s*=\s*\S    # tuple / equation
     )""",
     re.VERBOSE,
 )
@@ -103,7 +111,7 @@ _OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*/|--\s|<!--)")
 _LABELLED_VALUE = re.compile(r"^[A-Za-z][\w -]{0,30}:\s+(\S.*)$")
 _QUOTED_OR_TICKED = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|'[^'\n]*'")
-_CODE_AFTER_COLON = re.compile(r"^(.*?[A-Za-z][^:?]*[:?][ \t]+)(\S.*)$")
+_COLON = re.compile(r"[:?][ \t]+(?=\S)")
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|\S+\s)|\+\+\+ (?:b/|\S)|@@ -\d)")
 _DIFF_LINE = re.compile(r"^(?:[ +\-@\\]|diff |index |new file|deleted file|similarity|rename)")
 _TRACE_START = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
@@ -148,11 +156,20 @@ def reads_as_prose(line: str) -> bool:
     # Numbers and single letters ("x", "C") are neutral.
     parts = [p for p in rest.split() if sum(c.isalpha() for c in p) >= 2 or p in ("a", "A", "I")]
     words = [p for p in parts if _NATURAL.match(p) and (sum(c.isalpha() for c in p) >= 2 or p in "aAI")]
-    if not parts or len(words) < 0.75 * len(parts):
+    if len(words) < 0.75 * len(parts):
+        return False
+    kinds = {m.lastgroup for m in _INLINE.finditer(body) if m.lastgroup not in ("number", "symbols")}
+    if kinds == {"code"} and len(words) >= 2:
+        return True  # the author marked the code with backticks: the rest is the sentence
+    if len(words) < 3:
+        return False
+    # A sentence starts like one (capital, quote, bracket) or runs long; code keeps its lower-case
+    # words ("for file in $dir", "ls | wc -l", "std::cout << x").
+    if not (body[:1].isupper() or body[:1] in "\"'“«(`" or len(words) >= 6):
         return False
     if had_code:
-        return len(words) >= 2
-    return len(words) >= 3 and (len(words) >= 5 or body[-1] in ".!?:")
+        return sum(len(w) for w in words) >= 0.4 * (len(body) - body.count(" "))
+    return len(words) >= 5 or body[-1] in ".!?:"
 
 
 def _is_sentence(line: str) -> bool:
@@ -166,9 +183,11 @@ def is_code_line(line: str) -> bool:
     if not stripped:
         return False
     if _CODE_START.match(line) or _CODE_SHAPE.search(line):
-        # "Return the sum of the list." starts like code but reads like a sentence.
-        return not (_SENTENCE_LIKE.search(stripped) and reads_as_prose(line) and not is_python(stripped))
-    if " " not in stripped and re.search(r"\w[._(),=\[\]{}<>$@;:/\\\"'?!]+\w|[()\[\]{};]", stripped):
+        # "Select the rows you need." starts like code but reads like a sentence; code keywords are
+        # lower case, so a line that starts with one is code.
+        sentence = stripped[:1].isupper() and _SENTENCE_LIKE.search(stripped) and reads_as_prose(line)
+        return not (sentence and not is_python(stripped))
+    if " " not in stripped and re.search(r"\w[._(),=\[\]{}<>$@;:/\\\"'?!]+\w|[()\[\]{};*~]", stripped):
         return not re.fullmatch(r"[A-Za-z]+[.,:!?]?|\d+[.)]", stripped)  # "Example:", "3." are not
     if not re.search(r"[^\W\d_]", _without_inline_code(stripped)) and re.search(r"[^\W\d_]", stripped):
         return True  # nothing but inline code: "file1.txt file2.txt - output.txt"
@@ -309,11 +328,13 @@ def _split_prose_line(line: str) -> list[Span]:
             Span("code", inline.group(2)),
             Span("raw", inline.group(3) + newline),
         ]
-    tail = _CODE_AFTER_COLON.match(body)
-    code = tail.group(2).strip("'\"` ") if tail else ""
-    if tail and is_code_line(code) and not reads_as_prose(code):
-        # "Translate the following C++ code: #include <iostream>": prose, then code on the same line
-        return [*_split_prose_line(tail.group(1)), Span("code", tail.group(2) + newline)]
+    colon = _COLON.search(body)
+    if colon and re.search(r"[A-Za-z]", body[: colon.start()]) and body[colon.end() :].strip():
+        head, tail = body[: colon.end()], body[colon.end() :]
+        code = tail.strip("'\"` ")
+        if is_code_line(code) and not reads_as_prose(code):
+            # "Translate the following C++ code: #include <iostream>": prose, then code on the line
+            return [*_split_prose_line(head), Span("code", tail + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
     content = body[len(prefix) :]
     trimmed = content.rstrip()

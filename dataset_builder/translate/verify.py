@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 # ---- code tokens ---------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_WORD = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _PUNCT_RUN = re.compile(r"[^\w\s]+")
 _BACKTICKS = re.compile(r"(`+)[^`\n]+?\1")
 _CALL = re.compile(r"[A-Za-z_][\w.]*[?!]?\([^()\n]{0,80}\)")
@@ -88,6 +88,8 @@ def code_tokens(line: str) -> list[str]:
 # ---- how a line reads ----------------------------------------------------------------------------
 
 _NATURAL_WORD = re.compile(r"^[(\[\"'«“]*[A-Za-zÀ-ÿ][a-zà-ÿ'’\-]*[)\]\"'»”.,;:!?]*$")
+_PROSE_BREAKER = re.compile(r"[{};\\]\s*$|=>\s*$|->\s*$")
+_LIST_MARK = re.compile(r"^(?:[-*+>#]+\s*|\d{1,3}[.)]\s*)+")
 _STATEMENT_END = re.compile(r"(?:[{};]|\)\s*:|=>|->|\\)\s*$")
 _OUTPUT_HEADER = re.compile(
     r"(?i)^[\s#*>_-]*(?:(?:expected|sample|example|program|console)\s+output\s*:?"
@@ -98,23 +100,33 @@ _OUTPUT_INLINE = re.compile(r"(?i)^[\s#*>_-]*(?:expected\s+)?output\s*:\s*(\S.*)
 
 
 def clearly_prose(line: str) -> bool:
-    """Natural-language words make up the line once its code tokens are taken out (two words
-    around inline code, three on their own), and it does not end like a statement."""
+    """A sentence, not a line of code with words in it: at least three natural-language words
+    make up the line once its code tokens are set aside (numbers and single letters are neutral),
+    it starts like a sentence (a capital, a quote, a list marker) or runs to six words, and, around
+    inline code, the words are at least 40% of its characters. Code keeps its plain words
+    (``std::cout << x``, ``for file in "$dir"/*``, ``ls | wc -l``): none of those is prose."""
     body = line.strip()
-    if not body or _STATEMENT_END.search(body):
+    if not body or _PROSE_BREAKER.search(body):
         return False
     tokens = code_tokens(body)
     rest = body
     for tok in tokens:
         rest = rest.replace(tok, " ", 1)
-    # Numbers and single letters are neutral: "It prints 0 to 9.", "Fix this C code." are sentences.
     parts = [p for p in rest.split() if _letters(p) >= 2 or p.lower() in ("a", "i")]
     words = [p for p in parts if (_NATURAL_WORD.match(p) and _letters(p) >= 2) or p.lower() in ("a", "i")]
-    if not parts or len(words) < 0.8 * len(parts):
+    if len(words) < 0.8 * len(parts):
+        return False
+    if tokens and len(words) >= 2 and all(t.startswith("`") for t in tokens):
+        return True  # the author marked the code: "Then run `python main.py`."
+    if len(words) < 3:
+        return False
+    lead = _LIST_MARK.sub("", body)[:1]
+    if not (lead.isupper() or lead in "\"'“«(" or len(words) >= 6):
         return False
     if tokens:
-        return len(words) >= 2
-    return len(words) >= 3 and (len(words) >= 5 or body[-1] in ".!?:")
+        nonspace = len(body) - body.count(" ")
+        return sum(len(w) for w in words) >= 0.4 * nonspace
+    return len(words) >= 5 or body[-1] in ".!?:"
 
 
 def _letters(word: str) -> int:
@@ -291,7 +303,7 @@ def first_difference(source: str, translated: str, *, translate_comments: bool =
         # An output header ("input.txt content:") is a label: its words may be translated.
         if clearly_prose(s) or _prose_then_same_code(s, o) or _OUTPUT_HEADER.match(s):
             continue
-        if code_like[i] or _between_code(src, code_like, i):
+        if code_like[i] or _between_code(src, code_like, i) or _in_code_paragraph(src, code_like, i):
             return Difference(i + 1, f"code line changed: {_show(s)} -> {_show(o)}")
     return None
 
@@ -388,6 +400,16 @@ def output_lines(lines: list[str]) -> set[int]:
         if block and (block[0] == i + 1 or not sentences):
             found.update(block)
     return found
+
+
+def _in_code_paragraph(lines: list[str], code_like: list[bool], i: int) -> bool:
+    """The run of non-blank lines around line ``i`` has a line that carries code."""
+    first, last = i, i
+    while first > 0 and lines[first - 1].strip():
+        first -= 1
+    while last + 1 < len(lines) and lines[last + 1].strip():
+        last += 1
+    return any(code_like[k] for k in range(first, last + 1) if k != i)
 
 
 def _between_code(lines: list[str], code_like: list[bool], i: int) -> bool:
