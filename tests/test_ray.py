@@ -47,9 +47,7 @@ def _records(n: int, unique_sentences: int = 2) -> list[dict]:
         words = " ".join(f"item{i}x{k}" for k in range(unique_sentences))
         out.append(
             {
-                # No sentence repeats across rows: two workers may each translate a sentence
-                # that batches running at the same time share (docs/scale-out.md).
-                "instruction": f"{ENGLISH[i % len(ENGLISH)][:-1]} for case {i}. Number {i} uses {words}.",
+                "instruction": f"{ENGLISH[i % len(ENGLISH)]} Number {i} uses {words}.",
                 "input": "",
                 "output": f"Here it is: `f({i})` returns {i}.\n\n```python\ndef f(x):\n    return x + {i}\n```",
             }
@@ -169,15 +167,11 @@ def test_ray_build_publishes_the_same_bytes_as_local(
     assert counters["translate"]["rows_translated"] == local_counters["translate"]["rows_translated"] > 0
     assert counters["normalize"] == local_counters["normalize"]
     assert counters["translate"]["package"] == local_counters["translate"]["package"]
-    # Each task wrote what it missed, and the cache ends up with exactly the sentences a local run
-    # translates. (Batches running at the same time may both miss a sentence they share: written
-    # again, counted as rewritten; docs/scale-out.md.)
-    written = counters["translate"]["cache_sentences_written"]
-    assert written == counters["translate"]["cache_misses"]
-    assert (
-        written - counters["translate"]["cache_sentences_rewritten"]
-        == local_counters["translate"]["cache_misses"]
-    )
+    # Batches on two workers share sentences (every fifth instruction, "Here it is:"): each is
+    # translated once, by whichever task claimed it first; the cache gets what a local run translates.
+    assert counters["translate"]["cache_sentences_rewritten"] == 0
+    assert counters["translate"]["cache_sentences_written"] == local_counters["translate"]["cache_misses"]
+    assert counters["translate"]["cache_misses"] == local_counters["translate"]["cache_misses"]
     assert remote.manifest["execution"]["executor"] == "ray"
     assert remote.manifest["execution"]["cluster"]["cpus"] == 2
     assert local.manifest["execution"] == {"executor": "local"}
@@ -239,8 +233,8 @@ def test_a_killed_translation_worker_translates_nothing_twice(
     total = local_counters["sentences_translated"]
     # The kill landed mid-run: some chunks were in the cache, not all of them.
     assert 0 < killed["cached_before"] < total
-    # The retried batch found the dead worker's chunks (every sentence of the input is unique
-    # within the batch, so a hit can only come from them) ...
+    # The retried batch found the dead worker's chunks (the input is one batch, whose repeated
+    # sentences are looked up once, so a hit can only come from them) ...
     assert counters["cache_hits"] >= killed["cached_before"]
     # ... and no sentence reached the cache twice; the cache holds each sentence once.
     assert counters["cache_sentences_rewritten"] == 0

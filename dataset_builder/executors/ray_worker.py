@@ -8,9 +8,10 @@ the stage rejected with their reasons, and the counters it added, so the driver 
 every row exactly as a local build does.
 
 The translation cache stays one SQLite file owned by one process: a :class:`CacheKeeper` actor
-pinned to the driver's node. Workers look sentences up through it before translating and write
-each finished chunk back through it, so a task retried after its worker died finds the chunks
-that worker finished and translates only what is left.
+pinned to the driver's node. Workers look sentences up through it before translating (claiming the
+ones nobody has, waiting for the ones another task is translating) and write each finished chunk
+back through it, so a task retried after its worker died finds the chunks that worker finished
+and translates only what is left, and no sentence is translated by two tasks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,7 @@ class StageWorker:
         cls = stage_class(stage_type)
         self.stage = cls(cls.Config.model_validate(settings))
         if cache_keeper is not None:
-            self.stage.open_cache = lambda _path, namespace: RemoteCache(cache_keeper, namespace)
+            self.stage.open_cache = lambda _path, namespace: RemoteCache(cache_keeper, namespace, self.owner)
         self.workdir = Path(tempfile.mkdtemp(prefix="dataset-builder-worker-"))
         self.ctx = StageContext(
             stage_name,
@@ -133,12 +135,18 @@ class StageWorker:
             source_options,
         )
         self.pump = _Pump(lambda batches: self.stage.run(batches, self.ctx))
+        self.seq = -1
+
+    def owner(self) -> str:
+        """Who holds the cache claims made now: the batch, so that its retry holds them too."""
+        return f"batch-{self.seq}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         envelopes = []
         # Ray Data may hand over several input batches at once: each is run and answered apart.
         for seq in sorted(pc.unique(batch.column(SEQ)).to_pylist()):
             part = batch.filter(pc.equal(batch.column(SEQ), seq)).drop_columns([SEQ])
+            self.seq = seq
             outputs = self.pump.feed(part)
             envelopes.append(
                 {
@@ -163,35 +171,53 @@ class StageWorker:
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
 
 
-class RemoteCache:
-    """The translation cache as a worker sees it: every read and write goes to the keeper."""
+# A sentence claimed by a task that has written nothing for this long is given to the next task
+# that asks (its worker is gone and its retry has not come): a safety valve, not the normal path.
+CLAIM_LEASE_S = 600.0
 
-    def __init__(self, keeper: Any, namespace: str) -> None:
+
+class RemoteCache:
+    """The translation cache as a worker sees it: every read and write goes to the keeper. A
+    lookup claims the sentences nobody has yet, which this task then translates; sentences another
+    running task has claimed are waited for, so a sentence shared by batches running at the same
+    time is translated once."""
+
+    def __init__(self, keeper: Any, namespace: str, owner: Callable[[], str]) -> None:
         self.keeper = keeper
         self.namespace = namespace
+        self.owner = owner
 
     def get_many(self, texts: list[str]) -> dict[str, str]:
         import ray
 
-        return ray.get(self.keeper.get_many.remote(self.namespace, texts))
+        found, theirs = ray.get(self.keeper.claim.remote(self.namespace, texts, self.owner()))
+        pause = 0.02
+        while theirs:
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            more, theirs = ray.get(self.keeper.claim.remote(self.namespace, theirs, self.owner()))
+            found.update(more)
+        return found
 
     def put_many(self, pairs: dict[str, str]) -> None:
         import ray
 
-        ray.get(self.keeper.put_many.remote(self.namespace, pairs))
+        ray.get(self.keeper.put_many.remote(self.namespace, pairs, self.owner()))
 
     def close(self) -> None:
         return None
 
 
 class CacheKeeper:
-    """Owns the SQLite translation cache for a build (a Ray actor on the driver's node). Counts
-    what it is given to write, and what it was given that it already held: a sentence written
-    twice would mean it was translated twice."""
+    """Owns the SQLite translation cache for a build (a Ray actor on the driver's node) and the
+    claims on sentences being translated. Counts what it is given to write, and what it was given
+    that it already held: a sentence written twice would mean it was translated twice."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.caches: dict[str, Any] = {}
+        # (namespace, sentence) -> (owner, when the owner last wrote anything)
+        self.claims: dict[tuple[str, str], tuple[str, float]] = {}
         self.written = 0
         self.rewritten = 0
 
@@ -202,14 +228,33 @@ class CacheKeeper:
             self.caches[namespace] = TranslationCache(self.path, namespace)
         return self.caches[namespace]
 
-    def get_many(self, namespace: str, texts: list[str]) -> dict[str, str]:
-        return self._cache(namespace).get_many(texts)
+    def claim(self, namespace: str, texts: list[str], owner: str) -> tuple[dict[str, str], list[str]]:
+        """Cached translations of ``texts``, and the ones another live task is translating. The
+        rest are now ``owner``'s (a retried task is the same owner, so it takes back its own)."""
+        found = self._cache(namespace).get_many(texts)
+        now = time.monotonic()
+        theirs = []
+        for text in texts:
+            if text in found:
+                continue
+            held = self.claims.get((namespace, text))
+            if held is None or held[0] == owner or now - held[1] > CLAIM_LEASE_S:
+                self.claims[(namespace, text)] = (owner, now)
+            else:
+                theirs.append(text)
+        return found, theirs
 
-    def put_many(self, namespace: str, pairs: dict[str, str]) -> None:
+    def put_many(self, namespace: str, pairs: dict[str, str], owner: str) -> None:
         cache = self._cache(namespace)
         self.rewritten += len(cache.get_many(list(pairs)))
         self.written += len(pairs)
         cache.put_many(pairs)
+        for text in pairs:
+            self.claims.pop((namespace, text), None)
+        now = time.monotonic()
+        for key, (held_by, _) in self.claims.items():
+            if held_by == owner:
+                self.claims[key] = (owner, now)
 
     def counts(self) -> dict[str, int]:
         return {"cache_sentences_written": self.written, "cache_sentences_rewritten": self.rewritten}
