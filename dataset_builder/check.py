@@ -74,6 +74,13 @@ def check_recipe(
                     "split label and be rejected (no_split); move it before split"
                 )
             )
+        if entry.type == "decontaminate" and split_at is None and getattr(entry.config, "test_split", False):
+            findings.append(
+                _problem(
+                    f"{key}: test_split = true but no split stage runs before it: the test split it "
+                    "compares with would be empty; move it after split, or set test_split = false"
+                )
+            )
         findings += _check_stage(entry.type, entry.config, key, base, sample_rows)
     if registry_root is not None:
         findings += _check_registry(recipe, registry_root)

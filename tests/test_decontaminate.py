@@ -235,18 +235,18 @@ def test_the_ngram_size_changes_the_result_for_every_method(tmp_path: Path) -> N
 
 def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
     assert DecontaminateConfig(method="ngram").settings() == {
-        "method": "ngram", "ngram": 13, "min_overlap": 1, "min_eval_words": 4}  # fmt: skip
+        "method": "ngram", "ngram": 13, "min_overlap": 1, "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="containment").settings() == {
-        "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 4}  # fmt: skip
+        "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="minhash").settings() == {
-        "method": "minhash", "ngram": 5, "threshold": 0.8, "min_eval_words": 4}  # fmt: skip
+        "method": "minhash", "ngram": 5, "threshold": 0.8, "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="containment", ngram=8).settings()["threshold"] == 0.6
     # The resolved settings a manifest records validate again to the same settings.
     cfg = DecontaminateConfig(method="containment", threshold=0.75)
     assert DecontaminateConfig(**cfg.model_dump(mode="json")) == cfg
     _, _, counters = _run([_row("a", "hello there")], tmp_path, method="containment", test_split=False)
     assert {k: counters[k] for k in ("method", "ngram", "threshold", "min_eval_words")} == {
-        "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 4}  # fmt: skip
+        "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 3}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -355,6 +355,14 @@ def test_rows_translated_without_their_originals_stop_the_build(tmp_path: Path) 
     assert counters["other_language:he"] == 0
 
 
+def test_comparing_with_the_test_split_before_split_stops_the_build(tmp_path: Path) -> None:
+    from dataset_builder.errors import UserError
+
+    rows = [_row(f"r{i}", "Write a function that returns the sum of the squares of a list") for i in range(3)]
+    with pytest.raises(UserError, match="needs a split stage before it"):
+        _run(rows, tmp_path, schema=CANONICAL_SCHEMA, test_split=True)
+
+
 # -- Hub eval sets: the commit they resolved to, and a pinned revision ------------------------------
 
 
@@ -390,7 +398,7 @@ def test_hub_eval_set_records_its_commit_and_honours_a_pinned_revision(tmp_path:
             recipe.write_text(
                 f'[dataset]\nname = "{name}"\nversion = "1"\n'
                 '[[sources]]\nname = "src"\nadapter = "alpaca"\npaths = ["data.jsonl"]\n'
-                '[[stages]]\ntype = "decontaminate"\nmethod = "containment"\n'
+                '[[stages]]\ntype = "decontaminate"\nmethod = "containment"\ntest_split = false\n'
                 f'[[stages.eval_sets]]\nname = "hub-evals"\nhub_id = "org/evals"\nid_column = "task_id"\n{revision}'
                 "[publish]\nmax_rejected_fraction = 0.9\n",
                 encoding="utf-8",

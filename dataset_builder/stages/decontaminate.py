@@ -37,7 +37,7 @@ from pydantic import Field, model_validator
 
 from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
 from dataset_builder.dedup.shingles import Shingles, ngrams, words
-from dataset_builder.errors import InputError, RecipeError
+from dataset_builder.errors import InputError, RecipeError, UserError
 from dataset_builder.sources import display_names
 from dataset_builder.sources.readers import (
     READERS,
@@ -93,7 +93,7 @@ class DecontaminateConfig(StageConfig):
     ngram: int = Field(default=13, ge=1, le=64)
     min_overlap: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_eval_words: int = Field(default=4, ge=1)
+    min_eval_words: int = Field(default=3, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -320,6 +320,13 @@ class Decontaminate(Stage):
         kept_sources = "source_messages" in table.schema.names
         columns = ["row_id", "source", "source_key", "lang", "messages"]
         columns += [c for c in ("source_messages", "source_lang") if c in table.schema.names]
+        if cfg.test_split and "split" not in table.schema.names:
+            # Without this, a decontaminate placed before split would compare with an empty test
+            # split and remove nothing, silently.
+            raise UserError(
+                "decontaminate: test_split = true needs a split stage before it; move it after "
+                "`split`, or set test_split = false"
+            )
         rows = table.select(columns).to_pylist()
         splits = table.column("split").to_pylist() if "split" in table.schema.names else ["train"] * len(rows)
         train = [i for i, s in enumerate(splits) if s == "train"]
