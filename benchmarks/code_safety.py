@@ -12,8 +12,14 @@ reason; for every published row, code intact by ``dataset_builder.translate.veri
 no code with the segmenter), per kind of code; and byte-identical from the source file (the raw
 record's turn against the published translation, so ``normalize`` is inside the measurement).
 
+A third run swaps the model for a stand-in that keeps every ⟦n⟧ placeholder and translates every
+word around it: with random weights no placeholder survives, so only this run shows what gets
+through when the segmenter alone stands between code and a well-behaved model. A third judge,
+sharing nothing with the segmenter or the verifier, checks bytes: every line of the raw record in
+which no token is a plain word must reach the published row unchanged.
+
 Baseline, on the tiny package: what an expert writes in an afternoon, translating everything outside
-Markdown fences and `backticks`, through the same engine and build, counted by the same verifier.
+Markdown fences and `backticks`, through the same engine and build, counted by the same judges.
 
 Goals (issue 10): 100% of published rows intact, 100% byte-identical from source, at most 3% of the
 rows with code rejected for code reasons. Last line: JSON.
@@ -178,6 +184,53 @@ def baseline_segmenter():
         stage.segment, langid.segment, stage.protect = saved
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*[.,:;!?]?")
+
+
+def wordless_lines_changed(raw: str, published: str) -> int:
+    """A third judge, sharing nothing with the segmenter or the verifier: lines of the raw turn in
+    which no whitespace-separated token is a plain word (``}``, ``x = f(y);``, ``std::cout << x;``)
+    hold nothing a translator may translate, so each must come out byte for byte. Returns how many
+    did not (every line counts when the line count changed)."""
+    before, after = _trim_blank_ends(raw).split("\n"), _trim_blank_ends(published).split("\n")
+    wordless = [
+        i
+        for i, ln in enumerate(before)
+        if ln.split() and not any(_PLAIN_WORD.fullmatch(t) for t in ln.split())
+    ]
+    if len(before) != len(after):
+        return len(wordless)
+    return sum(before[i] != after[i] for i in wordless)
+
+
+@contextmanager
+def placeholder_keeping_model():
+    """Swap the engine for a stand-in of a model that keeps every placeholder and translates
+    every word around it: the case where only the segmenter stands between code and the model."""
+    from dataset_builder.stages import translate as stage
+
+    words = ["слово", "данные", "функция", "значение", "список", "строка"]
+
+    def translate(self, sentences: list[str]) -> dict[str, str]:
+        out = {}
+        for sentence in dict.fromkeys(s for s in sentences if s.strip()):
+            count = iter(range(1 << 30))
+
+            def russian(match: re.Match[str], count=count) -> str:
+                return words[next(count) % len(words)]
+
+            out[sentence] = re.sub(r"(?<![\w\u27e6])[A-Za-z][A-Za-z']*(?![\w\u27e7])", russian, sentence)
+        self.ctx.count("sentences_translated", len(out))
+        return out
+
+    saved = stage.Translator.translate
+    stage.Translator.translate = translate
+    try:
+        yield
+    finally:
+        stage.Translator.translate = saved
+
+
 def run(label: str, data: Path, records: list[dict], package: Path, beam: int, work: Path) -> dict:
     import pyarrow.parquet as pq
 
@@ -224,7 +277,7 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     report["code_rejected_of_rows_with_code"] = round(
         sum(_key(r["source_key"]) in with_code for r in code_rejects) / max(len(with_code), 1), 4
     )
-    intact, identical, per_kind, failures = 0, 0, Counter(), []
+    intact, identical, per_kind, failures, wordless_rows = 0, 0, Counter(), [], 0
     kind_ok: Counter[str] = Counter()
     for row in published:
         record = by_key[_key(row["source_key"])]
@@ -240,6 +293,12 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
             for r, a in zip(raw, translated, strict=True)
         ]
         row_identical = all(d is None for d in diffs)
+        wordless = [wordless_lines_changed(r, a["content"]) for r, a in zip(raw, translated, strict=True)]
+        wordless_rows += any(wordless)
+        if any(wordless) and len(failures) < 5:
+            failures.append(
+                {"source_key": row["source_key"], "difference": "a line without plain words changed"}
+            )
         intact += row_intact
         identical += row_identical
         if not row_identical and len(failures) < 5:
@@ -252,6 +311,7 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
                 )
     report["published_intact"] = round(intact / max(len(published), 1), 4)
     report["published_byte_identical_from_source"] = round(identical / max(len(published), 1), 4)
+    report["published_rows_with_a_wordless_line_changed"] = wordless_rows
     report["per_kind"] = {k: {"turns": per_kind[k], "intact": kind_ok[k]} for k in sorted(per_kind)}
     report["first_failures"] = failures
     return report
@@ -268,7 +328,8 @@ def print_report(label: str, report: dict) -> None:
     print(
         f"   published rows intact {report['published_intact']:.2%}, byte-identical from source "
         f"{report['published_byte_identical_from_source']:.2%}, rows with code rejected for code "
-        f"{report['code_rejected_of_rows_with_code']:.2%}"
+        f"{report['code_rejected_of_rows_with_code']:.2%}; rows with a wordless line changed (byte judge): "
+        f"{report['published_rows_with_a_wordless_line_changed']}"
     )
     for kind, counts in report["per_kind"].items():
         print(f"   {kind:24s} {counts['intact']:5d} / {counts['turns']:5d} turns intact")
@@ -297,6 +358,9 @@ def main() -> None:
         tiny = build_tiny_argos_package(work / "tiny-package")
         results["ours_tiny"] = run("ours_tiny", data, records, tiny, args.beam, work)
         print_report("ours, tiny package", results["ours_tiny"])
+        with placeholder_keeping_model():
+            results["ours_standin"] = run("ours_standin", data, records, tiny, args.beam, work)
+        print_report("ours, a stand-in model that keeps every placeholder", results["ours_standin"])
         with baseline_segmenter():
             results["baseline_tiny"] = run("baseline_tiny", data, records, tiny, args.beam, work)
         print_report("baseline (fences and backticks only), tiny package", results["baseline_tiny"])

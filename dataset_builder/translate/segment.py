@@ -109,6 +109,7 @@ _OUTPUT_HEADER = re.compile(
 )
 _OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.*?)(\s*)$")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*/|--\s|<!--)")
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*[.,:;!?]?")
 _LABELLED_VALUE = re.compile(r"^[A-Za-z][\w -]{0,30}:\s+(\S.*)$")
 _QUOTED_OR_TICKED = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|'[^'\n]*'")
 _COLON = re.compile(r"[:?][ \t]+(?=\S)")
@@ -191,6 +192,10 @@ def is_code_line(line: str) -> bool:
         return not re.fullmatch(r"[A-Za-z]+[.,:!?]?|\d+[.)]", stripped)  # "Example:", "3." are not
     if not re.search(r"[^\W\d_]", _without_inline_code(stripped)) and re.search(r"[^\W\d_]", stripped):
         return True  # nothing but inline code: "file1.txt file2.txt - output.txt"
+    latin_only = re.search(r"[A-Za-z]", stripped) and not re.search(r"[\u0400-\u04ff]", stripped)
+    tokens = stripped.replace("\ufeff", "").replace("\x00", "").split()  # stray BOM/NUL are not code
+    if latin_only and not any(_PLAIN_WORD.fullmatch(token) for token in tokens):
+        return True  # not one plain word to translate: 'Bob,30,San Francisco")', "x=1 y=2"
     inline = sum(
         len(m.group(0)) for m in _INLINE.finditer(stripped) if m.lastgroup not in ("number", "symbols")
     )
