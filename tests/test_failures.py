@@ -56,8 +56,15 @@ def test_sample_over_its_reject_limit_names_the_translation_checks(
     # A tiny random model: the translation checks reject what it writes, and the error says so.
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
     registry = Registry(tmp_path / "reg")
+    recipe = _sample_copy(tmp_path)
+    # The shipped sample publishes even with a random model (see the next test); a corpus recipe's
+    # tight limit is what this test is about.
+    text = recipe.read_text(encoding="utf-8")
+    recipe.write_text(
+        text.replace("max_rejected_fraction = 0.85", "max_rejected_fraction = 0.5"), encoding="utf-8"
+    )
     with pytest.raises(RejectLimitExceeded) as err:
-        build(load_recipe(_sample_copy(tmp_path)), registry, show_progress=False)
+        build(load_recipe(recipe), registry, show_progress=False)
     message = str(err.value)
     assert "\n" not in message
     folder = registry.root / "failed" / "python-ru-sample@0.1.0"
@@ -85,6 +92,20 @@ def test_sample_over_its_reject_limit_names_the_translation_checks(
     small = write_recipe(tmp_path / "small", alpaca_source(), name="python-ru-sample", version="0.1.0")
     build(load_recipe(small), registry, show_progress=False)
     assert not folder.exists() and [v.ref for v in registry.versions()] == ["python-ru-sample@0.1.0"]
+
+
+def test_the_shipped_sample_publishes_with_a_random_model_installed(
+    tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataset_builder.cli import main
+
+    monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
+    recipe = _sample_copy(tmp_path)
+    registry = tmp_path / "reg"
+    assert main(["--registry", str(registry), "build", str(recipe), "--quiet"]) == 0
+    assert main(["--registry", str(registry), "show", "python-ru-sample@0.1.0"]) == 0
+    shown = capsys.readouterr().out
+    assert "translate/" in shown  # the rows the translation checks refused are listed by reason
 
 
 def test_a_crashing_stage_is_one_line_with_a_report(
