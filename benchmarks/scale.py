@@ -4,13 +4,16 @@
 
 The same real rows (CodeAlpaca, a seeded sample) are built four ways with the same recipe, each
 with an empty translation cache of its own: the local executor; Ray with 1 worker (2 CPUs, 2
-translator threads); Ray with 2 workers (1 CPU and 1 thread each); and, as the baseline, the
+translator threads); Ray with 2 workers (1 CPU and 1 thread each), both with the rows cut into
+batches of ``--batch-rows`` (the unit a worker takes); and, as the baseline, the
 sentences our stage translated (read back from the local run's cache, so both translate exactly
 the same set) through one ``ctranslate2.Translator(..., inter_threads=2, intra_threads=1)
 .translate_batch(all_sentences, max_batch_size=32)`` call, the way an expert would write it.
 Ours is timed as the translate stage's own seconds in the manifest (segmentation, cache and
 checks included; for Ray also starting the actors and loading the model in each). A local Ray
-with 2 CPUs is started once, before timing, as a running cluster would be. Last line: JSON.
+with 2 CPUs is started once, before timing, as a running cluster would be. Each is run
+``--repeat`` times, interleaved, and the fastest counts (on a shared machine the slow runs measure
+the neighbours). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def write_rows(rows_file: Path, n: int, out: Path, seed: int = 0) -> int:
     return len(picked)
 
 
-def recipe_text(packages_dir: Path, cache: Path, beam: int, executor: str, workers: int, threads: int) -> str:
+def recipe_text(
+    packages_dir: Path, cache: Path, beam: int, executor: str, workers: int, threads: int, batch_rows: int
+) -> str:
     # The package's outputs are noise: the output checks are opened wide so every row is timed
     # through to the end, as real translations would be.
     return f"""
@@ -77,18 +82,24 @@ max_rejected_fraction = 1.0
 executor = "{executor}"
 concurrency = {workers}
 num_cpus = {2 // workers}
+# Batches small enough that the rows spread over every worker (the source yields one of 2,048).
+batch_rows = {batch_rows}
 """
 
 
-def run_ours(work: Path, packages_dir: Path, beam: int, executor: str, workers: int, threads: int) -> dict:
+def run_ours(
+    work: Path, packages_dir: Path, beam: int, executor: str, workers: int, threads: int, batch_rows: int
+) -> dict:
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry
 
-    label = f"{executor}-{workers}"
+    label = f"{executor}-{workers}-{time.monotonic_ns()}"
     cache = work / f"cache-{label}.sqlite"
     recipe = work / f"{label}.toml"
-    recipe.write_text(recipe_text(packages_dir, cache, beam, executor, workers, threads), encoding="utf-8")
+    recipe.write_text(
+        recipe_text(packages_dir, cache, beam, executor, workers, threads, batch_rows), encoding="utf-8"
+    )
     start = time.perf_counter()
     result = build(load_recipe(recipe), Registry(work / f"registry-{label}"), show_progress=False)
     wall = time.perf_counter() - start
@@ -138,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", type=Path, default=PACKAGE)
     parser.add_argument("--rows-file", type=Path, default=ROWS)
     parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--batch-rows", type=int, default=256, help="[run] batch_rows of the Ray runs (256)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of each, interleaved; the fastest counts (shared machines)",
+    )
     args = parser.parse_args(argv)
     import ray
 
@@ -148,15 +166,24 @@ def main(argv: list[str] | None = None) -> int:
         package = packages.install(args.package, work / "packages")
         write_rows(args.rows_file, args.rows, work / "rows.jsonl")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        shapes = [("local", 1, 2), ("ray", 1, 2), ("ray", 2, 1)]
+        tries: list[list[dict]] = [[] for _ in shapes]
+        plains: list[dict] = []
         try:
-            runs = [run_ours(work, work / "packages", args.beam, "local", 1, 2)]
-            runs.append(run_ours(work, work / "packages", args.beam, "ray", 1, 2))
-            runs.append(run_ours(work, work / "packages", args.beam, "ray", 2, 1))
+            for _ in range(args.repeat):
+                for i, (executor, workers, threads) in enumerate(shapes):
+                    tries[i].append(
+                        run_ours(
+                            work, work / "packages", args.beam, executor, workers, threads, args.batch_rows
+                        )
+                    )
+                with sqlite3.connect(tries[0][0]["cache"]) as db:
+                    sentences = [s for (s,) in db.execute("SELECT source FROM translations ORDER BY rowid")]
+                plains.append(run_plain(package.path, sentences, tries[0][0]["rows"], args.beam))
         finally:
             ray.shutdown()
-        with sqlite3.connect(runs[0]["cache"]) as db:
-            sentences = [s for (s,) in db.execute("SELECT source FROM translations ORDER BY rowid")]
-        plain = run_plain(package.path, sentences, runs[0]["rows"], args.beam)
+        runs = [min(t, key=lambda r: r["seconds"]) for t in tries]
+        plain = min(plains, key=lambda r: r["seconds"])
     for r in runs:
         r.pop("cache")
     for r in [*runs, plain]:
@@ -168,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "scale",
         "beam": args.beam,
+        "repeat": args.repeat,
+        "all_seconds": {
+            "local": [r["seconds"] for r in tries[0]],
+            "ray1": [r["seconds"] for r in tries[1]],
+            "ray2": [r["seconds"] for r in tries[2]],
+            "plain": [r["seconds"] for r in plains],
+        },
         "rows": local["rows"],
         "runs": [*runs, plain],
         "same_content_hash": len({r["content_hash"] for r in runs}) == 1,

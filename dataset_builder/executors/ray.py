@@ -9,7 +9,7 @@ driver replays those into the stage's context, so stats, rejects and the conserv
 out exactly as in a local build.
 
 Stages that must see every row before deciding (exact and near dedup, split, decontamination,
-replay, format's token statistics) run on the driver, in recipe order, over the stream the
+replay) run on the driver, in recipe order, over the stream the
 workers send back in first-seen order. Their correctness is global: which copy of a duplicate is
 kept, which cluster a row falls in, which side of a split a group lands on depend on all rows and
 on their order, and running them on the driver gives exactly the local answer.
