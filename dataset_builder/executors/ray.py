@@ -63,7 +63,7 @@ class RayExecutor(Executor):
                     address=self.settings.address,
                     include_dashboard=False,
                     log_to_driver=False,
-                    logging_level=logging.WARNING,
+                    logging_level=logging.ERROR,
                 )
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 where = self.settings.address or "a local Ray"
@@ -74,7 +74,7 @@ class RayExecutor(Executor):
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = True
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         return self
 
     def __exit__(self, *exc: object) -> None:
