@@ -240,3 +240,19 @@ def test_a_killed_translation_worker_translates_nothing_twice(
     assert counters["cache_sentences_rewritten"] == 0
     assert counters["cache_sentences_written"] == _cached(cache) == total
     assert remote.content_hash == local.content_hash
+
+
+def test_a_stage_error_on_a_worker_is_one_line_naming_it(tmp_path: Path, local_ray: None) -> None:
+    from dataset_builder.errors import UserError
+
+    empty = tmp_path / "no-packages"
+    empty.mkdir()
+    recipe = _recipe(tmp_path / "c", empty, "ray", "cache.sqlite")
+    with pytest.raises(UserError) as err:
+        build(load_recipe(recipe), Registry(tmp_path / "reg"), show_progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "en->ru" in message or "package" in message
+    assert "Ray" not in message and "ray." not in message
+    assert "nothing published" in message
+    assert not list((tmp_path / "reg").glob("raytest/*"))

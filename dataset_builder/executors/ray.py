@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,8 @@ class RayExecutor(Executor):
                         yield from_ipc(data)
                     following += 1
         except Exception as exc:
+            if isinstance(exc, UserError) or not type(exc).__module__.startswith("ray"):
+                raise  # the stage's own error, from an envelope
             raise _cause(exc) from None
         if following != len(window):
             raise RuntimeError(
@@ -198,7 +201,10 @@ def _cut(batches: Iterator[pa.Table], size: int) -> Iterator[pa.Table]:
 
 
 def _replay(envelope: dict[str, Any], ctx: StageContext, from_ipc: Any) -> None:
-    """Put one batch's rejects and counters into the driver's context, as if the stage ran here."""
+    """Put one batch's rejects and counters into the driver's context, as if the stage ran here;
+    raise the stage's error when it failed on that batch."""
+    if envelope["error"] is not None:
+        raise pickle.loads(envelope["error"])
     extra = json.loads(envelope["counters"])
     for key, value in extra["counters"].items():
         if isinstance(value, int | float) and not isinstance(value, bool):

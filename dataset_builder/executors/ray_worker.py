@@ -17,6 +17,7 @@ and translates only what is left, and no sentence is translated by two tasks.
 from __future__ import annotations
 
 import json
+import pickle
 import queue
 import shutil
 import tempfile
@@ -41,6 +42,9 @@ ENVELOPE = pa.schema(
         pa.field("outputs", pa.list_(pa.binary())),
         pa.field("rejected", pa.binary()),
         pa.field("counters", pa.string()),
+        # The stage's error, pickled: Ray's own wrapping drops the original exception on the way
+        # back, and with it a user error's one-line message.
+        pa.field("error", pa.binary()),
     ]
 )
 
@@ -74,6 +78,7 @@ class _Pump:
         self._inbox: queue.Queue[pa.Table] = queue.Queue()
         self._outbox: queue.Queue[Any] = queue.Queue()
         self._waiting = False
+        self._failed: BaseException | None = None
         threading.Thread(target=self._main, daemon=True).start()
 
     def _batches(self) -> Iterator[pa.Table]:
@@ -96,10 +101,13 @@ class _Pump:
             if isinstance(item, _Ready):
                 return outs
             if isinstance(item, _Failed):
+                self._failed = item.error
                 raise item.error
             outs.append(item)
 
     def feed(self, batch: pa.Table) -> list[pa.Table]:
+        if self._failed is not None:  # the stage's thread has ended: it fails every batch alike
+            raise self._failed
         if not self._waiting:
             # The first call waits for the stage to start (loading models, opening caches).
             self._until_ready()
@@ -147,7 +155,15 @@ class StageWorker:
         for seq in sorted(pc.unique(batch.column(SEQ)).to_pylist()):
             part = batch.filter(pc.equal(batch.column(SEQ), seq)).drop_columns([SEQ])
             self.seq = seq
-            outputs = self.pump.feed(part)
+            try:
+                outputs = self.pump.feed(part)
+            except Exception as exc:
+                # Sent back as data, not raised: a stage's error fails the build with its own
+                # message (and is not retried, since it would fail again).
+                envelopes.append(
+                    {SEQ: seq, "outputs": [], "rejected": None, "counters": "{}", "error": _pickled(exc)}
+                )
+                continue
             envelopes.append(
                 {
                     SEQ: seq,
@@ -174,6 +190,16 @@ class StageWorker:
 # A sentence claimed by a task that has written nothing for this long is given to the next task
 # that asks (its worker is gone and its retry has not come): a safety valve, not the normal path.
 CLAIM_LEASE_S = 600.0
+
+
+def _pickled(exc: BaseException) -> bytes:
+    import traceback
+
+    exc.add_note("on a Ray worker:\n" + "".join(traceback.format_exception(exc)))
+    try:
+        return pickle.dumps(exc)
+    except Exception:  # an exception that cannot be pickled goes back as its type and message
+        return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
 
 
 class RemoteCache:
