@@ -125,6 +125,13 @@ def test_verifier_reports_the_first_difference() -> None:
     found = verify_turn(text, text.replace("FROM users", "ИЗ пользователей"))
     assert found == "line 3: code token 'FROM' lost: 'FROM users' -> 'ИЗ пользователей'"
     assert verify_turn(text, text + "\n") == "line count changed: 4 -> 5"
+    c_code = "int a = 1;\n \nint b = 2;"
+    assert (
+        verify_turn(c_code, c_code.replace("\n \n", "\n\n"))
+        == "line 2: blank line inside code changed: ' ' -> ''"
+    )
+    intro = "Here is the code you asked for.\n \nint b = 2;"
+    assert verify_turn(intro, "Вот код, который вы просили.\n\nint b = 2;") is None
     python = 'def f(x):\n    """Double x."""\n    return x * 2\n'
     assert "AST differs" in verify_turn(python, python.replace("x * 2", "x * 3"))
     translated_doc = python.replace("Double x.", "Удвоить x.")

@@ -294,6 +294,13 @@ def first_difference(source: str, translated: str, *, translate_comments: bool =
             continue
         if i in verbatim:
             return Difference(i + 1, f"{verbatim[i]} changed: {_show(s)} -> {_show(o)}")
+        if not s.strip() and not o.strip():
+            # Whitespace of a blank line is the code's only inside a code block (" \n" in C).
+            up = next((code_like[k] for k in range(i - 1, -1, -1) if src[k].strip()), False)
+            down = next((code_like[k] for k in range(i + 1, len(src)) if src[k].strip()), False)
+            if up and down:
+                return Difference(i + 1, f"blank line inside code changed: {_show(s)} -> {_show(o)}")
+            continue
         inline = _OUTPUT_INLINE.match(s)
         if inline and not o.endswith(inline.group(1)):
             return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
