@@ -190,7 +190,13 @@ def test_decontaminate_missing_eval_column_is_an_error(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "he.jsonl", [{"task_id": "x", "question": "q"}])
     rows = _rows(("q", "a"))
     with pytest.raises(InputError, match=r"eval set 'he'.*no column 'prompt'"):
-        _run_with_base("decontaminate", rows, tmp_path, eval_sets=[{"name": "he", "paths": ["he.jsonl"]}])
+        _run_with_base(
+            "decontaminate",
+            rows,
+            tmp_path,
+            eval_sets=[{"name": "he", "paths": ["he.jsonl"]}],
+            test_split=False,
+        )
 
 
 def _run_with_base(stage_type: str, rows: list[dict], base: Path, **settings):
