@@ -74,4 +74,6 @@ def test_engine_translates_as_one_sentence_at_a_time(tiny_argos: dict, beam: int
 def test_cpu_defaults_one_translator_per_core(tiny_argos: dict) -> None:
     engine = Engine(tiny_argos["package"], runtime=RuntimeSettings(device="cpu"))
     assert engine.translator.num_translators == (os.cpu_count() or 1)
-    assert engine.batch_examples == 32
+    assert engine.batch_examples == 32  # 128 hypotheses at beam 4
+    greedy = Engine(tiny_argos["package"], DecodeSettings(beam_size=1), RuntimeSettings(device="cpu"))
+    assert greedy.batch_examples == 128

@@ -8,14 +8,14 @@ tokens replaced from the source, the package's target prefix), so a sentence tra
 Batching and threading were chosen by measurement (``benchmarks/engine.py``). On CPU each core runs
 its own translator thread on its own batches (``inter_threads`` = cores, one intra thread each),
 and the engine makes the batches itself: inputs sorted longest first, at most ``batch_examples``
-(32) inputs and ``batch_tokens`` padded tokens each, all submitted at once so the threads take
-them as they free up. A few large token batches (what CTranslate2's own token batching makes of a
-length-sorted chunk) leave a thread idle at the end of every call; 32-input batches, longest first,
-keep both busy and beat a plain ``translate_batch(..., max_batch_size=32)``. On CUDA one thread
-drives the device and batches are bounded by tokens only, so each is as large as the budget allows.
+inputs (128 hypotheses: 32 inputs at beam 4, 128 greedy) and ``batch_tokens`` padded tokens each,
+all submitted at once so the threads take them as they free up. A few large token batches (what
+CTranslate2's own token batching makes of a length-sorted chunk) leave a thread idle at the end of
+every beam-search call; greedy decoding, cheap per step, wants the larger batches. On CUDA one
+thread drives the device and batches are bounded by tokens only, as large as the budget allows.
 Batch composition does not change a translation: padding is masked, and on CPU with one intra
-thread per translator the arithmetic of each input is the same in any batch (checked on 1,024
-sentences, greedy and beam 4, in ``tests/test_engine.py`` and the benchmark).
+thread per translator the arithmetic of each input is the same in any batch (checked on 1,024 real
+sentences, greedy and beam 4, by the benchmark, and on a tiny model by ``tests/test_engine.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from dataset_builder.translate.packages import InstalledPackage
 if TYPE_CHECKING:
     import ctranslate2
 
-# Inputs per batch on CPU: 16 and 64 were slower on 1,024 real prose sentences (benchmarks/engine.py).
-CPU_BATCH_EXAMPLES = 32
+# Hypotheses (inputs x beam) per batch on CPU: 32 inputs at beam 4; 16 or 64 were slower, and
+# greedy decoding wants larger batches (benchmarks/engine.py).
+CPU_BATCH_HYPOTHESES = 128
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RuntimeSettings:
     inter_threads: int = 0  # 0: one per core on CPU, 1 on GPU
     intra_threads: int = 0  # 0: 1 on CPU when inter_threads > 1 (two small batches beat one big)
     batch_tokens: int = 2048
-    batch_examples: int = 0  # 0: 32 on CPU (measured), no limit on CUDA
+    batch_examples: int = 0  # 0: 128 // beam_size on CPU (measured), no limit on CUDA
 
 
 def resolve_device(device: str) -> str:
@@ -93,7 +94,7 @@ class Engine:
         )
         self.sp = spm.SentencePieceProcessor(model_file=str(package.path / "sentencepiece.model"))
         self.batch_examples = self.runtime.batch_examples or (
-            0 if self.device == "cuda" else CPU_BATCH_EXAMPLES
+            0 if self.device == "cuda" else max(1, CPU_BATCH_HYPOTHESES // self.decode.beam_size)
         )
 
     def translate(self, sentences: list[str]) -> list[str]:
@@ -125,7 +126,8 @@ class Engine:
             "max_decoding_length": self.decode.max_decoding_length,
         }
         pending = []
-        for batch in batches([len(p) for p in pieces], self.batch_examples, self.runtime.batch_tokens):
+        lengths = [len(p) for p in pieces]
+        for batch in batches(lengths, self.batch_examples, self.runtime.batch_tokens):
             inputs = [pieces[i] for i in batch]
             futures = self.translator.translate_batch(
                 inputs,
