@@ -149,7 +149,8 @@ class NearDedup(Stage):
             best_j[y] = max(best_j.get(y, 0.0), j)
 
         rank = np.concatenate(ranks) if ranks else None
-        ids = pa.chunked_array(row_ids, pa.string())
+        # One array, not chunks: taking from many chunks would combine them on every batch.
+        ids = pa.concat_arrays([a.cast(pa.large_string()) for a in row_ids])
         # Per row: its keeper (itself when alone) and its cluster's size.
         keeper_of = np.arange(n, dtype=np.int64)
         size_of = np.ones(n, dtype=np.int32)
@@ -173,7 +174,7 @@ class NearDedup(Stage):
         for table in spill.batches():
             last = first + table.num_rows
             keepers = keeper_of[first:last]
-            table = table.append_column("dup_cluster", ids.take(pa.array(keepers)).combine_chunks())
+            table = table.append_column("dup_cluster", ids.take(pa.array(keepers)).cast(pa.string()))
             table = table.append_column("dup_cluster_size", pa.array(size_of[first:last], pa.int32()))
             gone = dropped[first:last]
             if cfg.action == "drop" and gone.any():
