@@ -202,6 +202,7 @@ def python_tree(text: str, blank_docstrings: bool) -> str | None:
             tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+
     def trivial(node: ast.stmt) -> bool:  # "Hello", "42", "apples, pears"
         value = getattr(node, "value", None) if isinstance(node, ast.Expr) else None
         return isinstance(value, ast.Name | ast.Constant) or (
