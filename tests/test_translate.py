@@ -336,3 +336,11 @@ def test_translating_comments_and_docstrings_keeps_the_code_valid(tmp_path: Path
     for line in ("def double(values):", "    return [v * 2 for v in values]  # "):
         assert line in block
     assert ctx.rejects.count == 0
+
+
+def test_compute_type_is_chosen_per_device() -> None:
+    from dataset_builder.translate.engine import resolve_compute_type
+
+    assert resolve_compute_type("auto", "cuda") == "int8_float16"
+    assert resolve_compute_type("auto", "cpu") == "auto"  # CTranslate2's choice, as argostranslate's
+    assert resolve_compute_type("float16", "cuda") == "float16"  # an explicit choice is kept

@@ -68,6 +68,15 @@ def resolve_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``auto`` on a GPU is int8 weights with float16 arithmetic (Argos models ship int8; float16 is
+    what GPU kernels are fast at); on a CPU it stays CTranslate2's own choice, which is what
+    argostranslate uses, so outputs stay identical to it."""
+    if compute_type == "auto" and device == "cuda":
+        return "int8_float16"
+    return compute_type
+
+
 class Engine:
     def __init__(
         self,
@@ -88,7 +97,7 @@ class Engine:
         self.translator = ctranslate2.Translator(
             str(package.path / "model"),
             device=self.device,
-            compute_type=self.runtime.compute_type,
+            compute_type=resolve_compute_type(self.runtime.compute_type, self.device),
             inter_threads=inter,
             intra_threads=intra,
         )
