@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from dataset_builder import __version__, conservation
 from dataset_builder.card import arrow_nbytes, render_card
+from dataset_builder.durable import fsync_tree
 from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.failures import top_reasons
@@ -31,7 +32,7 @@ from dataset_builder.rows import canonical_json
 from dataset_builder.sources import LoadResult
 from dataset_builder.stages import StageStats
 from dataset_builder.stages.base import RejectSink
-from dataset_builder.writer import SplitWriter, fsync_tree, split_file, write_table
+from dataset_builder.writer import SplitWriter, split_file, write_table
 
 LIBRARIES = (
     "pyarrow", "polars", "pandas", "datasets", "huggingface-hub", "datasketch", "langdetect",

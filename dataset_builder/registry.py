@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataset_builder.durable import fsync_path, pid_alive
 from dataset_builder.errors import PublishError, UserError, VerificationError
 from dataset_builder.names import (
     LATEST,
@@ -205,7 +206,7 @@ class Registry:
     def _remove_stale_staging(parent: Path) -> None:
         for child in parent.glob(f"{_STAGING_PREFIX}*"):
             pid = child.name.rsplit("-", 2)[-2]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(child, ignore_errors=True)
 
     def publish(self, staging: Path, name: str, version: str, content_hash: str) -> bool:
@@ -216,7 +217,7 @@ class Registry:
         if not self.exists(name, version):
             try:
                 os.rename(staging, target)
-                _fsync_dir(target.parent)
+                fsync_path(target.parent)
                 return True
             except OSError:
                 if not self.exists(name, version):
@@ -324,24 +325,6 @@ def _valid_version(version: str) -> bool:
     except UserError:
         return False
     return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def hash_files(root: Path) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,6 @@ same data whichever pyarrow wrote it.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -126,23 +125,3 @@ class SplitWriter:
 def write_table(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
-
-
-def fsync_tree(root: Path) -> None:
-    """Flush every file and folder under ``root`` (and ``root`` itself) to disk.
-
-    A rename is atomic but says nothing about the data behind the names: after a power loss, a
-    version renamed into place before its files reached the disk could hold empty or torn files.
-    """
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from dataset_builder.durable import fsync_path, fsync_tree, pid_alive
 from dataset_builder.errors import UserError
 from dataset_builder.paths import DATA_HOME, user_path
 from dataset_builder.sources.readers import file_sha256
@@ -149,28 +150,8 @@ def _remove_leftovers(folder: Path) -> None:
     """Hidden folders of installs whose process is gone."""
     for child in folder.glob(".*-*-*"):
         pid = child.name.rsplit("-", 2)[-2]
-        if child.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+        if child.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(child, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in [*files, "."]:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 def install(archive: str | Path, root: str | Path | None = None) -> InstalledPackage:
@@ -203,27 +184,19 @@ def install(archive: str | Path, root: str | Path | None = None) -> InstalledPac
             ),
             encoding="utf-8",
         )
-        _fsync_tree(unpacked)
+        fsync_tree(unpacked)
         target = folder / top
         replaced = folder / f".replaced-{tag}"
         if target.exists():
             os.rename(target, replaced)
         os.rename(unpacked, target)
-        _fsync_dir(folder)
+        fsync_path(folder)
         shutil.rmtree(replaced, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     package = _read(target)
     assert package is not None  # checked before the rename
     return package
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fetch_from_index(from_code: str, to_code: str, root: str | Path | None = None) -> InstalledPackage:
