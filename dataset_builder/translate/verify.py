@@ -91,11 +91,26 @@ _NATURAL_WORD = re.compile(r"^[(\[\"'«“]*[A-Za-zÀ-ÿ][a-zà-ÿ'’\-]*[)\]\"
 _PROSE_BREAKER = re.compile(r"[{};\\]\s*$|=>\s*$|->\s*$")
 _LIST_MARK = re.compile(r"^(?:[-*+>#]+\s*|\d{1,3}[.)]\s*)+")
 _STATEMENT_END = re.compile(r"(?:[{};]|\)\s*:|=>|->|\\)\s*$")
-_OUTPUT_HEADER = re.compile(
-    r"(?i)^[\s#*>_-]*(?:(?:expected|sample|example|program|console)\s+output\s*:?"
-    r"|(?:\S+\s+){0,6}(?:output|outputs|stdout|prints?|printed|run|contents?)"
-    r"(?:\s+(?:is|are|will\s+be|would\s+be|should\s+be))?\s*:)[\s*_]*$"
-)
+_OUTPUT_WORDS = {"output", "outputs", "stdout", "print", "prints", "printed", "run", "content", "contents"}
+_OUTPUT_KINDS = {"expected", "sample", "example", "program", "console"}
+_LINKING_WORDS = {"is", "are", "will", "would", "should", "be"}
+
+
+def is_output_header(line: str) -> bool:
+    """A line that announces program output or file contents: at most seven words ending in an
+    output word (a linking verb may follow it) and a colon ("Output:", "The program prints:",
+    "data.csv contents:"), or "Expected output" on its own."""
+    body = line.strip().strip("#*>_- ").rstrip("*_ ")
+    words = body.lower().rstrip(":").split()
+    if not words or len(words) > 9:
+        return False
+    if not body.endswith(":"):
+        return len(words) == 2 and words[0] in _OUTPUT_KINDS and words[1] == "output"
+    while len(words) > 1 and words[-1] in _LINKING_WORDS:
+        words.pop()
+    return words[-1] in _OUTPUT_WORDS and len(words) <= 7
+
+
 _OUTPUT_INLINE = re.compile(r"(?i)^[\s#*>_-]*(?:expected\s+)?output\s*:\s*(\S.*)$")
 
 
@@ -309,7 +324,7 @@ def first_difference(source: str, translated: str, *, translate_comments: bool =
         if lost is not None:
             return Difference(i + 1, f"code token {_show(lost, 40)} lost: {_show(s)} -> {_show(o)}")
         # An output header ("input.txt content:") is a label: its words may be translated.
-        if clearly_prose(s) or _prose_then_same_code(s, o) or _OUTPUT_HEADER.match(s):
+        if clearly_prose(s) or _prose_then_same_code(s, o) or is_output_header(s):
             continue
         if code_like[i] or _between_code(src, code_like, i) or _in_code_paragraph(src, code_like, i):
             return Difference(i + 1, f"code line changed: {_show(s)} -> {_show(o)}")
@@ -395,13 +410,13 @@ def output_lines(lines: list[str]) -> set[int]:
     line, a block that reads as prose is the text going on, not output."""
     found: set[int] = set()
     for i, line in enumerate(lines):
-        if not _OUTPUT_HEADER.match(line):
+        if not is_output_header(line):
             continue
         j = i + 1
         while j < len(lines) and not lines[j].strip():
             j += 1
         block = []
-        while j < len(lines) and lines[j].strip() and not _OUTPUT_HEADER.match(lines[j]):
+        while j < len(lines) and lines[j].strip() and not is_output_header(lines[j]):
             block.append(j)
             j += 1
         sentences = all(clearly_prose(lines[k]) and lines[k].rstrip()[-1:] in (".", "!", "?") for k in block)
