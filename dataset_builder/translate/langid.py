@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from dataset_builder.translate.segment import code_fingerprint, segment
+from dataset_builder.translate.segment import protect, segment
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
@@ -75,7 +75,7 @@ def prose_only(text: str) -> str:
     for span in segment(text):
         if span.kind == "prose":
             prose = span.text
-            for code in code_fingerprint(span.text):
+            for code in protect(span.text).spans:
                 prose = prose.replace(code, " ")
             parts.append(prose)
     return "\n".join(parts)

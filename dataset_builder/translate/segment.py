@@ -545,14 +545,3 @@ def protect(prose: str) -> Protected:
         return PLACEHOLDER.format(len(spans) - 1)
 
     return Protected(_INLINE.sub(repl, prose), tuple(spans))
-
-
-def code_fingerprint(text: str) -> list[str]:
-    """The code of a turn, in order: block spans and inline spans. A translation must keep it."""
-    out = []
-    for span in segment(text):
-        if span.kind == "code":
-            out.append(span.text)
-        elif span.kind == "prose":
-            out.extend(protect(span.text).spans)
-    return out
