@@ -220,7 +220,8 @@ def _check_eval_set(spec: Any, key: str, base: Path, sample_rows: int) -> list[F
         except InputError as exc:
             return [_problem(f"{label}: {exc}")]
     seen = {column for _, record, _ in records if isinstance(record, dict) for column in record}
-    missing = [c for c in spec.columns if c not in seen]
+    wanted = [*spec.columns, *([spec.id_column] if getattr(spec, "id_column", None) else [])]
+    missing = [c for c in wanted if c not in seen]
     if missing:
         return [
             _problem(

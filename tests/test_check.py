@@ -182,3 +182,18 @@ def test_a_hub_source_is_streamed_not_downloaded(tmp_path: Path, sample_registry
                 assert len(proc.stderr.strip().splitlines()) == 1
                 assert proc.stderr.startswith("error: hub dataset org/src@9.9.9 split 'train': ")
         assert not (tmp_path / "hf-datasets").exists() or not any((tmp_path / "hf-datasets").rglob("*.arrow"))
+
+
+def test_an_eval_set_id_column_missing_from_its_file_is_a_problem(tmp_path: Path) -> None:
+    from conftest import alpaca_source, write_jsonl, write_recipe
+
+    from dataset_builder.check import check_recipe
+
+    write_jsonl(tmp_path / "data.jsonl", [{"instruction": "Add two numbers.", "output": "a + b"}])
+    write_jsonl(tmp_path / "eval.jsonl", [{"prompt": "Add two numbers together."}])
+    stages = (
+        '[[stages]]\ntype = "split"\n\n[[stages]]\ntype = "decontaminate"\n'
+        '[[stages.eval_sets]]\nname = "he"\npaths = ["eval.jsonl"]\nid_column = "task_id"\n'
+    )
+    findings = check_recipe(write_recipe(tmp_path, alpaca_source(), stages=stages))
+    assert any("no column 'task_id'" in str(f) for f in findings)
