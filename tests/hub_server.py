@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 
@@ -360,6 +362,21 @@ class HubServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def client_env(self, home: Path, token: str = "hf_test_token") -> dict[str, str]:
+        """The environment of a process that talks to this server as the Hub: the project on its
+        path, huggingface_hub and datasets pointed here, online, with caches under ``home``."""
+        return {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "HF_ENDPOINT": self.url,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_TOKEN": token,
+            "HF_HOME": str(home / "hf-home"),
+            "HF_DATASETS_CACHE": str(home / "hf-datasets"),
+        }
 
     def __enter__(self) -> HubServer:
         self.thread.start()

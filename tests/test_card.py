@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
+from conftest import alpaca_source, write_jsonl, write_recipe
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
@@ -251,16 +251,7 @@ def test_pushed_card_loads_from_the_hub_and_pull_restores_the_built_card(
     local = sample_registry.get(REF)
     built_card = (local.path / "README.md").read_bytes()
     with HubServer() as server:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "HF_ENDPOINT": server.url,
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": "hf_card_test_token",
-            "HF_HOME": str(tmp_path / "hf-home"),
-            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
-        }
+        env = server.client_env(tmp_path, "hf_card_test_token")
 
         def cli(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(

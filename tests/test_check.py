@@ -154,14 +154,7 @@ def test_a_hub_source_is_streamed_not_downloaded(tmp_path: Path, sample_registry
     from hub_server import HubServer
 
     with HubServer() as server:
-        env = {
-            "HF_ENDPOINT": server.url,
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": "hf_test_token_do_not_log_1234567890",
-            "HF_HOME": str(tmp_path / "hf-home"),
-            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
-        }
+        env = server.client_env(tmp_path, "hf_test_token_do_not_log_1234567890")
         push = _run(
             ["--registry", str(sample_registry.root), "push", "python-ru-sample@0.1.0", "--repo", "org/src"],
             tmp_path,

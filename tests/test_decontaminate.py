@@ -7,7 +7,6 @@ the code under test.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import ROOT, write_jsonl
+from conftest import write_jsonl
 
 from dataset_builder.errors import InputError, RecipeError
 from dataset_builder.recipe import parse_recipe
@@ -373,9 +372,7 @@ def test_hub_eval_set_records_its_commit_and_honours_a_pinned_revision(tmp_path:
     later = ["Explain the difference between a process and a thread using an operating system example"]
     write_jsonl(tmp_path / "data.jsonl", [{"instruction": t, "output": "ok"} for t in first + later])
     with HubServer() as server:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0",
-               "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_test_token_0000000000", "HF_HOME": str(tmp_path / "hf"),
-               "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets")}  # fmt: skip
+        env = server.client_env(tmp_path, "hf_test_token_0000000000")
         # Two commits of the eval set, made by huggingface_hub over HTTP (in a process of its own:
         # this one runs offline).
         script = (

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hub_server import HubServer
 
 from dataset_builder.registry import Registry
@@ -19,18 +17,7 @@ REF = "python-ru-sample@0.1.0"
 @pytest.fixture
 def hub(tmp_path: Path):
     with HubServer() as server:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "HF_ENDPOINT": server.url,
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_TOKEN": TOKEN,
-            "HF_HOME": str(tmp_path / "hf-home"),
-            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
-        }
-        yield server, env
+        yield server, server.client_env(tmp_path, TOKEN)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hub_server import HubServer, Repo
 
 from dataset_builder.registry import Registry
@@ -30,17 +29,7 @@ Files = dict[str, bytes]
 @pytest.fixture
 def hub(tmp_path: Path):
     with HubServer() as server:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "HF_ENDPOINT": server.url,
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_TOKEN": "hf_test_token",
-            "HF_HOME": str(tmp_path / "hf-home"),
-            "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
-        }
+        env = server.client_env(tmp_path)
         yield server, env
 
 
