@@ -167,11 +167,13 @@ def test_a_hostile_repo_writes_nothing_and_fails_in_one_line(
 ) -> None:
     server, env = hub
     plant, message = CASES[case]
-    _serve(server, "evil/repo", "0.1.0", plant(_sample_files(sample_registry), tmp_path))
+    _serve(server, "evil/python-ru-sample", "0.1.0", plant(_sample_files(sample_registry), tmp_path))
     registry = tmp_path / "deep" / "er" / "registry"
     registry.parent.mkdir(parents=True)  # the user's choice of place; the registry itself is ours
     before = _snapshot(tmp_path)
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "evil/repo@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "evil/python-ru-sample@0.1.0"
+    )
     _assert_one_line_error(proc, message)
     assert _outside(_snapshot(tmp_path), "deep/er/registry") == _outside(before, "deep/er/registry")
     assert not (registry.exists() and _files_in(registry)), _files_in(registry)
@@ -212,9 +214,11 @@ def test_files_outside_the_manifest_are_never_downloaded(
 ) -> None:
     server, env = hub
     files = {**_sample_files(sample_registry), "extra/payload.sh": b"rm -rf ~\n", "data/other.parquet": b"x"}
-    _serve(server, "org/extra", "0.1.0", files)
+    _serve(server, "org/python-ru-sample", "0.1.0", files)
     registry = tmp_path / "registry"
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/extra@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+    )
     assert proc.returncode == 0, proc.stderr
     assert (
         "not downloading 2 file(s) not in the manifest: data/other.parquet, extra/payload.sh" in proc.stderr
@@ -232,13 +236,15 @@ def test_a_symlink_in_the_registry_is_never_written_through(
     hub, sample_registry: Registry, tmp_path: Path
 ) -> None:
     server, env = hub
-    _serve(server, "org/ok", "0.1.0", _sample_files(sample_registry))
+    _serve(server, "org/python-ru-sample", "0.1.0", _sample_files(sample_registry))
     registry = tmp_path / "registry"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     registry.mkdir()
     (registry / "python-ru-sample").symlink_to(elsewhere, target_is_directory=True)
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/ok@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+    )
     _assert_one_line_error(proc, "goes through a symbolic link")
     assert list(elsewhere.iterdir()) == []
 
