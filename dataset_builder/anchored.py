@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -154,7 +155,7 @@ class Folder:
         (``O_EXCL | O_NOFOLLOW``: whatever sat at its name, a link included, is removed, never
         written through), flushed, then renamed over ``name`` (a link at ``name`` is replaced,
         not followed)."""
-        tmp = _entry(f".{_entry(name)}.{os.getpid()}.tmp")
+        tmp = _entry(f".{_entry(name).lstrip('.')}.{os.getpid()}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(tmp, flags, 0o644, dir_fd=self.fd)
@@ -172,6 +173,33 @@ class Folder:
             raise
         self.fsync()
 
+    def copy_in(self, rel: str, source: Path, where: str) -> str:
+        """Copy the file ``source`` to ``rel`` below this folder as a new file, its folders made
+        as needed (none of them, nor the file, through a link); returns the sha256 of the bytes
+        written, so what is checked is what landed."""
+        check_relpath(rel, where)
+        *parts, leaf = rel.split("/")
+        folder = Folder(os.dup(self.fd), self.path)
+        try:
+            for part in parts:
+                inner = folder.open(part, create=True)
+                folder.close()
+                folder = inner
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            digest = hashlib.sha256()
+            with (
+                open(source, "rb") as src,
+                os.fdopen(os.open(leaf, flags, 0o644, dir_fd=folder.fd), "wb") as dst,
+            ):
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            return digest.hexdigest()
+        finally:
+            folder.close()
+
     def fsync(self) -> None:
         os.fsync(self.fd)
 
@@ -188,10 +216,11 @@ class Folder:
 
 
 def _refused(exc: OSError, path: Path) -> OSError | UserError:
-    """An ``open`` refused because of a link (``ELOOP``) or a non-folder (``ENOTDIR``), as one
-    line; any other error as it is."""
-    if exc.errno == errno.ELOOP:
+    """An ``open`` the kernel refused because of a link or a non-folder, as one line; any other
+    error as it is. (Linux answers a link with ``ELOOP`` or, with ``O_DIRECTORY``, ``ENOTDIR``:
+    which of the two it was is looked up for the message only, after the refusal.)"""
+    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+        return exc
+    if exc.errno == errno.ELOOP or path.is_symlink():
         return LinkRefused(f"{path}: goes through a symbolic link; refusing to follow it (remove the link)")
-    if exc.errno == errno.ENOTDIR:
-        return LinkRefused(f"{path}: not a folder (remove it)")
-    return exc
+    return LinkRefused(f"{path}: not a folder (remove it)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ from dataset_builder.names import (
     parse_ref,
 )
 from dataset_builder.registry import MANIFEST, Registry, VersionInfo, check_manifest, is_trial, version_key
-from dataset_builder.sources.readers import check_hub_reachable, file_sha256, hub_endpoint, hub_offline
+from dataset_builder.sources.readers import check_hub_reachable, hub_endpoint, hub_offline
 
 log = logging.getLogger("dataset_builder")
 T = TypeVar("T")
@@ -293,47 +294,51 @@ def pull(ref: str, registry: Registry, *, as_name: str | None = None) -> Version
         )  # fmt: skip
         return _untrusted(hub_ref, lambda: inside(folder, rel, "downloaded file"))
 
-    with registry.download_area() as work:
+    # huggingface_hub writes by path (it resolves the folder it is given once, then writes below
+    # it), so it downloads into a private temporary folder, never into the registry; each file
+    # is then copied into the staging folder through open folders, and its copy is what is hashed.
+    with tempfile.TemporaryDirectory(prefix="dataset-builder-pull-") as tmp:
+        work = Path(tmp)
         raw = download(MANIFEST, work).read_bytes()
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
-    pulled_name, files = _check_manifest(manifest, hub_ref, version)
-    name = _local_name(pulled_name, repo_id, hub_ref, as_name)
-    if name != pulled_name:
-        manifest = {
-            **manifest,
-            "name": name,
-            "pulled_from": {"repo": repo_id, "commit": commit, "name": pulled_name},
-        }
-        raw = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    local = f"{name}@{version}"
-    if registry.exists(name, version):  # decided without downloading: versions are immutable
-        registry.publish_check(
-            name, version, manifest["content_hash"], f"pull {hub_ref} into another registry"
-        )
-        _remember(registry, hub_ref, local)
-        return registry.get(local)
-    missing = sorted(set(files) - set(listing))
-    if missing:
-        raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
-    ignored = sorted(set(listing) - set(files) - {MANIFEST} - _REPO_FILES)
-    if ignored:
-        log.warning("%s: not downloading %d file(s) not in the manifest: %s", hub_ref, len(ignored),
-                    ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))  # fmt: skip
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
+        pulled_name, files = _check_manifest(manifest, hub_ref, version)
+        name = _local_name(pulled_name, repo_id, hub_ref, as_name)
+        if name != pulled_name:
+            manifest = {
+                **manifest,
+                "name": name,
+                "pulled_from": {"repo": repo_id, "commit": commit, "name": pulled_name},
+            }
+            raw = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        local = f"{name}@{version}"
+        if registry.exists(name, version):  # decided without downloading: versions are immutable
+            registry.publish_check(
+                name, version, manifest["content_hash"], f"pull {hub_ref} into another registry"
+            )
+            _remember(registry, hub_ref, local)
+            return registry.get(local)
+        missing = sorted(set(files) - set(listing))
+        if missing:
+            raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
+        ignored = sorted(set(listing) - set(files) - {MANIFEST} - _REPO_FILES)
+        if ignored:
+            log.warning("%s: not downloading %d file(s) not in the manifest: %s", hub_ref, len(ignored),
+                        ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))  # fmt: skip
 
-    with registry.staging(name, version) as staging:
-        (staging / MANIFEST).write_bytes(raw)
-        for rel, sha256 in sorted(files.items()):
-            path = download(rel, staging)
-            if rel == CARD:
-                restore_built_card(path)
-            if file_sha256(path) != sha256:
-                raise VerificationError(f"{hub_ref}: {rel} does not match its sha256 in the manifest")
-        _remove_download_state(staging)
-        _check_only(staging, {*files, MANIFEST}, hub_ref)
-        registry.publish(staging, name, version, manifest["content_hash"])
+        with registry.staging(name, version) as staging:
+            folder = registry.staged_folder(staging)
+            folder.write_bytes(MANIFEST, raw)
+            for rel, sha256 in sorted(files.items()):
+                path = download(rel, work / "files")
+                if rel == CARD:
+                    restore_built_card(path)
+                if folder.copy_in(rel, path, f"{hub_ref} {MANIFEST} key files") != sha256:
+                    raise VerificationError(f"{hub_ref}: {rel} does not match its sha256 in the manifest")
+            _check_only(staging, {*files, MANIFEST}, hub_ref)
+            registry.publish(staging, name, version, manifest["content_hash"])
     _remember(registry, hub_ref, local)
     return registry.get(local)
 
@@ -346,10 +351,3 @@ def _check_only(folder: Path, expected: set[str], hub_ref: str) -> None:
             rel = path.relative_to(folder).as_posix()
             if path.is_symlink() or (path.is_file() and rel not in expected):
                 raise VerificationError(f"{hub_ref}: {rel} is not a file of the version; nothing published")
-
-
-def _remove_download_state(folder: Path) -> None:
-    """``hf_hub_download`` keeps its bookkeeping in ``.cache/`` of the folder it writes to."""
-    import shutil
-
-    shutil.rmtree(folder / ".cache", ignore_errors=True)

@@ -193,18 +193,17 @@ class Registry:
         if version == LATEST:
             raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
         with self._open_root(create=True) as root, root.open(name, create=True) as parent:
+            _remove_stale_staging(root)  # download folders of earlier releases
             _remove_stale_staging(parent)
             with self._private(parent, f"{_STAGING_PREFIX}{version}-", name) as path:
                 yield path
 
-    @contextmanager
-    def download_area(self) -> Iterator[Path]:
-        """A private folder inside the registry for files fetched before their version is known
-        (a Hub manifest); removed on exit."""
-        with self._open_root(create=True) as root:
-            _remove_stale_staging(root)
-            with self._private(root, f"{_STAGING_PREFIX}download-", None) as path:
-                yield path
+    def staged_folder(self, staging: Path) -> Folder:
+        """The open folder behind a path :meth:`staging` handed out (to write into it by fd)."""
+        staged = self._staged.get(staging)
+        if staged is None:
+            raise PublishError(f"{staging} is not a staging folder of {self.root}")
+        return staged.folder
 
     def _open_root(self, *, create: bool = False) -> Folder:
         return Folder.open_root(self.root, create=create)
