@@ -71,6 +71,24 @@ def test_push_tag_pull_and_load_round_trip(hub, local_version: Registry, tmp_pat
     assert pulled.manifest["content_hash"] == local_version.get(REF).manifest["content_hash"]
     assert Registry(fresh).verify(REF) == []
 
+    # --as another name: published under it; the registry's manifest says so, and where it came from.
+    renamed = tmp_path / "renamed-registry"
+    proc = _cli(env, "--registry", str(renamed), "pull", "org/python-ru@0.1.0", "--as", "python-ru")
+    assert proc.returncode == 0 and "-> python-ru@0.1.0 " in proc.stdout, proc.stderr
+    info = Registry(renamed).get("python-ru@0.1.0")
+    repo = server.state.repos["org/python-ru"]
+    assert info.manifest["pulled_from"] == {
+        "repo": "org/python-ru",
+        "commit": repo.tags["0.1.0"],
+        "name": "python-ru-sample",
+    }
+    assert info.manifest["content_hash"] == pulled.manifest["content_hash"]
+    assert Registry(renamed).verify("python-ru@0.1.0") == []
+    proc = _cli(env, "--registry", str(renamed), "pull", "org/python-ru@0.1.0", "--as", "../x")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --as: invalid dataset name '../x' (expected ^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$)"
+    ], proc.stderr
+
     # The Python API refuses the same way; a ref pulled with --as loads by its Hub ref afterwards.
     code = (
         "import json, datasets, dataset_builder\n"
