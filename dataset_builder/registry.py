@@ -74,7 +74,7 @@ def default_registry_path(path: str | Path | None = None) -> Path:
 class _Staged:
     """A staging folder handed out by :meth:`Registry.staging`: where it was made, open."""
 
-    name: str | None
+    name: str
     parent: Folder
     entry: str
     folder: Folder
@@ -193,7 +193,7 @@ class Registry:
         if version == LATEST:
             raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
         with self._open_root(create=True) as root, root.open(name, create=True) as parent:
-            _remove_stale_staging(root)  # download folders of earlier releases
+            _remove_stale_staging(root)  # download folders that pulls once made here
             _remove_stale_staging(parent)
             with self._private(parent, f"{_STAGING_PREFIX}{version}-", name) as path:
                 yield path
@@ -209,7 +209,7 @@ class Registry:
         return Folder.open_root(self.root, create=create)
 
     @contextmanager
-    def _private(self, parent: Folder, prefix: str, name: str | None) -> Iterator[Path]:
+    def _private(self, parent: Folder, prefix: str, name: str) -> Iterator[Path]:
         entry = parent.make_private(prefix)
         try:
             with parent.open(entry) as folder:
