@@ -160,7 +160,7 @@ class Folder:
         try:
             fd = os.open(tmp, flags, 0o644, dir_fd=self.fd)
         except FileExistsError:  # a leftover of a dead process with this id, or a planted link
-            os.unlink(tmp, dir_fd=self.fd)
+            self.remove_tree(tmp)
             fd = os.open(tmp, flags, 0o644, dir_fd=self.fd)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from conftest import alpaca_source, write_jsonl, write_recipe
 
+from dataset_builder.anchored import Folder, LinkRefused
 from dataset_builder.cli import main
 from dataset_builder.registry import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
@@ -206,3 +207,42 @@ def test_a_link_swapped_in_during_a_build_redirects_nothing(
     ), err
     assert list((registry / ".moved-away").iterdir()) == []  # no version, no staging folder left
     assert Registry(registry).versions() == []
+
+
+def test_folder_operations_never_follow_a_link(tmp_path: Path) -> None:
+    """The operations every case above relies on, one by one, against links of each kind."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("not the registry's", encoding="utf-8")
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"data")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "sub" / "file-link").symlink_to(outside / "f")
+    (root / "index").symlink_to(outside / "f")
+    tmp = f".index.{os.getpid()}.tmp"  # the temporary name of an atomic write of "index"
+    before = snapshot(tmp_path, root)
+    with Folder.open_root(root) as folder:
+        with pytest.raises(LinkRefused, match="goes through a symbolic link"):
+            folder.open("link", create=True)
+        with pytest.raises(LinkRefused, match="goes through a symbolic link"):
+            folder.open_path("link/x", "t")
+        with pytest.raises(LinkRefused, match="goes through a symbolic link"):
+            folder.copy_in("link/new.parquet", source, "t")
+        with pytest.raises(FileExistsError):
+            folder.copy_in("sub/file-link", source, "t")
+        with folder.open("sub") as sub, pytest.raises(LinkRefused, match="goes through a symbolic link"):
+            sub.read_bytes("file-link")
+        assert folder.copy_in("sub/deeper/new.bin", source, "t") == hashlib.sha256(b"data").hexdigest()
+        os.mkdir(root / tmp)  # whatever sits at the temporary name is removed, not written into
+        folder.write_bytes("index", b"1")
+        (root / tmp).symlink_to(outside / "f")
+        folder.write_bytes("index", b"2")
+        folder.remove_tree("link")
+        with folder.open("sub") as sub:
+            sub.remove_tree("file-link")
+    assert snapshot(tmp_path, root) == before
+    assert not (root / "index").is_symlink() and (root / "index").read_bytes() == b"2"
+    assert sorted(os.listdir(root)) == ["index", "sub"]
+    assert sorted(os.listdir(root / "sub")) == ["deeper"]
