@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import sys
 from datetime import datetime
 from importlib import metadata
@@ -64,6 +65,49 @@ def check_reject_limits(recipe: Recipe, rejects: RejectSink, rows_read: int) -> 
     )
 
 
+def canonical_order(rejected: pa.Table, stages: list[str], sources: list[str]) -> pa.Table:
+    """The rejected rows in an order that depends on the rows alone, not on when they arrived.
+
+    Rows arrive in the order stages reject them, which is the order batches happen to flow in: a
+    later stage may reject a row of the first batch before an earlier stage rejects one of the
+    second, and batch sizes differ between executors. So the table is sorted by the stage's place
+    in the build (load, the recipe's stages, write), then the source's place in the recipe, then the
+    row's place in its source (``file:line`` / ``split[index]`` by name, then number), then row id:
+    the file reads like the recipe, and the same recipe writes the same bytes under any executor.
+    """
+    if rejected.num_rows < 2:
+        return rejected
+    stage_rank = {name: i for i, name in enumerate(stages)}
+    source_rank = {name: i for i, name in enumerate(sources)}
+    columns = rejected.select(["stage", "source", "source_key", "row_id", "reason", "detail"]).to_pydict()
+
+    def key(i: int) -> tuple[Any, ...]:
+        stage, source = columns["stage"][i], columns["source"][i]
+        return (
+            stage_rank.get(stage, len(stage_rank)),
+            stage or "",
+            source_rank.get(source, len(source_rank)),
+            source or "",
+            _place(columns["source_key"][i] or ""),
+            columns["row_id"][i] or "",
+            columns["reason"][i] or "",
+            columns["detail"][i] or "",
+        )
+
+    return rejected.take(sorted(range(rejected.num_rows), key=key))
+
+
+def _place(source_key: str) -> tuple[str, int, str]:
+    """``en.jsonl:31`` -> ("en.jsonl:", 31, ""): line 6 sorts before line 31 of the same file."""
+    found = _LAST_NUMBER.match(source_key)
+    if found is None:
+        return (source_key, -1, "")
+    return (found.group(1), int(found.group(2)), found.group(3))
+
+
+_LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$", re.DOTALL)
+
+
 def publish_build(
     recipe: Recipe,
     registry: Registry,
@@ -86,7 +130,9 @@ def publish_build(
     check_reject_limits(recipe, run.rejects, run.rows_read())
     account = conservation.check(run.stats, run.rejects.by_stage_source, run.published_by_source())
 
-    rejected = run.rejects.table()
+    rejected = canonical_order(
+        run.rejects.table(), [s.name for s in run.stats], [s.name for s in recipe.sources]
+    )
     write_table(staging / "rejected" / "rejected.parquet", rejected)
 
     manifest = _manifest(
@@ -167,7 +213,8 @@ def _manifest(
         "recipe_sha256": hashlib.sha256(canonical_json(resolved).encode()).hexdigest(),
         "inputs": loaded.inputs,
         "rows_read_per_source": loaded.rows_per_source,
-        "stages": [s.as_dict() for s in stats],
+        # Counters by name: in the order a stage first counted them they would follow its batches.
+        "stages": [{**s.as_dict(), "counters": dict(sorted(s.counters.items()))} for s in stats],
         "splits": splits,
         "rejected": {
             "rows": rejected.num_rows,

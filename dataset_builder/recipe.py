@@ -96,10 +96,9 @@ class RunSection(Strict):
     num_cpus: float = Field(default=1.0, gt=0)
     num_gpus: float = Field(default=0.0, ge=0)
     # Rows per task: a row-wise stage's input batches are cut to this size so that they spread
-    # over the workers (a source yields batches of 2,048 rows).
+    # over the workers (a source yields batches of 2,048 rows). At most two tasks per worker are
+    # in flight per stage, which bounds what the driver holds.
     batch_rows: int = Field(default=256, ge=1)
-    # Rows handed to the cluster at a time per stage: bounds what the driver holds in memory.
-    window_rows: int = Field(default=100_000, ge=1)
 
     @model_validator(mode="after")
     def _address_needs_ray(self) -> RunSection:

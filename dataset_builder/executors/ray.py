@@ -1,12 +1,13 @@
 """The Ray executor: row-wise stages on a Ray cluster's workers, the rest on the driver.
 
 Row-wise stages (:class:`~dataset_builder.stages.base.RowStage` subclasses, and translation) look
-at one batch at a time, so each runs as a Ray Data ``map_batches`` over Arrow batches, on a pool
-of actors (``concurrency`` of them, each reserving ``num_cpus``, and translation's ``num_gpus``).
-Batches go out tagged with their position and come back in that order, with the rows each batch
-lost to rejects and the counters it added (:mod:`~dataset_builder.executors.ray_worker`); the
-driver replays those into the stage's context, so stats, rejects and the conservation law come
-out exactly as in a local build.
+at one batch at a time, so their batches go to a pool of worker actors (``concurrency`` of them,
+each reserving ``num_cpus``, and ``num_gpus`` when the recipe translates), started at the first
+row-wise batch and kept for the whole build: a worker loads a stage's model once, however many
+rows stream through. Batches go out numbered and come back in that order, with the rows each
+batch lost to rejects and the counters it added (:mod:`~dataset_builder.executors.ray_worker`);
+the driver replays those into the stage's context, so stats, rejects and the conservation law
+come out exactly as in a local build.
 
 Stages that must see every row before deciding (exact and near dedup, split, decontamination,
 replay) run on the driver, in recipe order, over the stream the
@@ -17,7 +18,6 @@ on their order, and running them on the driver gives exactly the local answer.
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from collections.abc import Iterator
@@ -27,8 +27,8 @@ from typing import Any
 import pyarrow as pa
 
 from dataset_builder.errors import UserError
-from dataset_builder.executors.base import Executor
-from dataset_builder.recipe import RunSection, StageEntry
+from dataset_builder.executors.base import BuildRun, Executor
+from dataset_builder.recipe import Recipe, RunSection, StageEntry
 from dataset_builder.stages import RowStage, Stage, StageContext
 
 INSTALL_HINT = (
@@ -38,6 +38,11 @@ INSTALL_HINT = (
 # Stages whose workers reserve the recipe's num_gpus (the others need no accelerator).
 ACCELERATED = {"translate"}
 ROW_WISE_TYPES = {"translate"}
+# Batches queued per worker: one running, one ready to start the moment it finishes.
+IN_FLIGHT_PER_WORKER = 2
+# A worker that dies (killed, out of memory, its node lost) is restarted this often, and a batch
+# it was running is run again: more is a batch that kills whatever runs it.
+WORKER_RESTARTS = 3
 
 
 def is_row_wise(stage: Stage, entry: StageEntry) -> bool:
@@ -50,6 +55,11 @@ class RayExecutor(Executor):
     def __init__(self, settings: RunSection) -> None:
         self.settings = settings
         self._started = False
+        self._accelerated = False
+        self._workers: list[Any] = []
+        self._busy: list[int] = []
+        # Per translate stage: what the cache's owner was given to write (a record of the run).
+        self._cache_writes: dict[str, dict[str, int]] = {}
 
     def __enter__(self) -> RayExecutor:
         try:
@@ -72,10 +82,6 @@ class RayExecutor(Executor):
                     f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}"
                 ) from None
             self._started = True
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.execution_options.preserve_order = True
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,12 +106,49 @@ class RayExecutor(Executor):
             },
         }
 
+    def execute(self, recipe: Recipe, run: BuildRun, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # Workers reserve an accelerator when any stage they will run needs one.
+        self._accelerated = any(entry.type in ACCELERATED for entry in recipe.stages)
+        try:
+            return super().execute(recipe, run, *args, **kwargs)
+        finally:
+            if self._cache_writes:
+                run.execution["translation_cache"] = dict(self._cache_writes)
+            self._stop_workers()
+
     def run_stage(
         self, stage: Stage, entry: StageEntry, batches: Iterator[pa.Table], ctx: StageContext
     ) -> Iterator[pa.Table]:
         if not is_row_wise(stage, entry):
             return stage.run(batches, ctx)
         return self._on_workers(entry, batches, ctx)
+
+    def _start_workers(self) -> list[Any]:
+        """The build's workers: ``concurrency`` actors, started at the first row-wise batch and
+        kept to the build's end, each running every row-wise stage. One pool, not one per stage:
+        stages stream into each other, and pools per stage would have to fit on the cluster at
+        once. A worker that dies is restarted and its batches run again."""
+        import ray
+
+        from dataset_builder.executors.ray_worker import StageWorker
+
+        if not self._workers:
+            actor = ray.remote(StageWorker).options(
+                num_cpus=self.settings.num_cpus,
+                num_gpus=self.settings.num_gpus if self._accelerated else 0,
+                max_restarts=WORKER_RESTARTS,
+                max_task_retries=WORKER_RESTARTS,
+            )
+            self._workers = [actor.remote() for _ in range(self.settings.concurrency)]
+            self._busy = [0] * len(self._workers)
+        return self._workers
+
+    def _stop_workers(self) -> None:
+        import ray
+
+        for worker in self._workers:
+            ray.kill(worker)
+        self._workers, self._busy = [], []
 
     def _on_workers(
         self, entry: StageEntry, batches: Iterator[pa.Table], ctx: StageContext
@@ -125,71 +168,93 @@ class RayExecutor(Executor):
                 .options(num_cpus=0, scheduling_strategy=strategy)
                 .remote(str(cache_path))
             )
+        spec = {
+            "stage_type": entry.type,
+            "settings": entry.settings(),
+            "stage_name": ctx.stage,
+            "base_dir": str(ctx.base_dir),
+            "source_options": ctx.source_options,
+            "cache_keeper": keeper,
+        }
+        workers = self._start_workers()
         try:
-            window: list[pa.Table] = []
-            rows = 0
-            for batch in _cut(batches, self.settings.batch_rows):
-                window.append(batch)
-                rows += batch.num_rows
-                if rows >= self.settings.window_rows:
-                    yield from self._window(entry, window, ctx, keeper)
-                    window, rows = [], 0
-            if window:
-                yield from self._window(entry, window, ctx, keeper)
+            yield from self._stream(spec, _cut(batches, self.settings.batch_rows), ctx)
             if keeper is not None:
-                ctx.stats.counters.update(ray.get(keeper.counts.remote()))
-        finally:
-            if keeper is not None:
-                ray.get(keeper.close.remote())
-                ray.kill(keeper)
-
-    def _window(
-        self, entry: StageEntry, window: list[pa.Table], ctx: StageContext, keeper: Any
-    ) -> Iterator[pa.Table]:
-        import ray
-
-        from dataset_builder.executors.ray_worker import SEQ, StageWorker, from_ipc
-
-        tagged = [t.append_column(SEQ, pa.array([i] * t.num_rows, pa.int64())) for i, t in enumerate(window)]
-        # A class of the stage's name, so a worker's process title says which stage it runs.
-        worker = type(f"StageWorker_{entry.type}", (StageWorker,), {})
-        dataset = ray.data.from_arrow(tagged).map_batches(
-            worker,
-            fn_constructor_kwargs={
-                "stage_type": entry.type,
-                "settings": entry.settings(),
-                "stage_name": ctx.stage,
-                "base_dir": str(ctx.base_dir),
-                "source_options": ctx.source_options,
-                "cache_keeper": keeper,
-            },
-            batch_format="pyarrow",
-            batch_size=None,  # one input block, one batch: the stage sees the batches a local run sees
-            compute=ray.data.ActorPoolStrategy(size=self.settings.concurrency),
-            num_cpus=self.settings.num_cpus,
-            num_gpus=self.settings.num_gpus if entry.type in ACCELERATED else 0,
-        )
-        pending: dict[int, dict[str, Any]] = {}
-        following = 0
-        try:
-            for envelopes in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-                for envelope in envelopes.to_pylist():
-                    pending[envelope[SEQ]] = envelope
-                # In input order, whatever order the workers finish in.
-                while following in pending:
-                    envelope = pending.pop(following)
-                    _replay(envelope, ctx, from_ipc)
-                    for data in envelope["outputs"]:
-                        yield from_ipc(data)
-                    following += 1
+                # Counted by the cache's one owner: the workers' own counts would depend on which
+                # of them looked a sentence up first.
+                for key, value in ray.get(keeper.lookups.remote()).items():
+                    if key in ctx.stats.counters:
+                        ctx.stats.counters[key] = value
+                self._cache_writes[ctx.stage] = ray.get(keeper.writes.remote())
         except Exception as exc:
             if isinstance(exc, UserError) or not type(exc).__module__.startswith("ray"):
                 raise  # the stage's own error, from an envelope
             raise _cause(exc) from None
-        if following != len(window):
-            raise RuntimeError(
-                f"{len(window) - following} batch(es) of {len(window)} never came back from Ray"
-            )
+        finally:
+            for worker in workers:
+                worker.release.remote(ctx.stage)
+            if keeper is not None:
+                ray.get(keeper.close.remote())
+                ray.kill(keeper)
+
+    def _stream(
+        self, spec: dict[str, Any], batches: Iterator[pa.Table], ctx: StageContext
+    ) -> Iterator[pa.Table]:
+        """Hand batches to the least busy worker, at most two per worker in flight, and yield
+        what comes back in input order, whatever order the workers finish in."""
+        import ray
+
+        in_order = InOrder(ctx.stage)
+        running: dict[Any, int] = {}  # the answer to come -> the worker computing it
+        sent = 0
+        more = True
+        while True:
+            # Answers held back behind a slower one count too: the driver holds at most this many.
+            while more and len(running) + in_order.held() < IN_FLIGHT_PER_WORKER * len(self._workers):
+                batch = next(batches, None)
+                if batch is None:
+                    more = False
+                    break
+                worker = self._busy.index(min(self._busy))
+                running[self._workers[worker].feed.remote(spec, sent, batch)] = worker
+                self._busy[worker] += 1
+                sent += 1
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for answer in ready:
+                self._busy[running.pop(answer)] -= 1
+                for envelope in in_order.add(ray.get(answer)):
+                    _replay(envelope, ctx)
+                    yield from envelope["outputs"]
+        in_order.finish(sent)
+
+
+class InOrder:
+    """Puts numbered envelopes back in order. A number delivered twice, or one never sent, is an
+    error: either would change what the stage published without anyone seeing it."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.waiting: dict[int, dict[str, Any]] = {}
+        self.next = 0
+
+    def add(self, envelope: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        seq = envelope["seq"]
+        if seq < self.next or seq in self.waiting:
+            raise RuntimeError(f"stage {self.stage!r}: batch {seq} was delivered twice")
+        self.waiting[seq] = envelope
+        while self.next in self.waiting:
+            yield self.waiting.pop(self.next)
+            self.next += 1
+
+    def held(self) -> int:
+        return len(self.waiting)
+
+    def finish(self, sent: int) -> None:
+        if self.waiting or self.next != sent:
+            lost = sent - self.next
+            raise RuntimeError(f"stage {self.stage!r}: {lost} batch(es) of {sent} never came back from Ray")
 
 
 def _cut(batches: Iterator[pa.Table], size: int) -> Iterator[pa.Table]:
@@ -200,21 +265,20 @@ def _cut(batches: Iterator[pa.Table], size: int) -> Iterator[pa.Table]:
             yield batch.slice(start, size)
 
 
-def _replay(envelope: dict[str, Any], ctx: StageContext, from_ipc: Any) -> None:
+def _replay(envelope: dict[str, Any], ctx: StageContext) -> None:
     """Put one batch's rejects and counters into the driver's context, as if the stage ran here;
     raise the stage's error when it failed on that batch."""
     if envelope["error"] is not None:
         raise pickle.loads(envelope["error"])
-    extra = json.loads(envelope["counters"])
-    for key, value in extra["counters"].items():
+    for key, value in envelope["counters"].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             ctx.stats.counters[key] = ctx.stats.counters.get(key, 0) + value
         else:
             ctx.stats.counters[key] = value
-    for source, n in extra["read_by_source"].items():
+    for source, n in envelope["read_by_source"].items():
         ctx.read(source, n)
-    rejected = from_ipc(envelope["rejected"]).to_pylist()
-    # Runs of one reason, in the order the stage rejected them (the rejected table's order).
+    rejected = envelope["rejected"].to_pylist()
+    # Runs of one reason, in the order the stage rejected them.
     start = 0
     while start < len(rejected):
         end = start

@@ -1,11 +1,12 @@
-"""What runs inside Ray workers: one stage per actor, and the translation cache's one owner.
+"""What runs inside Ray workers: the build's row-wise stages, and the translation cache's one owner.
 
-A :class:`StageWorker` actor builds its stage once and keeps one long-lived ``stage.run``
-generator going, fed one batch per call, so a stage that loads something heavy when it starts
-(translation: one CTranslate2 translator per actor) loads it once per actor, not once per batch.
-Each call answers with an envelope: one row per input batch holding the output batches, the rows
-the stage rejected with their reasons, and the counters it added, so the driver can account for
-every row exactly as a local build does.
+A :class:`StageWorker` actor lives for the whole build. It builds a stage at the stage's first
+batch and keeps one long-lived ``stage.run`` generator going, fed one batch per call, until the
+driver releases the stage at its end: a stage that loads something heavy when it starts
+(translation: one CTranslate2 translator) loads it once per worker, however many rows stream
+through. Each call answers with an envelope: the output batches, the rows the stage rejected with
+their reasons, and the counters it added, so the driver can account for every row exactly as a
+local build does.
 
 The translation cache stays one SQLite file owned by one process: a :class:`CacheKeeper` actor
 pinned to the driver's node. Workers look sentences up through it before translating (claiming the
@@ -16,7 +17,7 @@ and translates only what is left, and no sentence is translated by two tasks.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import pickle
 import queue
 import shutil
@@ -28,36 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dataset_builder.stages import StageContext, StageStats, stage_class
 from dataset_builder.stages.base import RejectSink
-
-# The column that carries an input batch's position through the cluster (dropped before a stage
-# sees the rows): outputs are put back in input order by it, so first seen stays first.
-SEQ = "__dataset_builder_seq"
-ENVELOPE = pa.schema(
-    [
-        pa.field(SEQ, pa.int64()),
-        pa.field("outputs", pa.list_(pa.binary())),
-        pa.field("rejected", pa.binary()),
-        pa.field("counters", pa.string()),
-        # The stage's error, pickled: Ray's own wrapping drops the original exception on the way
-        # back, and with it a user error's one-line message.
-        pa.field("error", pa.binary()),
-    ]
-)
-
-
-def to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 class _Ready:
@@ -78,19 +52,25 @@ class _Pump:
         self._inbox: queue.Queue[pa.Table] = queue.Queue()
         self._outbox: queue.Queue[Any] = queue.Queue()
         self._waiting = False
+        self._closing = False
         self._failed: BaseException | None = None
         threading.Thread(target=self._main, daemon=True).start()
 
     def _batches(self) -> Iterator[pa.Table]:
         while True:
             self._outbox.put(_Ready())
-            yield self._inbox.get()
+            batch = self._inbox.get()
+            if batch is None:  # the stage's input has ended: let it finish (close its resources)
+                return
+            yield batch
 
     def _main(self) -> None:
         try:
             for out in self._run(self._batches()):
                 self._outbox.put(out)
-            self._outbox.put(_Failed(RuntimeError("the stage stopped reading its input")))
+            if not self._closing:
+                self._outbox.put(_Failed(RuntimeError("the stage stopped reading its input")))
+            self._outbox.put(_Ready())
         except BaseException as exc:  # handed to the caller, who raises it in the Ray task
             self._outbox.put(_Failed(exc))
 
@@ -115,76 +95,111 @@ class _Pump:
         self._inbox.put(batch)
         return self._until_ready()
 
+    def close(self) -> None:
+        """End the stage's input; what it yields after its last batch is not delivered."""
+        if self._failed is not None or not self._waiting:
+            return
+        self._closing = True
+        self._inbox.put(None)  # type: ignore[arg-type]
+        try:
+            self._until_ready()
+        except Exception:  # a failure while closing changes nothing already delivered
+            return
 
-class StageWorker:
-    """Ray Data callable class: runs one stage over the batches it is given, one actor at a time."""
 
-    def __init__(
-        self,
-        stage_type: str,
-        settings: dict[str, Any],
-        stage_name: str,
-        base_dir: str,
-        source_options: dict[str, dict[str, Any]],
-        cache_keeper: Any = None,
-    ) -> None:
-        cls = stage_class(stage_type)
-        self.stage = cls(cls.Config.model_validate(settings))
-        if cache_keeper is not None:
-            self.stage.open_cache = lambda _path, namespace: RemoteCache(cache_keeper, namespace, self.owner)
-        self.workdir = Path(tempfile.mkdtemp(prefix="dataset-builder-worker-"))
+class _RunningStage:
+    """One stage inside a worker: built at its first batch, fed batch after batch."""
+
+    def __init__(self, spec: dict[str, Any], workdir: Path) -> None:
+        cls = stage_class(spec["stage_type"])
+        self.stage = cls(cls.Config.model_validate(spec["settings"]))
+        self.seq = -1
+        keeper = spec.get("cache_keeper")
+        if keeper is not None:
+            self.stage.open_cache = lambda _path, namespace: RemoteCache(keeper, namespace, self.owner)
         self.ctx = StageContext(
-            stage_name,
-            StageStats(stage_name),
+            spec["stage_name"],
+            StageStats(spec["stage_name"]),
             RejectSink(),
-            self.workdir,
+            workdir,
             False,
-            Path(base_dir),
-            source_options,
+            Path(spec["base_dir"]),
+            spec["source_options"],
         )
         self.pump = _Pump(lambda batches: self.stage.run(batches, self.ctx))
-        self.seq = -1
 
     def owner(self) -> str:
         """Who holds the cache claims made now: the batch, so that its retry holds them too."""
-        return f"batch-{self.seq}"
+        return f"{self.ctx.stage}-batch-{self.seq}"
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        envelopes = []
-        # Ray Data may hand over several input batches at once: each is run and answered apart.
-        for seq in sorted(pc.unique(batch.column(SEQ)).to_pylist()):
-            part = batch.filter(pc.equal(batch.column(SEQ), seq)).drop_columns([SEQ])
-            self.seq = seq
-            try:
-                outputs = self.pump.feed(part)
-            except Exception as exc:
-                # Sent back as data, not raised: a stage's error fails the build with its own
-                # message (and is not retried, since it would fail again).
-                envelopes.append(
-                    {SEQ: seq, "outputs": [], "rejected": None, "counters": "{}", "error": _pickled(exc)}
-                )
-                continue
-            envelopes.append(
-                {
-                    SEQ: seq,
-                    "outputs": [to_ipc(t) for t in outputs],
-                    "rejected": to_ipc(self.ctx.rejects.table()),
-                    "counters": json.dumps(
-                        {
-                            "counters": self.ctx.stats.counters,
-                            "read_by_source": dict(self.ctx.stats.read_by_source),
-                        }
-                    ),
-                }
-            )
-            # Fresh counters and reject sink for the next batch (the stage reaches both through
-            # ctx); what the stage counted while starting goes out with its first batch.
-            self.ctx.stats = StageStats(self.ctx.stage)
-            self.ctx.rejects = RejectSink()
-        return pa.Table.from_pylist(envelopes, schema=ENVELOPE)
+
+class StageWorker:
+    """A Ray actor that runs the build's row-wise stages, one batch per call.
+
+    The driver starts ``concurrency`` of them for the whole build and gives each stage's batches
+    to whichever is least busy. A stage is built in a worker at its first batch there and kept
+    until the driver releases it at the stage's end, so translation loads its model once per
+    worker and stage, however many rows stream through."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="dataset-builder-worker-"))
+        self.running: dict[str, _RunningStage] = {}
+
+    def feed(self, spec: dict[str, Any], seq: int, batch: pa.Table) -> dict[str, Any]:
+        """Run batch ``seq`` through the stage ``spec`` names; answer with its envelope: the output
+        batches, the rows the stage rejected, the counters it added, or its error."""
+        name = spec["stage_name"]
+        _title(f"ray::StageWorker.feed:{spec['stage_type']}")
+        try:
+            running = self.running.get(name)
+            if running is None:
+                running = self.running[name] = _RunningStage(spec, self.workdir)
+            running.seq = seq
+            outputs = running.pump.feed(batch)
+        except Exception as exc:
+            # Sent back as data, not raised: a stage's error fails the build with its own message
+            # (and is not retried, since it would fail again).
+            return {
+                "seq": seq,
+                "outputs": [],
+                "rejected": None,
+                "counters": {},
+                "read_by_source": {},
+                "error": _pickled(exc),
+            }
+        ctx = running.ctx
+        envelope = {
+            "seq": seq,
+            "outputs": outputs,
+            "rejected": ctx.rejects.table(),
+            "counters": ctx.stats.counters,
+            "read_by_source": dict(ctx.stats.read_by_source),
+            "error": None,
+        }
+        # Fresh counters and reject sink for the next batch (the stage reaches both through ctx);
+        # what the stage counted while starting goes out with its first batch.
+        ctx.stats = StageStats(ctx.stage)
+        ctx.rejects = RejectSink()
+        return envelope
+
+    def release(self, stage_name: str) -> None:
+        """The stage has no more batches: let it finish and free what it holds (a model)."""
+        running = self.running.pop(stage_name, None)
+        if running is not None:
+            running.pump.close()
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+
+
+def _title(title: str) -> None:
+    """Name what this worker runs in its process title (ps, the Ray dashboard)."""
+    try:
+        import ray
+
+        ray._raylet.setproctitle(title)
+    except Exception:  # a Ray without it: the title is only a convenience
+        return
 
 
 # A sentence claimed by a task that has written nothing for this long is given to the next task
@@ -246,6 +261,12 @@ class CacheKeeper:
         self.claims: dict[tuple[str, str], tuple[str, float]] = {}
         self.written = 0
         self.rewritten = 0
+        # Distinct sentences at their first lookup in the build, found or not: the stage's
+        # cache_hits and cache_misses, counted as a local build counts them (one Translator there
+        # sees every lookup; here the workers' own counts would depend on who looked first).
+        self.looked_up: set[tuple[str, bytes]] = set()
+        self.hits = 0
+        self.misses = 0
 
     def _cache(self, namespace: str) -> Any:
         from dataset_builder.translate.cache import TranslationCache
@@ -258,6 +279,14 @@ class CacheKeeper:
         """Cached translations of ``texts``, and the ones another live task is translating. The
         rest are now ``owner``'s (a retried task is the same owner, so it takes back its own)."""
         found = self._cache(namespace).get_many(texts)
+        for text in texts:
+            key = (namespace, hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest())
+            if key not in self.looked_up:
+                self.looked_up.add(key)
+                if text in found:
+                    self.hits += 1
+                else:
+                    self.misses += 1
         now = time.monotonic()
         theirs = []
         for text in texts:
@@ -282,8 +311,12 @@ class CacheKeeper:
             if held_by == owner:
                 self.claims[key] = (owner, now)
 
-    def counts(self) -> dict[str, int]:
-        return {"cache_sentences_written": self.written, "cache_sentences_rewritten": self.rewritten}
+    def lookups(self) -> dict[str, int]:
+        return {"cache_hits": self.hits, "cache_misses": self.misses}
+
+    def writes(self) -> dict[str, int]:
+        """Sentences written, and written again (translated twice): how the cluster behaved."""
+        return {"sentences_written": self.written, "sentences_rewritten": self.rewritten}
 
     def close(self) -> None:
         for cache in self.caches.values():

@@ -112,6 +112,7 @@ class Translator:
         )
         self.engine = Engine(self.package, decode, runtime)
         self.cache = None
+        self.looked_up: set[str] = set()
         if cfg.cache:
             path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
             path = path if path.is_absolute() else base_dir / path
@@ -124,9 +125,13 @@ class Translator:
     def translate(self, sentences: list[str]) -> dict[str, str]:
         unique = list(dict.fromkeys(s for s in sentences if s.strip()))
         done = self.cache.get_many(unique) if self.cache else {}
-        self.ctx.count("cache_hits", len(done))
+        # Hits and misses count distinct sentences, at their first lookup in the stage: a count
+        # per lookup would depend on how rows were cut into batches (each executor cuts its own).
+        first = [s for s in unique if s not in self.looked_up]
+        self.looked_up.update(first)
+        self.ctx.count("cache_hits", sum(1 for s in first if s in done))
+        self.ctx.count("cache_misses", sum(1 for s in first if s not in done))
         todo = sorted((s for s in unique if s not in done), key=len)
-        self.ctx.count("cache_misses", len(todo))
         if todo:
             # One bar for the whole stage: its total grows batch by batch as rows stream in.
             if self.bar is None:
