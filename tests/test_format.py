@@ -114,3 +114,43 @@ type = "split\"""",
     assert "## Replay mix" in (first.path / "README.md").read_text(encoding="utf-8")
     manifest = json.loads((first.path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["recipe"]["stages"][3]["source"]["name"] == "base-replay"
+
+
+@pytest.mark.parametrize("template", ["zephyr", "chatml", "alpaca"])
+def test_builtin_templates_built_without_jinja_match_the_jinja_render(template: str) -> None:
+    """The stage builds a built-in template's text turn by turn; Jinja renders the template."""
+    import itertools
+
+    from dataset_builder.stages import StageContext, StageStats
+    from dataset_builder.stages.base import RejectSink
+    from dataset_builder.stages.format import Format, FormatConfig
+
+    contents = [
+        "",
+        "x",
+        "  lead\n\ntrail  \n",
+        "<|assistant|>\n{{ x }}{% if %}",
+        "Привет</s>",
+        "\n",
+        "a\r\nb\t",
+    ]
+    stage = Format(FormatConfig(template=template))
+    ctx = StageContext("format", StageStats("format"), RejectSink(), Path("."))
+    chat = BUILTIN_FORMATS[template]
+    checked = 0
+    for turns in range(1, 4):
+        for roles in itertools.product(["system", "user", "assistant", "tool"], repeat=turns):
+            for shift in range(3):
+                messages = [
+                    {"role": role, "content": contents[(i + 3 * shift) % len(contents)]}
+                    for i, role in enumerate(roles)
+                ]
+                row = stage.process({"messages": [dict(m) for m in messages]}, ctx)
+                assert row["text"] == chat.render(messages)
+                if roles[-1] == "assistant":
+                    assert row["prompt"] == chat.render(messages[:-1], add_generation_prompt=True)
+                else:
+                    assert row["prompt"] == row["text"]
+                assert row["prompt"] + row["completion"] == row["text"]
+                checked += 1
+    assert checked == 3 * (4 + 16 + 64)

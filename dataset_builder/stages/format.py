@@ -6,7 +6,7 @@ text split after the last assistant header) for completion-only loss.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -54,6 +54,9 @@ class Format(RowStage):
             self.chat = ChatFormat("jinja", cfg.jinja or "", cfg.bos_token, cfg.eos_token)
         else:
             self.chat = BUILTIN_FORMATS[cfg.template]
+        # A built-in template renders each turn on its own, so its text is built here without
+        # Jinja; a recipe's own template is rendered by Jinja (twice: text, then prompt).
+        self.turns = TURN_RENDERERS.get(cfg.template)
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: FormatConfig = self.config
@@ -96,7 +99,10 @@ class Format(RowStage):
     def process(self, row: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
         messages = self._with_system_policy(row["messages"])
         try:
-            text, prompt, completion = self.chat.prompt_completion(messages)
+            if self.turns is not None:
+                text, prompt, completion = self._split(messages)
+            else:
+                text, prompt, completion = self.chat.prompt_completion(messages)
         except Exception as exc:  # a user-supplied template can fail on a row: reject, don't crash
             raise Reject(
                 "template_error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -106,3 +112,49 @@ class Format(RowStage):
         row["prompt"] = prompt
         row["completion"] = completion
         return row
+
+    def _split(self, messages: list[dict[str, str]]) -> tuple[str, str, str]:
+        """``chat.prompt_completion`` for a built-in template: the text is the turns' pieces, the
+        prompt every piece but the last one's plus the generation header."""
+        assert self.turns is not None
+        render, header, after_a_turn_only = self.turns
+        eos = self.chat.eos_token
+        pieces = [render(m["role"], m["content"], eos) for m in messages]
+        text = "".join(pieces)
+        if not messages or messages[-1]["role"] != "assistant":
+            return text, text, ""
+        written = len(messages) > 1 or not after_a_turn_only
+        prompt = "".join(pieces[:-1]) + (header if written else "")
+        if not text.startswith(prompt):
+            raise ValueError(
+                f"template {self.chat.name!r} does not render the prompt as a prefix of the text"
+            )
+        return text, prompt, text[len(prompt) :]
+
+
+def _zephyr_turn(role: str, content: str, eos: str) -> str:
+    return f"<|{role}|>\n{content}{eos}\n" if role in ("user", "system", "assistant") else ""
+
+
+def _chatml_turn(role: str, content: str, eos: str) -> str:
+    return f"<|im_start|>{role}\n{content}<|im_end|>\n"
+
+
+def _alpaca_turn(role: str, content: str, eos: str) -> str:
+    if role == "system":
+        return f"{content}\n\n"
+    if role == "user":
+        return f"### Instruction:\n{content}\n\n"
+    if role == "assistant":
+        return f"### Response:\n{content}{eos}\n\n"
+    return ""
+
+
+# The built-in templates of chat_templates, turn by turn: (one turn's text, the generation header,
+# whether the header is written only after a turn: zephyr's sits inside its loop, on
+# ``loop.last``). tests/test_format.py renders the same rows with the Jinja templates and compares.
+TURN_RENDERERS: dict[str, tuple[Callable[[str, str, str], str], str, bool]] = {
+    "zephyr": (_zephyr_turn, "<|assistant|>\n", True),
+    "chatml": (_chatml_turn, "<|im_start|>assistant\n", False),
+    "alpaca": (_alpaca_turn, "### Response:\n", False),
+}
