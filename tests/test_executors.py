@@ -88,3 +88,22 @@ def test_local_build_records_its_executor(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     manifest = (tmp_path / "reg" / "t" / "1.0.0" / "manifest.json").read_text(encoding="utf-8")
     assert '"execution": {\n    "executor": "local"\n  }' in manifest
+
+
+def test_ray_answers_are_put_back_in_order_and_a_batch_delivered_twice_fails() -> None:
+    from dataset_builder.executors.ray import InOrder
+
+    in_order = InOrder("translate")
+    delivered = []
+    for seq in (2, 0, 3, 1):
+        delivered += [e["seq"] for e in in_order.add({"seq": seq})]
+    assert delivered == [0, 1, 2, 3]
+    in_order.finish(4)
+    with pytest.raises(RuntimeError, match="'translate': batch 1 was delivered twice"):
+        list(in_order.add({"seq": 1}))
+    waiting = InOrder("format")
+    list(waiting.add({"seq": 1}))
+    with pytest.raises(RuntimeError, match="batch 1 was delivered twice"):
+        list(waiting.add({"seq": 1}))  # twice while still waiting for batch 0
+    with pytest.raises(RuntimeError, match="2 batch\\(es\\) of 2 never came back"):
+        waiting.finish(2)
