@@ -246,6 +246,157 @@ def tune(real: Path) -> list[dict]:
     return out
 
 
+# -- part 3: copies and shared phrasing on real rows ------------------------------------------
+
+SHARED = ROOT.parent / "shared" / "data" / "codealpaca-new-4.5k" / "new_codealpaca.json"
+PREAMBLES = ["I am preparing for an interview and got this task:", "Can you help me with my homework?",
+             "Here is an exercise from our course.", "My teacher gave us the following problem.",
+             "Please solve this and explain each step:", "Quick question from work."]  # fmt: skip
+CLOSINGS = ["Thanks in advance!", "Please explain your answer.", "Keep it short.", "I am stuck on this.", "",
+            "Use comments in the code."]  # fmt: skip
+# Words a person editing a prompt would swap for one meaning the same.
+SYNONYMS = {"function": "method", "write": "create", "create": "write", "returns": "outputs", "given": "provided",
+            "list": "array", "number": "integer", "string": "text", "program": "script", "script": "program",
+            "implement": "build", "calculates": "computes", "calculate": "compute", "compute": "calculate",
+            "find": "locate", "design": "develop", "develop": "design", "takes": "accepts", "accepts": "takes",
+            "prints": "outputs", "check": "verify", "checks": "verifies", "determine": "decide",
+            "input": "argument", "sum": "total", "largest": "biggest", "smallest": "tiniest", "count": "number",
+            "reverse": "invert", "reverses": "inverts", "explain": "describe", "output": "result",
+            "value": "number", "array": "list", "method": "function", "provide": "give", "simple": "basic",
+            "basic": "simple"}  # fmt: skip
+# quoted and dropped are the goal; the others are harder edits, reported apart.
+KINDS = ["quoted", "dropped", "swapped", "synonym", "reordered", "case_punct", "dropped_and_synonym"]
+
+
+def _prompt(rec: dict) -> str:
+    return rec["instruction"] + ("\n" + rec["input"] if rec["input"].strip() else "")
+
+
+def _edited(kind: str, rec: dict, rng: random.Random) -> str | None:
+    """A copy of an eval prompt (instruction and input) edited as ``kind`` says; None: not applicable."""
+    import re
+
+    text = _prompt(rec)
+    if kind == "quoted":
+        return f"{rng.choice(PREAMBLES)} {text} {rng.choice(CLOSINGS)}".strip()
+    if kind == "case_punct":
+        # Upper case, sentence punctuation and quotes at word edges dropped (inside a word, as in
+        # file.txt or it's, a person would keep them).
+        return re.sub(r"[.,?!:;]+(?=\s|$)|(?<!\S)['\"]+|['\"]+(?!\S)", "", text).upper()
+    if kind == "reordered":  # the input first, or the instruction's sentences in another order
+        if rec["input"].strip():
+            return rec["input"].strip() + "\n" + rec["instruction"]
+        sentences = re.split(r"(?<=[.?!])\s+", rec["instruction"].strip())
+        return " ".join(sentences[1:] + sentences[:1]) if len(sentences) > 1 else None
+    words = text.split()  # words as a person sees them: whitespace-separated
+    if kind == "dropped":
+        del words[rng.randrange(len(words))]
+    elif kind == "swapped":
+        a, b = rng.sample(range(len(words)), 2)
+        words[a], words[b] = words[b], words[a]
+    else:
+        options = [i for i, w in enumerate(words) if w.lower() in SYNONYMS]
+        if not options:
+            return None
+        i = rng.choice(options)
+        words[i] = SYNONYMS[words[i].lower()]
+        if kind == "dropped_and_synonym":
+            del words[rng.choice([k for k in range(len(words)) if k != i])]
+    return " ".join(words)
+
+
+def shared_cases(path: Path, per_kind: int = 50, seed: int = 18) -> list[tuple[str, list[dict], list[dict]]]:
+    """The shared rows cut in two halves: ``tune`` takes the first half's prompts (instruction and
+    input) as the eval set and the second half's rows as training rows, ``report`` the other way
+    round. Into each training half go ``per_kind`` copies of each kind, each of a different eval item."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    order = list(range(len(data)))
+    random.Random(seed).shuffle(order)
+    halves = order[: len(order) // 2], order[len(order) // 2 :]
+    cases = []
+    for phase, evals, train in (("tune", *halves), ("report", *halves[::-1])):
+        rng = random.Random(f"{seed}-{phase}")
+        items = [{"task_id": f"E/{i}", "instruction": data[i]["instruction"], "input": data[i]["input"]}
+                 for i in evals]  # fmt: skip
+        rows = [{"key": f"clean:{i}", "user": _prompt(data[i]), "answer": data[i]["output"]} for i in train]
+        pool = list(evals)
+        rng.shuffle(pool)
+        for kind in KINDS:
+            made = 0
+            while made < per_kind:
+                i = pool.pop()
+                text = _edited(kind, data[i], rng)
+                if text is None or (text == _prompt(data[i]) and kind != "quoted"):
+                    continue
+                rows.append({"key": f"{kind}:E/{i}", "user": text, "answer": data[i]["output"]})
+                made += 1
+        cases.append((phase, items, rows))
+    return cases
+
+
+def run_shared_case(items: list[dict], rows: list[dict], settings: dict, folder: Path) -> dict:
+    """The decontaminate stage with ``settings`` on one case: planted copies removed (naming their
+    item) per kind, and clean rows removed."""
+    import pyarrow as pa
+
+    from dataset_builder.rows import MESSAGES_TYPE, make_row_id
+    from dataset_builder.stages.base import RejectSink, StageContext, StageStats
+    from dataset_builder.stages.decontaminate import Decontaminate, DecontaminateConfig
+
+    with (folder / "items.jsonl").open("w", encoding="utf-8") as fh:
+        for item in items:
+            fh.write(json.dumps(item) + "\n")
+    table = []
+    for r in rows:
+        messages = [{"role": "user", "content": r["user"]}, {"role": "assistant", "content": r["answer"]}]
+        table.append({"row_id": make_row_id("rows", messages), "source": "rows", "source_key": r["key"],
+                      "lang": "en", "messages": messages})  # fmt: skip
+    schema = pa.schema([("row_id", pa.string()), ("source", pa.string()), ("source_key", pa.string()),
+                        ("lang", pa.string()), ("messages", MESSAGES_TYPE)])  # fmt: skip
+    cfg = DecontaminateConfig(**settings, test_split=False, eval_sets=[
+        {"name": "half", "paths": ["items.jsonl"], "columns": ["instruction", "input"], "id_column": "task_id"}])  # fmt: skip
+    ctx = StageContext("decontaminate", StageStats("decontaminate"), RejectSink(), folder, False, folder,
+                       {"rows": {"language": "en"}})  # fmt: skip
+    start = time.perf_counter()
+    for _ in Decontaminate(cfg).run(iter([pa.Table.from_pylist(table, schema=schema)]), ctx):
+        pass
+    seconds = time.perf_counter() - start
+    removed = {r["source_key"]: r["detail"] for r in ctx.rejects.table().to_pylist()}
+    clean = [r["key"] for r in rows if r["key"].startswith("clean:")]
+    out: dict = {"settings": cfg.settings(), "seconds": round(seconds, 2),
+                 "clean_removed": sum(k in removed for k in clean), "clean_rows": len(clean)}  # fmt: skip
+    for kind in KINDS:
+        keys = [r["key"] for r in rows if r["key"].startswith(f"{kind}:")]
+        out[kind] = {"planted": len(keys),
+                     "removed": sum(k in removed and f"item {k.split(':', 1)[1]}:" in removed[k] for k in keys)}  # fmt: skip
+    out["details"] = removed
+    return out
+
+
+def shared_part(path: Path, phases: tuple[str, ...], methods: dict[str, dict]) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for phase, items, rows in shared_cases(path):
+            if phase not in phases:
+                continue
+            for name, settings in methods.items():
+                r = run_shared_case(items, rows, settings, Path(tmp))
+                r.pop("details")
+                results[f"{phase}:{name}"] = r
+                share = 100 * r["clean_removed"] / r["clean_rows"]
+                kinds = ", ".join(f"{k} {r[k]['removed']}/{r[k]['planted']}" for k in KINDS)
+                print(f"{phase} {name}: clean removed {r['clean_removed']}/{r['clean_rows']} ({share:.2f}%); "
+                      f"planted removed: {kinds} ({r['seconds']} s)")  # fmt: skip
+    return results
+
+
+SHARED_METHODS = {
+    "copy": {"method": "copy"},
+    "containment-0.6": {"method": "containment"},
+    "ngram-13": {"method": "ngram"},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=65_000)

@@ -11,7 +11,13 @@ text. Three measures, all over word n-grams of the same size ``ngram``:
 - ``containment``: the share of an evaluation text's distinct n-grams found in the row reaches
   ``threshold`` (a row that quotes an evaluation prompt inside a longer turn still matches);
 - ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name recipes have
-  used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed).
+  used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed);
+- ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
+  order with at most ``edit_rate`` edits per word (at least one; :mod:`dataset_builder.dedup.align`),
+  or the text's n-grams (``copy_containment`` of them) are found in ``min_copies`` rows or more (a
+  text copied into that many rows is contaminating them, however each copy was edited). Rows that
+  only share phrasing with a text (the factorial of a given number) are kept: they replace its
+  words, where a copy drops or keeps them.
 
 Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
 
@@ -33,10 +39,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from dataset_builder.dedup.align import diagonals, edit_counts
 from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
-from dataset_builder.dedup.shingles import Shingles, ngrams, words
+from dataset_builder.dedup.shingles import Shingles, fold_text, ngrams, words
 from dataset_builder.errors import InputError, RecipeError, UserError
 from dataset_builder.sources import display_names
 from dataset_builder.sources.readers import (
@@ -50,7 +58,7 @@ from dataset_builder.sources.readers import (
 from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
 from dataset_builder.stages.near_dedup import Role, row_text
 
-Method = Literal["ngram", "containment", "minhash"]
+Method = Literal["ngram", "containment", "minhash", "copy"]
 
 # Per method: the n-gram size and the settings that apply to it, with their defaults. One value
 # does not fit all: 13-grams make sense for counting verbatim overlaps (GPT-3), but a containment
@@ -59,8 +67,13 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "ngram": {"ngram": 13, "min_overlap": 1},
     "containment": {"ngram": 3, "threshold": 0.6},
     "minhash": {"ngram": 5, "threshold": 0.8},
+    # Chosen on half of a real instruction set, its other half kept for the figures (docs/benchmarks.md).
+    "copy": {"ngram": 3, "edit_rate": 0.08, "min_copies": 50, "copy_containment": 0.8},
 }
-_METHOD_KEYS = ("min_overlap", "threshold")
+_METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "min_copies", "copy_containment")
+# The copy method looks at pairs sharing at least this share of the text's n-grams: one dropped
+# word of an 8-word text leaves half of its 3-grams.
+_COPY_CANDIDATES = 0.5
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -93,6 +106,9 @@ class DecontaminateConfig(StageConfig):
     ngram: int = Field(default=13, ge=1, le=64)
     min_overlap: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    edit_rate: float | None = Field(default=None, ge=0.0, le=0.5)
+    min_copies: int | None = Field(default=None, ge=2)
+    copy_containment: float | None = Field(default=None, gt=_COPY_CANDIDATES, le=1.0)
     min_eval_words: int = Field(default=3, ge=1)
 
     @model_validator(mode="before")
@@ -135,6 +151,8 @@ class _Match:
     text: int  # which text of the set
     view: int  # which text of the row (see _views)
     n: int  # the n-gram size compared
+    edits: int = -1  # copy: the edits of the text's best alignment in the row
+    copies: int = 0  # copy: rows holding copy_containment of the text's n-grams
 
 
 def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
@@ -199,6 +217,46 @@ def _views(
     return texts, owner, original, lang
 
 
+def _view_turns(rows: list[dict[str, Any]], train: list[int], roles: list[str]) -> list[list[str]]:
+    """The turns each text of :func:`_views` joins, in the same order."""
+    out = []
+    for i in train:
+        for turns in (rows[i]["messages"], rows[i].get("source_messages")):
+            if turns is not None:
+                out.append([m["content"] for m in turns if m["role"] in roles])
+    return out
+
+
+def _token_continuations(texts: list[str], q_words: Shingles) -> np.ndarray:
+    """Per word of ``q_words`` (the words of ``texts``): whether it continues the whitespace-separated
+    token of the word before it (``input_string`` folds into two words, ``/path/to/x`` into three)."""
+    tokens = [t.split() for t in texts]
+    per_text = np.array([len(ts) for ts in tokens], dtype=np.int64)
+    counts = words([w for ts in tokens for w in ts]).counts()
+    owner = np.repeat(np.arange(len(texts)), per_text)
+    totals = np.bincount(owner, weights=counts, minlength=len(texts)).astype(np.int64)
+    joined = np.ones(int(counts.sum()), dtype=bool)
+    joined[(np.cumsum(counts) - counts)[counts > 0]] = False
+    # A token folded alone as it was in its text (NFKC could differ at a token's edge; then the
+    # text's words are left unjoined).
+    agree = totals == q_words.counts()
+    out = np.zeros(len(q_words.hashes), dtype=bool)
+    out[np.repeat(agree, q_words.counts())] = joined[np.repeat(agree, totals)]
+    return out
+
+
+def _turn_edges(turns: list[list[str]], views: np.ndarray, d_words: Shingles) -> np.ndarray:
+    """Sorted positions in ``d_words.hashes`` where a turn of one of ``views`` starts or ends."""
+    flat = [t for v in views.tolist() for t in turns[v]]
+    per_view = np.array([len(turns[v]) for v in views.tolist()], dtype=np.int64)
+    counts = words(flat).counts() if flat else np.zeros(0, np.int64)
+    owner = np.repeat(views, per_view)
+    # Words before each turn's end within its text: a running sum restarted at each text.
+    run = np.cumsum(counts)
+    before = np.repeat(np.concatenate([[0], run])[np.cumsum(per_view) - per_view], per_view)
+    return np.unique(np.concatenate([d_words.offsets[views], d_words.offsets[owner] + run - before]))
+
+
 def _check_languages(
     spec: EvalSet, rows: list[dict[str, Any]], train: list[int], kept_sources: bool, ctx: StageContext
 ) -> int:
@@ -229,9 +287,59 @@ def _check_languages(
     return other
 
 
+def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: list[str], row: list[str]) -> str:
+    """What decided a copy: its edits, or the rows holding it; and the n-grams it shares with the row."""
+    n = match.n
+    grams = list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
+    have = {" ".join(row[i : i + n]) for i in range(max(1, len(row) - n + 1))}
+    shared = [g for g in grams if g in have]
+    quoted = ", ".join(f'"{g}"' for g in shared[:4]) + (
+        f" (+{len(shared) - 4} more)" if len(shared) > 4 else ""
+    )
+    allowed = max(1, int(np.floor(round((cfg.edit_rate or 0.0) * len(text), 9))))
+    if 0 <= match.edits <= allowed:
+        why = f"copy: {match.edits} edits in its {len(text)} words (at most {allowed})"
+    else:
+        why = f"copy: {len(shared)} of its {len(grams)} {n}-grams, a text found in {match.copies} rows"
+    return f"{why}; shared {n}-grams {len(shared)} of {len(grams)}: {quoted}"
+
+
 class Decontaminate(Stage):
     name = "decontaminate"
     Config = DecontaminateConfig
+
+    def _copies(
+        self,
+        queries: Shingles,
+        docs: Shingles,
+        q_words: Shingles,
+        d_words: Shingles,
+        turns: list[list[str]],
+        joined: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """``(doc, query, score, edits, copies)`` of every pair where the row holds a copy of the
+        text: few enough edits (score: 1 - edits per word), or a text found in many rows."""
+        cfg: DecontaminateConfig = self.config
+        assert cfg.edit_rate is not None and cfg.min_copies is not None and cfg.copy_containment is not None
+        distinct = distinct_counts(queries)
+        need = np.ceil(np.round(_COPY_CANDIDATES * distinct, 9)).astype(np.int64)
+        found = shared_shingles(queries, docs, need)
+        doc, query = found.doc, found.query
+        share = found.shared / found.query_size[query]
+        # A text copied into many rows: its n-grams are common because of its copies, not because
+        # it is common phrasing, and every one of those rows holds it.
+        near = share >= cfg.copy_containment
+        crowd = np.bincount(query[near], minlength=queries.num_docs)
+        copies = np.where(near, crowd[query], 0)
+        length = q_words.counts()[query]
+        allowed = np.maximum(1, np.floor(np.round(cfg.edit_rate * length, 9))).astype(np.int64)
+        offset = diagonals(queries, docs, doc, query)
+        edges = _turn_edges(turns, np.unique(doc), d_words)
+        slack = int(allowed.max(initial=1)) + cfg.ngram
+        edits = edit_counts(q_words, d_words, query, doc, offset, slack, edges, joined)
+        hit = (edits <= allowed) | (copies >= cfg.min_copies)
+        score = 1.0 - edits / np.maximum(length, 1)
+        return doc[hit], query[hit], score[hit], edits[hit], copies[hit]
 
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
@@ -260,14 +368,23 @@ class Decontaminate(Stage):
         return found.doc[hit], found.query[hit], score[hit]
 
     def _matches(
-        self, sets: list[_Texts], doc_words: Shingles, owner: np.ndarray, ctx: StageContext
+        self,
+        sets: list[_Texts],
+        doc_words: Shingles,
+        owner: np.ndarray,
+        turns: list[list[str]],
+        ctx: StageContext,
     ) -> list[dict[int, _Match]]:
         """For each set, the best match of every training row that matches any of its texts: the
         highest score, and on a tie the earliest item (so a report does not depend on order)."""
         cfg: DecontaminateConfig = self.config
         plans: list[tuple[Shingles, np.ndarray]] = []
+        joined: list[Shingles] = []
         for evals in sets:
             q_words = words(evals.texts)
+            if cfg.method == "copy":
+                flags = _token_continuations(evals.texts, q_words).astype(np.uint64)
+                joined.append(Shingles(flags, q_words.offsets))
             size = np.minimum(q_words.counts(), cfg.ngram)
             short = q_words.counts() < cfg.min_eval_words
             size[short] = 0
@@ -278,32 +395,62 @@ class Decontaminate(Stage):
         for n in sorted({int(s) for _, size in plans for s in size if s > 0}, reverse=True):
             # One n-gram size at a time: the rows' n-grams of each size are made once, for all sets.
             docs = ngrams(doc_words, n)
-            for hits, (q_words, size) in zip(found, plans, strict=True):
+            for k, (hits, (q_words, size)) in enumerate(zip(found, plans, strict=True)):
                 texts = np.flatnonzero(size == n)
-                if len(texts):
+                if not len(texts):
+                    continue
+                if cfg.method == "copy":
+                    chosen = q_words.take(texts)
+                    view, query, score, edits, copies = self._copies(
+                        ngrams(chosen, n),
+                        docs,
+                        chosen,
+                        doc_words,
+                        turns,
+                        joined[k].take(texts).hashes.astype(bool),
+                    )
+                else:
                     view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    hits.append((view, texts[query], score, np.full(len(view), n)))
+                    edits, copies = np.full(len(view), -1), np.zeros(len(view), np.int64)
+                hits.append((view, texts[query], score, np.full(len(view), n), edits, copies))
         best: list[dict[int, _Match]] = []
         for hits in found:
             if not hits:
                 best.append({})
                 continue
-            view, text, score, size = (np.concatenate(a) for a in zip(*hits, strict=True))
+            view, text, score, size, edits, copies = (np.concatenate(a) for a in zip(*hits, strict=True))
             row = owner[view]
             order = np.lexsort((text, -score, row))
             first = np.ones(len(order), dtype=bool)
             first[1:] = row[order][1:] != row[order][:-1]
             best.append(
                 {
-                    int(row[i]): _Match(float(score[i]), int(text[i]), int(view[i]), int(size[i]))
+                    int(row[i]): _Match(
+                        float(score[i]),
+                        int(text[i]),
+                        int(view[i]),
+                        int(size[i]),
+                        int(edits[i]),
+                        int(copies[i]),
+                    )
                     for i in order[first]
                 }
             )
         return best
 
-    def _describe(self, evals: _Texts, match: _Match, original: bool, lang: str | None) -> str:
+    def _describe(
+        self,
+        evals: _Texts,
+        match: _Match,
+        original: bool,
+        lang: str | None,
+        folded: dict[str, list[str]],
+        view: str,
+    ) -> str:
         cfg: DecontaminateConfig = self.config
-        if cfg.method == "ngram":
+        if cfg.method == "copy":
+            how = _copy_evidence(cfg, match, folded[evals.texts[match.text]], folded[view])
+        elif cfg.method == "ngram":
             how = f"ngram: {match.score:g} shared {match.n}-grams"
         elif cfg.method == "containment":
             how = f"containment {match.score:.3f} of its {match.n}-grams"
@@ -360,13 +507,34 @@ class Decontaminate(Stage):
             sets.append(evals)
         ctx.stats.counters["eval_sets"] = info
 
-        best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), ctx)
+        turns = _view_turns(rows, train, cfg.fields) if cfg.method == "copy" else []
+        best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), turns, ctx)
+        # The words of each text a removal names, folded as they were compared (for its detail).
+        named = (
+            sorted(
+                {
+                    evals.texts[m.text]
+                    for evals, per_row in zip(sets, best, strict=True)
+                    for m in per_row.values()
+                }
+                | {texts[m.view] for per_row in best for m in per_row.values()}
+            )
+            if cfg.method == "copy"
+            else []
+        )
+        folded = (
+            dict(zip(named, pc.ascii_split_whitespace(fold_text(named)).to_pylist(), strict=True))
+            if named
+            else {}
+        )
         removed: dict[int, str] = {}
         for evals, per_row in zip(sets, best, strict=True):
             n = 0
             for k, match in sorted(per_row.items()):
                 if train[k] not in removed:
-                    removed[train[k]] = self._describe(evals, match, original[match.view], lang[match.view])
+                    removed[train[k]] = self._describe(
+                        evals, match, original[match.view], lang[match.view], folded, texts[match.view]
+                    )
                     n += 1
             ctx.stats.counters[f"contaminated:{evals.name}"] = n
         if not removed:
