@@ -35,26 +35,40 @@ _BLOCK_CELLS = 4_000_000
 _FAR = np.int32(1 << 20)
 
 
-def diagonals(queries: Shingles, docs: Shingles, doc: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """For each pair (``doc[k]``, ``query[k]``): the offset (row n-gram position minus text n-gram
-    position) that most of the query's n-grams found in the document share; on a tie the smallest."""
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array and how often each occurs."""
+    if not len(keys):
+        return keys, np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.diff(np.append(starts, len(keys)))
+
+
+def diagonals(
+    queries: Shingles, docs: Shingles, doc: np.ndarray, query: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair (``doc[k]``, ``query[k]``): the offset (document n-gram position minus query
+    n-gram position) that most of the query's n-grams found in the document share, on a tie the
+    smallest (0 for a pair sharing none); and which of the query's n-grams the document holds, as
+    ``(pair, hash)``, each once."""
+    none = np.zeros(0, np.int64)
     out = np.zeros(len(doc), dtype=np.int64)
-    if not len(doc):
-        return out
+    if not len(doc) or not len(queries.hashes):
+        return out, none, none.astype(np.uint64)
     # Dense ids for the queries' n-grams; each (query, id) keeps its first position in the query.
     q_owner = np.repeat(np.arange(queries.num_docs, dtype=np.int64), queries.counts())
     q_pos = np.arange(len(queries.hashes), dtype=np.int64) - queries.offsets[q_owner]
-    vocab = np.unique(queries.hashes)
+    vocab = np.sort(queries.hashes)
+    vocab = vocab[np.concatenate([[True], vocab[1:] != vocab[:-1]])]
     width = np.int64(len(vocab))
     q_key = q_owner * width + np.searchsorted(vocab, queries.hashes)
     order = np.lexsort((q_pos, q_key))
     q_key, q_pos = q_key[order], q_pos[order]
-    first = np.ones(len(q_key), dtype=bool)
-    first[1:] = q_key[1:] != q_key[:-1]
+    first = np.concatenate([[True], q_key[1:] != q_key[:-1]])
     q_key, q_pos = q_key[first], q_pos[first]
 
-    # The candidate documents' n-grams that some query has: (document, position, id).
-    rows = np.unique(doc)
+    # The pairs' documents' n-grams that some query has: (document, position, id).
+    rows = np.sort(doc)
+    rows = rows[np.concatenate([[True], rows[1:] != rows[:-1]])]
     sub = docs.take(rows)
     found = pc.index_in(pa.array(sub.hashes), value_set=pa.array(vocab))
     hit = pc.is_valid(found).to_numpy(zero_copy_only=False)
@@ -72,16 +86,18 @@ def diagonals(queries: Shingles, docs: Shingles, doc: np.ndarray, query: np.ndar
     probe = query[pair] * width + gid[at]
     where = np.minimum(np.searchsorted(q_key, probe), len(q_key) - 1)
     ok = q_key[where] == probe
-    pair, offset = pair[ok], pos[at][ok] - q_pos[where][ok]
-    # The most common offset of each pair (every candidate pair shares at least one n-gram).
-    span = np.int64(2 * (int(np.abs(offset).max()) + 1)) if len(offset) else np.int64(2)
-    keys, counts = np.unique(pair * span + offset + span // 2, return_counts=True)
+    pair, offset, held = pair[ok], pos[at][ok] - q_pos[where][ok], gid[at][ok]
+    if not len(pair):
+        return out, none, none.astype(np.uint64)
+    # The most common offset of each pair (pairs are in order, so keys sort by pair first).
+    span = np.int64(2 * (int(np.abs(offset).max()) + 1))
+    keys, counts = _runs(np.sort(pair * span + offset + span // 2))
     pick = np.lexsort((keys, -counts, keys // span))
-    lead = np.ones(len(pick), dtype=bool)
-    lead[1:] = (keys[pick] // span)[1:] != (keys[pick] // span)[:-1]
+    lead = np.concatenate([[True], (keys[pick] // span)[1:] != (keys[pick] // span)[:-1]])
     chosen = keys[pick][lead]
     out[chosen // span] = chosen % span - span // 2
-    return out
+    both, _ = _runs(np.sort(pair * width + held))
+    return out, both // width, vocab[both % width]
 
 
 def _padded(
@@ -102,7 +118,7 @@ def edit_counts(
     text: np.ndarray,
     row: np.ndarray,
     offset: np.ndarray,
-    slack: int,
+    slack: np.ndarray,
     edges: np.ndarray,
     joined: np.ndarray,
 ) -> np.ndarray:
@@ -119,12 +135,13 @@ def edit_counts(
     row_len = row_words.counts()[row]
     start = np.clip(offset - slack, 0, row_len)
     end = np.clip(offset + length + slack, 0, row_len)
-    order = np.argsort(length, kind="stable")
+    order = np.lexsort((end - start, length))
     lo = 0
     while lo < len(order):
         # Pairs of similar length together, so padding wastes little.
-        cells = (length[order[lo:]] + 2 * slack + 1) * (length[order[lo:]] + 1)
-        hi = lo + max(1, int(np.searchsorted(np.cumsum(cells), _BLOCK_CELLS)))
+        rest = order[lo:]
+        cells = np.maximum.accumulate(end[rest] - start[rest] + 1) * np.maximum.accumulate(length[rest])
+        hi = lo + max(1, int(np.searchsorted(cells * np.arange(1, len(rest) + 1), _BLOCK_CELLS)))
         part = order[lo:hi]
         windows = _padded(row_words, row[part], start[part], end[part] - start[part], np.uint64(1))
         # Whether each gap of the window (before its first word ... after its last) is a turn's edge.

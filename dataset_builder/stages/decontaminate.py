@@ -68,9 +68,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "containment": {"ngram": 3, "threshold": 0.6},
     "minhash": {"ngram": 5, "threshold": 0.8},
     # Chosen on half of a real instruction set, its other half kept for the figures (docs/benchmarks.md).
-    "copy": {"ngram": 3, "edit_rate": 0.08, "min_copies": 50, "copy_containment": 0.8},
+    "copy": {"ngram": 3, "edit_rate": 0.7, "rare_rows": 1, "min_copies": 50, "copy_containment": 0.8},
 }
-_METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "min_copies", "copy_containment")
+_METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "rare_rows", "min_copies", "copy_containment")
 # The copy method looks at pairs sharing at least this share of the text's n-grams: one dropped
 # word of an 8-word text leaves half of its 3-grams.
 _COPY_CANDIDATES = 0.5
@@ -106,7 +106,8 @@ class DecontaminateConfig(StageConfig):
     ngram: int = Field(default=13, ge=1, le=64)
     min_overlap: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    edit_rate: float | None = Field(default=None, ge=0.0, le=0.5)
+    edit_rate: float | None = Field(default=None, ge=0.0, le=5.0)
+    rare_rows: int | None = Field(default=None, ge=0)
     min_copies: int | None = Field(default=None, ge=2)
     copy_containment: float | None = Field(default=None, gt=_COPY_CANDIDATES, le=1.0)
     min_eval_words: int = Field(default=3, ge=1)
@@ -153,6 +154,7 @@ class _Match:
     n: int  # the n-gram size compared
     edits: int = -1  # copy: the edits of the text's best alignment in the row
     copies: int = 0  # copy: rows holding copy_containment of the text's n-grams
+    rare: int = 0  # copy: the text's rare n-grams the row holds
 
 
 def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
@@ -245,6 +247,32 @@ def _token_continuations(texts: list[str], q_words: Shingles) -> np.ndarray:
     return out
 
 
+def _distinct_shingles(sh: Shingles) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, hash)`` of every distinct shingle of every document, by owner then hash."""
+    owner = np.repeat(np.arange(sh.num_docs, dtype=np.int64), sh.counts())
+    order = np.lexsort((sh.hashes, owner))
+    owner, hashes = owner[order], sh.hashes[order]
+    keep = (
+        np.concatenate([[True], (owner[1:] != owner[:-1]) | (hashes[1:] != hashes[:-1])])
+        if len(owner)
+        else owner.astype(bool)
+    )
+    return owner[keep], hashes[keep]
+
+
+def _longest_tokens(joined: np.ndarray, q_words: Shingles) -> np.ndarray:
+    """Per text: the words of its longest whitespace-separated token (at least 1)."""
+    token = np.cumsum(~joined) - 1  # the token of each word, numbered over all texts
+    per_token = (
+        np.bincount(token, minlength=int(token.max(initial=-1)) + 1) if len(token) else np.zeros(0, np.int64)
+    )
+    owner = np.repeat(np.arange(q_words.num_docs), q_words.counts())
+    out = np.ones(q_words.num_docs, dtype=np.int64)
+    if len(token):
+        np.maximum.at(out, owner, per_token[token])
+    return out
+
+
 def _turn_edges(turns: list[list[str]], views: np.ndarray, d_words: Shingles) -> np.ndarray:
     """Sorted positions in ``d_words.hashes`` where a turn of one of ``views`` starts or ends."""
     flat = [t for v in views.tolist() for t in turns[v]]
@@ -296,11 +324,12 @@ def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: list[str], row
     quoted = ", ".join(f'"{g}"' for g in shared[:4]) + (
         f" (+{len(shared) - 4} more)" if len(shared) > 4 else ""
     )
-    allowed = max(1, int(np.floor(round((cfg.edit_rate or 0.0) * len(text), 9))))
+    allowed = 1 + int(np.floor(round((cfg.edit_rate or 0.0) * match.rare, 9)))
     if 0 <= match.edits <= allowed:
-        why = f"copy: {match.edits} edits in its {len(text)} words (at most {allowed})"
+        why = (f"copy: {match.edits} edits in its {len(text)} words (at most {allowed}: 1 + {cfg.edit_rate:g} "
+               f"per rare {n}-gram, {match.rare} held)")  # fmt: skip
     else:
-        why = f"copy: {len(shared)} of its {len(grams)} {n}-grams, a text found in {match.copies} rows"
+        why = f"copy: its {n}-grams ({cfg.copy_containment:g} of them or more) found in {match.copies} rows"
     return f"{why}; shared {n}-grams {len(shared)} of {len(grams)}: {quoted}"
 
 
@@ -317,29 +346,67 @@ class Decontaminate(Stage):
         turns: list[list[str]],
         joined: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
-        """``(doc, query, score, edits, copies)`` of every pair where the row holds a copy of the
-        text: few enough edits (score: 1 - edits per word), or a text found in many rows."""
+        """``(doc, query, score, edits, copies, rare)`` of every pair where the row holds a copy of the
+        text: few enough edits (score: 1 - edits per word; edits -1 when not counted), or a text
+        found in ``min_copies`` rows or more."""
         cfg: DecontaminateConfig = self.config
         assert cfg.edit_rate is not None and cfg.min_copies is not None and cfg.copy_containment is not None
+        assert cfg.rare_rows is not None
+        n = cfg.ngram
         distinct = distinct_counts(queries)
-        need = np.ceil(np.round(_COPY_CANDIDATES * distinct, 9)).astype(np.int64)
-        found = shared_shingles(queries, docs, need)
-        doc, query = found.doc, found.query
-        share = found.shared / found.query_size[query]
+        found = shared_shingles(
+            queries, docs, np.ceil(np.round(_COPY_CANDIDATES * distinct, 9)).astype(np.int64)
+        )
+        assert found.vocab is not None and found.doc_freq is not None
+        doc, query, shared = found.doc, found.query, found.shared
+        size = found.query_size
         # A text copied into many rows: its n-grams are common because of its copies, not because
         # it is common phrasing, and every one of those rows holds it.
-        near = share >= cfg.copy_containment
+        near = shared >= np.ceil(np.round(cfg.copy_containment * size[query], 9))
         crowd = np.bincount(query[near], minlength=queries.num_docs)
         copies = np.where(near, crowd[query], 0)
+        many = copies >= cfg.min_copies
+
+        # The text's rare n-grams: held by at most rare_rows rows that are not its copies. Its copies
+        # can lower an n-gram's count by at most their number, so only those n-grams are probed.
+        q_owner, q_hash = _distinct_shingles(queries)
+        freq = found.doc_freq[np.searchsorted(found.vocab, q_hash)]
+        maybe = freq - crowd[q_owner] <= cfg.rare_rows
+        candidates = Shingles(
+            q_hash[maybe],
+            np.concatenate([[0], np.cumsum(np.bincount(q_owner[maybe], minlength=queries.num_docs))]).astype(
+                np.int64
+            ),
+        )
+        _, held_pair, held_hash = diagonals(candidates, docs, doc, query)
+        vocab_id = np.searchsorted(found.vocab, held_hash)
+        width = np.int64(len(found.vocab))
+        keys = query[held_pair] * width + vocab_id
+        in_copies, times = np.unique(keys[near[held_pair]], return_counts=True)
+        at = np.minimum(np.searchsorted(in_copies, keys), max(len(in_copies) - 1, 0))
+        by_copies = np.where(in_copies[at] == keys, times[at], 0) if len(in_copies) else 0
+        rare = np.bincount(
+            held_pair[found.doc_freq[vocab_id] - by_copies <= cfg.rare_rows], minlength=len(doc)
+        )
+        allowed = 1 + np.floor(np.round(cfg.edit_rate * rare, 9)).astype(np.int64)
+
+        # An edit loses at most n + (words of the longest token - 1) of the text's n-grams: pairs that
+        # lost more than their allowed edits can have are not aligned.
+        longest = _longest_tokens(joined, q_words)
+        reach = (n + longest - 1)[query]
         length = q_words.counts()[query]
-        allowed = np.maximum(1, np.floor(np.round(cfg.edit_rate * length, 9))).astype(np.int64)
-        offset = diagonals(queries, docs, doc, query)
-        edges = _turn_edges(turns, np.unique(doc), d_words)
-        slack = int(allowed.max(initial=1)) + cfg.ngram
-        edits = edit_counts(q_words, d_words, query, doc, offset, slack, edges, joined)
-        hit = (edits <= allowed) | (copies >= cfg.min_copies)
-        score = 1.0 - edits / np.maximum(length, 1)
-        return doc[hit], query[hit], score[hit], edits[hit], copies[hit]
+        aligned = np.flatnonzero(~many & (shared >= size[query] - reach * allowed))
+        edits = np.full(len(doc), -1, dtype=np.int64)
+        if len(aligned):
+            offset, _, _ = diagonals(queries, docs, doc[aligned], query[aligned])
+            edges = _turn_edges(turns, np.unique(doc[aligned]), d_words)
+            slack = allowed[aligned] * longest[query[aligned]] + n
+            edits[aligned] = edit_counts(
+                q_words, d_words, query[aligned], doc[aligned], offset, slack, edges, joined
+            )
+        hit = many | ((edits >= 0) & (edits <= allowed))
+        score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
+        return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit]
 
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
@@ -401,7 +468,7 @@ class Decontaminate(Stage):
                     continue
                 if cfg.method == "copy":
                     chosen = q_words.take(texts)
-                    view, query, score, edits, copies = self._copies(
+                    view, query, score, edits, copies, rare = self._copies(
                         ngrams(chosen, n),
                         docs,
                         chosen,
@@ -411,14 +478,20 @@ class Decontaminate(Stage):
                     )
                 else:
                     view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    edits, copies = np.full(len(view), -1), np.zeros(len(view), np.int64)
-                hits.append((view, texts[query], score, np.full(len(view), n), edits, copies))
+                    edits, copies, rare = (
+                        np.full(len(view), -1),
+                        np.zeros(len(view), np.int64),
+                        np.zeros(len(view), np.int64),
+                    )
+                hits.append((view, texts[query], score, np.full(len(view), n), edits, copies, rare))
         best: list[dict[int, _Match]] = []
         for hits in found:
             if not hits:
                 best.append({})
                 continue
-            view, text, score, size, edits, copies = (np.concatenate(a) for a in zip(*hits, strict=True))
+            view, text, score, size, edits, copies, rare = (
+                np.concatenate(a) for a in zip(*hits, strict=True)
+            )
             row = owner[view]
             order = np.lexsort((text, -score, row))
             first = np.ones(len(order), dtype=bool)
@@ -432,6 +505,7 @@ class Decontaminate(Stage):
                         int(size[i]),
                         int(edits[i]),
                         int(copies[i]),
+                        int(rare[i]),
                     )
                     for i in order[first]
                 }
