@@ -31,6 +31,7 @@ set's language that are now in another language without their original turns sto
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,9 +72,10 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "copy": {"ngram": 3, "edit_rate": 0.7, "rare_rows": 1, "min_copies": 50, "copy_containment": 0.8},
 }
 _METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "rare_rows", "min_copies", "copy_containment")
-# The copy method looks at pairs sharing at least this share of the text's n-grams: one dropped
-# word of an 8-word text leaves half of its 3-grams.
-_COPY_CANDIDATES = 0.5
+# The copy method looks at pairs sharing at least this share of the text's n-grams (what
+# containment removed by default). One dropped word of a text of 11 words or more leaves that much
+# of its 3-grams; a text found in min_copies rows is removed from all of these rows.
+_COPY_CANDIDATES = 0.6
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -219,14 +221,14 @@ def _views(
     return texts, owner, original, lang
 
 
-def _view_turns(rows: list[dict[str, Any]], train: list[int], roles: list[str]) -> list[list[str]]:
-    """The turns each text of :func:`_views` joins, in the same order."""
-    out = []
-    for i in train:
-        for turns in (rows[i]["messages"], rows[i].get("source_messages")):
-            if turns is not None:
-                out.append([m["content"] for m in turns if m["role"] in roles])
-    return out
+def _view_messages(rows: list[dict[str, Any]], train: list[int]) -> list[list[dict[str, str]]]:
+    """The turns behind each text of :func:`_views`, in the same order."""
+    return [
+        turns
+        for i in train
+        for turns in (rows[i]["messages"], rows[i].get("source_messages"))
+        if turns is not None
+    ]
 
 
 def _token_continuations(texts: list[str], q_words: Shingles) -> np.ndarray:
@@ -273,10 +275,13 @@ def _longest_tokens(joined: np.ndarray, q_words: Shingles) -> np.ndarray:
     return out
 
 
-def _turn_edges(turns: list[list[str]], views: np.ndarray, d_words: Shingles) -> np.ndarray:
-    """Sorted positions in ``d_words.hashes`` where a turn of one of ``views`` starts or ends."""
-    flat = [t for v in views.tolist() for t in turns[v]]
-    per_view = np.array([len(turns[v]) for v in views.tolist()], dtype=np.int64)
+def _turn_edges(
+    messages: list[list[dict[str, str]]], roles: list[str], views: np.ndarray, d_words: Shingles
+) -> np.ndarray:
+    """Sorted positions in ``d_words.hashes`` where a turn (of ``roles``) of one of ``views`` starts or ends."""
+    turns = [[m["content"] for m in messages[v] if m["role"] in roles] for v in views.tolist()]
+    flat = [t for ts in turns for t in ts]
+    per_view = np.array([len(ts) for ts in turns], dtype=np.int64)
     counts = words(flat).counts() if flat else np.zeros(0, np.int64)
     owner = np.repeat(views, per_view)
     # Words before each turn's end within its text: a running sum restarted at each text.
@@ -315,12 +320,17 @@ def _check_languages(
     return other
 
 
+@functools.lru_cache(maxsize=4096)
+def _grams_of(text: tuple[str, ...], n: int) -> list[str]:
+    return list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
+
+
 def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: list[str], row: list[str]) -> str:
     """What decided a copy: its edits, or the rows holding it; and the n-grams it shares with the row."""
     n = match.n
-    grams = list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
-    have = {" ".join(row[i : i + n]) for i in range(max(1, len(row) - n + 1))}
-    shared = [g for g in grams if g in have]
+    grams = _grams_of(tuple(text), n)
+    joined = f" {' '.join(row)} "
+    shared = [g for g in grams if f" {g} " in joined]
     quoted = ", ".join(f'"{g}"' for g in shared[:4]) + (
         f" (+{len(shared) - 4} more)" if len(shared) > 4 else ""
     )
@@ -329,7 +339,8 @@ def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: list[str], row
         why = (f"copy: {match.edits} edits in its {len(text)} words (at most {allowed}: 1 + {cfg.edit_rate:g} "
                f"per rare {n}-gram, {match.rare} held)")  # fmt: skip
     else:
-        why = f"copy: its {n}-grams ({cfg.copy_containment:g} of them or more) found in {match.copies} rows"
+        why = (f"copy: a text found in {match.copies} rows (holding {cfg.copy_containment:g} of its {n}-grams or "
+               f"more; at least {cfg.min_copies} remove every row holding {_COPY_CANDIDATES:g})")  # fmt: skip
     return f"{why}; shared {n}-grams {len(shared)} of {len(grams)}: {quoted}"
 
 
@@ -343,7 +354,7 @@ class Decontaminate(Stage):
         docs: Shingles,
         q_words: Shingles,
         d_words: Shingles,
-        turns: list[list[str]],
+        turns: list[list[dict[str, str]]],
         joined: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """``(doc, query, score, edits, copies, rare)`` of every pair where the row holds a copy of the
@@ -364,7 +375,7 @@ class Decontaminate(Stage):
         # it is common phrasing, and every one of those rows holds it.
         near = shared >= np.ceil(np.round(cfg.copy_containment * size[query], 9))
         crowd = np.bincount(query[near], minlength=queries.num_docs)
-        copies = np.where(near, crowd[query], 0)
+        copies = crowd[query]
         many = copies >= cfg.min_copies
 
         # The text's rare n-grams: held by at most rare_rows rows that are not its copies. Its copies
@@ -399,7 +410,7 @@ class Decontaminate(Stage):
         edits = np.full(len(doc), -1, dtype=np.int64)
         if len(aligned):
             offset, _, _ = diagonals(queries, docs, doc[aligned], query[aligned])
-            edges = _turn_edges(turns, np.unique(doc[aligned]), d_words)
+            edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
             slack = allowed[aligned] * longest[query[aligned]] + n
             edits[aligned] = edit_counts(
                 q_words, d_words, query[aligned], doc[aligned], offset, slack, edges, joined
@@ -439,7 +450,7 @@ class Decontaminate(Stage):
         sets: list[_Texts],
         doc_words: Shingles,
         owner: np.ndarray,
-        turns: list[list[str]],
+        turns: list[list[dict[str, str]]],
         ctx: StageContext,
     ) -> list[dict[int, _Match]]:
         """For each set, the best match of every training row that matches any of its texts: the
@@ -581,7 +592,7 @@ class Decontaminate(Stage):
             sets.append(evals)
         ctx.stats.counters["eval_sets"] = info
 
-        turns = _view_turns(rows, train, cfg.fields) if cfg.method == "copy" else []
+        turns = _view_messages(rows, train) if cfg.method == "copy" else []
         best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), turns, ctx)
         # The words of each text a removal names, folded as they were compared (for its detail).
         named = (
