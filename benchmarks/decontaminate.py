@@ -397,11 +397,69 @@ SHARED_METHODS = {
 }
 
 
+def _templated(matches: list[list[str]]) -> set[str]:
+    """Rows removed naming one of the templated prompts (the heavily contaminated part)."""
+    return {k for k, d in matches if int(d.split(" item T/", 1)[1].split(":", 1)[0]) < TEMPLATED}
+
+
+def scale_part(args: argparse.Namespace, methods: list[str]) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results["input"] = make_input(args.rows, folder)
+        print(f"input: {results['input']}")
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        for _ in range(args.repeat):  # interleaved, so a change of load on the machine hits every method
+            for method in methods:
+                cmd = [sys.executable, __file__, "--_child", str(folder), method, "0"]
+                runs[method].append(
+                    json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                )
+        # No plain-Python twin for the copy alignment (tests/test_decontaminate.py checks it case by
+        # case); on this input it must remove every row containment removes for the templated
+        # prompts, each of them copied into a thousand rows or more.
+        heavy = _templated(runs["containment"][-1]["matches"]) if "containment" in runs else set()
+        for method in methods:
+            ours = runs[method][-1]
+            times = sorted(r["seconds"] for r in runs[method])
+            ours["seconds"], ours["all_seconds"] = times[len(times) // 2], times
+            matches = ours.pop("matches")
+            if method == "copy":
+                ours["heavy_case"] = {"rows": len(heavy), "removed": len(heavy & {k for k, _ in matches})}
+                print(f"copy: {ours['seconds']} s (runs {times}), {ours['peak_rss_mb']} MB, removed {ours['removed']} "
+                      f"of {ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; heavy case "
+                      f"(rows containment removes for the templated prompts): {ours['heavy_case']['removed']} of "
+                      f"{ours['heavy_case']['rows']} removed")  # fmt: skip
+                results[method] = ours
+                continue
+            small = run_ours(folder, method, args.baseline_rows)
+            base = run_baseline(folder, method, args.baseline_rows)
+            same = sorted([k, *_parse(d)] for k, d in small["matches"]) == [list(m) for m in base["matches"]]
+            ours["baseline"] = {"rows": base["rows"], "seconds": base["seconds"],
+                                "ours_seconds": small["seconds"], "same_matches": same,
+                                "matches": len(base["matches"])}  # fmt: skip
+            results[method] = ours
+            print(f"{method}: {ours['seconds']} s (runs {times}), {ours['peak_rss_mb']} MB, removed {ours['removed']} "
+                  f"of {ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; baseline on "
+                  f"{base['rows']} rows {base['seconds']} s vs ours {small['seconds']} s, same: {same}")  # fmt: skip
+    if "copy" in results and "containment" in results:
+        ratio = results["copy"]["seconds"] / results["containment"]["seconds"]
+        results["copy_vs_containment_time"] = round(ratio, 3)
+        print(f"copy takes {ratio:.2f}x the time of containment (the method it replaces in the paper recipe)")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=65_000)
     parser.add_argument("--baseline-rows", type=int, default=3_000)
+    parser.add_argument("--methods", default="containment,ngram,minhash,copy", help="part 1's methods")
+    parser.add_argument("--repeat", type=int, default=1, help="time each method of part 1 this many times")
+    parser.add_argument("--skip-scale", action="store_true", help="skip part 1")
     parser.add_argument("--real", type=Path)
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared rows for part 3 (JSON)")
+    parser.add_argument("--phase", choices=["report", "tune"], default="report",
+                        help="part 3's half: tune (used to choose the settings) or report")  # fmt: skip
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:  # one measurement in its own process, so peak RSS is its own
@@ -409,30 +467,18 @@ def main() -> None:
         print(json.dumps(run_ours(folder, method, limit or None)))
         return
 
-    results: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        results["input"] = make_input(args.rows, folder)
-        print(f"input: {results['input']}")
-        for method in ("containment", "ngram", "minhash"):
-            cmd = [sys.executable, __file__, "--_child", str(folder), method, "0"]
-            ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            small = run_ours(folder, method, args.baseline_rows)
-            base = run_baseline(folder, method, args.baseline_rows)
-            same = sorted([k, *_parse(d)] for k, d in small["matches"]) == [list(m) for m in base["matches"]]
-            ours.pop("matches")
-            ours["baseline"] = {"rows": base["rows"], "seconds": base["seconds"],
-                                "ours_seconds": small["seconds"], "same_matches": same,
-                                "matches": len(base["matches"])}  # fmt: skip
-            results[method] = ours
-            print(f"{method}: {ours['seconds']} s, {ours['peak_rss_mb']} MB, removed {ours['removed']} of "
-                  f"{ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; baseline on "
-                  f"{base['rows']} rows {base['seconds']} s vs ours {small['seconds']} s, same: {same}")  # fmt: skip
+    results: dict = {} if args.skip_scale else scale_part(args, args.methods.split(","))
     if args.real:
         results["containment_grid"] = tune(args.real)
         for r in results["containment_grid"]:
             print(f"containment n={r['ngram']} t={r['threshold']}: planted found {r['planted_found']}, "
                   f"unplanted rows flagged {r['unplanted_rows_flagged']} of {r['rows']}")  # fmt: skip
+    if args.shared.is_file():
+        results["shared"] = shared_part(args.shared, (args.phase,), SHARED_METHODS)
+    else:
+        print(f"part 3 skipped: no shared rows at {args.shared} (pass --shared FILE, e.g. "
+              "../shared/data/codealpaca-new-4.5k/new_codealpaca.json)")  # fmt: skip
+        results["shared"] = None
     print(json.dumps(results))
 
 
