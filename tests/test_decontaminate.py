@@ -511,7 +511,7 @@ max_length_ratio = 1e9
 check_repetition = false
 [[stages]]
 type = "decontaminate"
-method = "containment"
+method = "copy"
 test_split = false
 [[stages.eval_sets]]
 name = "prose"
@@ -546,8 +546,13 @@ max_rejected_fraction = 1.0
     stage = next(s for s in result.manifest["stages"] if s["stage"] == "decontaminate")
     assert stage["counters"]["contaminated:prose"] + stage["counters"]["contaminated:code"] == len(planted)
     assert stage["counters"]["originals_compared"] > 0
+    assert stage["counters"]["rows_compared"] == len(records)
     card = (result.path / "README.md").read_text(encoding="utf-8")
-    assert "overlapping prose, code (at least 0.6 of an eval text's word 3-grams found in the row" in card
+    assert (
+        "overlapping prose, code (copies of an eval text: all its words in order with at most 1 + 0.7" in card
+    )
+    # 4 of the 27 rows are copies of prose items, 3 of code items.
+    assert "rows removed of 27 compared: prose 4 (14.81%), code 3 (11.11%); benchmarks not listed" in card
 
 
 # -- method copy: copies of an eval item are removed, rows that only share its phrasing kept ---------
