@@ -239,6 +239,9 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
         "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="minhash").settings() == {
         "method": "minhash", "ngram": 5, "threshold": 0.8, "min_eval_words": 3}  # fmt: skip
+    assert DecontaminateConfig(method="copy").settings() == {
+        "method": "copy", "ngram": 3, "edit_rate": 0.7, "rare_rows": 1, "min_copies": 50, "copy_containment": 0.8,
+        "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="containment", ngram=8).settings()["threshold"] == 0.6
     # The resolved settings a manifest records validate again to the same settings.
     cfg = DecontaminateConfig(method="containment", threshold=0.75)
@@ -252,7 +255,9 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
     ("settings", "message"),
     [('method = "ngram"\nthreshold = 0.5', "'threshold' applies to method containment or minhash, not 'ngram'"),
      ('method = "containment"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'containment'"),
-     ('method = "minhash"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'minhash'")],
+     ('method = "minhash"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'minhash'"),
+     ('method = "containment"\nedit_rate = 0.5', "'edit_rate' applies to method copy, not 'containment'"),
+     ('method = "copy"\nthreshold = 0.5', "'threshold' applies to method containment or minhash, not 'copy'")],
 )  # fmt: skip
 def test_a_setting_of_another_method_is_a_recipe_error(settings: str, message: str) -> None:
     import tomllib
