@@ -4,7 +4,7 @@ Evaluation sets are the build's own test split and any external sets the recipe 
 file or a Hub dataset, with the columns to compare). A training row is compared through each text
 it has: its turns (``messages``) and, for a row a translate stage translated, its original turns
 (``source_messages``, in ``source_lang``); it is contaminated when either matches an evaluation
-text. Three measures, all over word n-grams of the same size ``ngram``:
+text. Four measures, all over word n-grams of the same size ``ngram``:
 
 - ``ngram``: at least ``min_overlap`` distinct n-grams shared with one evaluation text (GPT-3's
   13-gram rule);
@@ -13,11 +13,12 @@ text. Three measures, all over word n-grams of the same size ``ngram``:
 - ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name recipes have
   used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed);
 - ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
-  order with at most ``edit_rate`` edits per word (at least one; :mod:`dataset_builder.dedup.align`),
-  or the text's n-grams (``copy_containment`` of them) are found in ``min_copies`` rows or more (a
-  text copied into that many rows is contaminating them, however each copy was edited). Rows that
-  only share phrasing with a text (the factorial of a given number) are kept: they replace its
-  words, where a copy drops or keeps them.
+  order with at most 1 + ``edit_rate`` word edits per rare n-gram of the text the row holds
+  (:mod:`dataset_builder.dedup.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
+  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams): a phrase
+  in hundreds of rows is no evidence, a text copied into hundreds of rows still is. Rows that only
+  share phrasing with a text ("the factorial of a given number") are kept: one edit away at most.
+  A text found in ``min_copies`` rows or more is removed from every row holding 0.6 of its n-grams.
 
 Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
 
