@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from dataset_builder.dedup.align import diagonals, edit_counts
@@ -326,18 +325,20 @@ def _grams_of(text: tuple[str, ...], n: int) -> list[str]:
     return list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
 
 
-def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: list[str], row: list[str]) -> str:
-    """What decided a copy: its edits, or the rows holding it; and the n-grams it shares with the row."""
+def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: str, row: str) -> str:
+    """What decided a copy: its edits, or the rows holding it; and the n-grams it shares with the
+    row (both texts folded as they were compared)."""
     n = match.n
-    grams = _grams_of(tuple(text), n)
-    joined = f" {' '.join(row)} "
+    words_of_text = text.split()
+    grams = _grams_of(tuple(words_of_text), n)
+    joined = f" {' '.join(row.split())} "
     shared = [g for g in grams if f" {g} " in joined]
     quoted = ", ".join(f'"{g}"' for g in shared[:4]) + (
         f" (+{len(shared) - 4} more)" if len(shared) > 4 else ""
     )
     allowed = 1 + int(np.floor(round((cfg.edit_rate or 0.0) * match.rare, 9)))
     if 0 <= match.edits <= allowed:
-        why = (f"copy: {match.edits} edits in its {len(text)} words (at most {allowed}: 1 + {cfg.edit_rate:g} "
+        why = (f"copy: {match.edits} edits in its {len(words_of_text)} words (at most {allowed}: 1 + {cfg.edit_rate:g} "
                f"per rare {n}-gram, {match.rare} held)")  # fmt: skip
     else:
         why = (f"copy: a text found in {match.copies} rows (holding {cfg.copy_containment:g} of its {n}-grams or "
@@ -530,7 +531,7 @@ class Decontaminate(Stage):
         match: _Match,
         original: bool,
         lang: str | None,
-        folded: dict[str, list[str]],
+        folded: dict[str, str],
         view: str,
     ) -> str:
         cfg: DecontaminateConfig = self.config
@@ -608,11 +609,7 @@ class Decontaminate(Stage):
             if cfg.method == "copy"
             else []
         )
-        folded = (
-            dict(zip(named, pc.ascii_split_whitespace(fold_text(named)).to_pylist(), strict=True))
-            if named
-            else {}
-        )
+        folded = dict(zip(named, fold_text(named).to_pylist(), strict=True)) if named else {}
         removed: dict[int, str] = {}
         for evals, per_row in zip(sets, best, strict=True):
             n = 0
