@@ -33,6 +33,7 @@ set's language that are now in another language without their original turns sto
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ class _Match:
     edits: int = -1  # copy: the edits of the text's best alignment in the row
     copies: int = 0  # copy: rows holding copy_containment of the text's n-grams
     rare: int = 0  # copy: the text's rare n-grams the row holds
+    shared: int = 0  # copy: the text's distinct n-grams the row holds
 
 
 def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
@@ -332,9 +334,9 @@ def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: str, row: str)
     words_of_text = text.split()
     grams = _grams_of(tuple(words_of_text), n)
     joined = f" {' '.join(row.split())} "
-    shared = [g for g in grams if f" {g} " in joined]
-    quoted = ", ".join(f'"{g}"' for g in shared[:4]) + (
-        f" (+{len(shared) - 4} more)" if len(shared) > 4 else ""
+    first = list(itertools.islice((g for g in grams if f" {g} " in joined), 4))
+    quoted = ", ".join(f'"{g}"' for g in first) + (
+        f" (+{match.shared - len(first)} more)" if match.shared > len(first) else ""
     )
     allowed = 1 + int(np.floor(round((cfg.edit_rate or 0.0) * match.rare, 9)))
     if 0 <= match.edits <= allowed:
@@ -343,7 +345,7 @@ def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: str, row: str)
     else:
         why = (f"copy: a text found in {match.copies} rows (holding {cfg.copy_containment:g} of its {n}-grams or "
                f"more; at least {cfg.min_copies} remove every row holding {_COPY_CANDIDATES:g})")  # fmt: skip
-    return f"{why}; shared {n}-grams {len(shared)} of {len(grams)}: {quoted}"
+    return f"{why}; shared {n}-grams {match.shared} of {len(grams)}: {quoted}"
 
 
 class Decontaminate(Stage):
@@ -359,7 +361,7 @@ class Decontaminate(Stage):
         turns: list[list[dict[str, str]]],
         joined: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
-        """``(doc, query, score, edits, copies, rare)`` of every pair where the row holds a copy of the
+        """``(doc, query, score, edits, copies, rare, shared)`` of every pair where the row holds a copy of the
         text: few enough edits (score: 1 - edits per word; edits -1 when not counted), or a text
         found in ``min_copies`` rows or more."""
         cfg: DecontaminateConfig = self.config
@@ -391,7 +393,10 @@ class Decontaminate(Stage):
                 np.int64
             ),
         )
-        _, held_pair, held_hash = diagonals(candidates, docs, doc, query)
+        # (Pairs of a text found in min_copies rows are decided already, and so are its copies.)
+        open_pairs = np.flatnonzero(~many)
+        _, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
+        held_pair = open_pairs[held]
         vocab_id = np.searchsorted(found.vocab, held_hash)
         width = np.int64(len(found.vocab))
         keys = query[held_pair] * width + vocab_id
@@ -419,7 +424,7 @@ class Decontaminate(Stage):
             )
         hit = many | ((edits >= 0) & (edits <= allowed))
         score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
-        return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit]
+        return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit], shared[hit]
 
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
@@ -481,7 +486,7 @@ class Decontaminate(Stage):
                     continue
                 if cfg.method == "copy":
                     chosen = q_words.take(texts)
-                    view, query, score, edits, copies, rare = self._copies(
+                    view, query, score, *evidence = self._copies(
                         ngrams(chosen, n),
                         docs,
                         chosen,
@@ -491,18 +496,15 @@ class Decontaminate(Stage):
                     )
                 else:
                     view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    edits, copies, rare = (
-                        np.full(len(view), -1),
-                        np.zeros(len(view), np.int64),
-                        np.zeros(len(view), np.int64),
-                    )
-                hits.append((view, texts[query], score, np.full(len(view), n), edits, copies, rare))
+                    none = np.zeros(len(view), np.int64)
+                    evidence = [none - 1, none, none, none]
+                hits.append((view, texts[query], score, np.full(len(view), n), *evidence))
         best: list[dict[int, _Match]] = []
         for hits in found:
             if not hits:
                 best.append({})
                 continue
-            view, text, score, size, edits, copies, rare = (
+            view, text, score, size, edits, copies, rare, shared = (
                 np.concatenate(a) for a in zip(*hits, strict=True)
             )
             row = owner[view]
@@ -519,6 +521,7 @@ class Decontaminate(Stage):
                         int(edits[i]),
                         int(copies[i]),
                         int(rare[i]),
+                        int(shared[i]),
                     )
                     for i in order[first]
                 }
