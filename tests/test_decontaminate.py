@@ -586,11 +586,19 @@ PHRASE_ROWS = [
 ]
 
 
+# Forty more tasks around the same phrase, so it is in many rows.
+MANY_PHRASE_ROWS = [
+    f"Write a {lang} program that prints the factorial of a given number using {how}."
+    for lang in ("Go", "Kotlin", "Lua", "Perl", "Ruby", "Swift", "Scala", "Julia")
+    for how in ("a loop", "recursion", "memoization", "a stack", "big integers")
+]
+
+
 def _copy_run(tmp_path: Path, users: dict[str, str], **settings) -> tuple[dict[str, str], dict]:
     write_jsonl(tmp_path / "items.jsonl", [{"task_id": f"E/{i}", "instruction": a, "input": b}
                                            for i, (a, b) in enumerate(COPY_ITEMS)])  # fmt: skip
     rows = [_row(key, user, "Here is an answer with some code.") for key, user in users.items()]
-    rows += [_row(f"phrase{i}", text, "An answer.") for i, text in enumerate(PHRASE_ROWS)]
+    rows += [_row(f"phrase{i}", text, "An answer.") for i, text in enumerate(PHRASE_ROWS + MANY_PHRASE_ROWS)]
     spec = {
         "name": "ev",
         "paths": ["items.jsonl"],
@@ -619,6 +627,7 @@ def test_copy_removes_quoted_and_one_word_dropped_copies_and_keeps_shared_phrasi
     shares = [max(len(_grams(_words(r), 3) & _grams(_words(_item(k)), 3)) / len(_grams(_words(_item(k)), 3))
                   for k in (1, 2)) for r in PHRASE_ROWS]  # fmt: skip
     assert sum(s >= 0.6 for s in shares) >= 3, shares
+    assert not any(k.startswith("phrase") for k in removed)  # the forty other factorial tasks too
     _, removed_by_containment, _ = _run(
         [_row(f"phrase{i}", t, "An answer.") for i, t in enumerate(PHRASE_ROWS)], tmp_path, method="containment",
         test_split=False, eval_sets=[{"name": "ev", "paths": ["items.jsonl"], "columns": ["instruction", "input"]}],
