@@ -403,6 +403,13 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _translator_words(translate: list[dict[str, Any]]) -> str:
+    engines = [st["counters"]["engine"] for st in translate if "engine" in st["counters"]]
+    if not engines:
+        return "a small general-purpose model"
+    return "the translator " + ", ".join(f"`{e['module']}:{e['function']}`" for e in engines)
+
+
 def _translation_checks(cfg: dict[str, Any]) -> str:
     """The checks a translate stage ran, as the card's limitations name them."""
     checks = ["language"] if cfg.get("verify_language") else []
@@ -421,8 +428,8 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     translate = [st for st in manifest["stages"] if st["stage"].startswith("translate")]
     if _translated_rows(manifest):
         items.append(
-            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by a small "
-            "general-purpose model: expect literal phrasing, mistranslated technical terms and prose that "
+            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by "
+            f"{_translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
             f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
             "but no check measures whether a translation is right."
         )
