@@ -475,7 +475,13 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
             f"**Machine translation.** {_translated_rows(manifest)} rows were translated by "
             f"{_translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
             f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
-            "but no check measures whether a translation is right."
+            + (
+                "and the round-trip chrF in `mt_quality` (see Translation quality) flags translations "
+                "that do not survive a translation back, but it is a proxy: no check measures whether a "
+                "translation is right."
+                if any(st["type"] == "mt_quality" for st in recipe["stages"])
+                else "but no check measures whether a translation is right."
+            )
         )
     elif any("skipped" in st["counters"] for st in translate):
         items.append(

@@ -234,3 +234,11 @@ def test_round_trip_with_a_tiny_argos_package(tmp_path: Path, tiny_ru_en: Path) 
     assert sum(
         v for k, v in c.items() if k.startswith("round_trip_chrf_") and k != "round_trip_chrf_sum"
     ) == len(scores)
+
+
+def test_check_names_the_back_translation_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = project(tmp_path, "dictionary", "")
+    assert main(["--registry", str(tmp_path / "reg"), "check", str(recipe)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "this recipe runs code" in line]
+    assert len(notes) == 2 and "(mt_quality)" in notes[1] and "back.py" in notes[1]
+    assert not (tmp_path / "sent.jsonl").exists()
