@@ -363,6 +363,8 @@ def _mt_quality(manifest: dict[str, Any]) -> list[str]:
     stats = [st for st in manifest["stages"] if st["stage"].startswith("mt_quality")]
     for cfg, st in zip(settings, stats, strict=False):
         c = st["counters"]
+        if not sum(int(c.get(k, 0)) for k in ("rows_scored", "rows_not_sampled", "rows_without_prose")):
+            continue  # no row was translated: nothing was scored
         if "engine" in c:
             by = f"the Python translator `{c['engine']['module']}:{c['engine']['function']}`"
         elif "package" in c:

@@ -8,7 +8,8 @@ cache and engine door as the translate stage; sacrebleu's sentence chrF of the b
 against the original is the round-trip score. ``sample_fraction`` scores a seeded sample of rows
 when the round trip's cost (about one more translation) is not wanted; the cheap signals (length
 ratio, share of Cyrillic letters, repeated word 3-grams, share of source sentences left unchanged)
-are computed for every translated row. Rows the stage did not translate get ``mt_quality`` null.
+are computed for every translated row. Rows that were not translated get ``mt_quality`` null (a
+batch without ``source_messages``, where translation was skipped, passes unchanged).
 
 A row whose prose stayed in the source language comes back unchanged and scores a perfect round
 trip, so the cheap signals are checked first and the score never decides alone.
@@ -132,6 +133,10 @@ class MtQuality(Stage):
 
     def _score_batch(self, batch: pa.Table, translator: Any, ctx: StageContext) -> pa.Table | None:
         cfg: MtQualityConfig = self.config
+        if "source_messages" not in batch.schema.names:
+            # Nothing upstream translated (translation skipped): the rows pass as they came.
+            ctx.count("rows_not_translated", batch.num_rows)
+            return batch
         rows = batch.to_pylist()
         pairs: dict[int, list[quality.ProsePair]] = {}
         sent: dict[int, list[str]] = {}
