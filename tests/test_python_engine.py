@@ -237,6 +237,7 @@ def test_recipe_code_runs_only_with_trust_code(tmp_path: Path, capsys: pytest.Ca
         ("return [None for t in texts]", "returned NoneType at position 0, not str"),
         ("return '\\n'.join(texts)", "returned str, not a list of str"),
         ("raise RuntimeError('model weights not found\\nsecond line')", "raised RuntimeError: model weights not found"),
+        ("return (", "importing translator.py failed: "),
     ],
 )  # fmt: skip
 def test_a_wrong_answer_fails_the_build_in_one_line(
