@@ -21,6 +21,7 @@ KEYS = sorted(DICTIONARY)
 # and means something else.
 SCRAMBLED = {k: DICTIONARY[KEYS[(i + 1) % len(KEYS)]] for i, k in enumerate(KEYS)}
 NO_CODE_ROW = {"instruction": "Sort the dictionary by value.", "input": "", "output": "Print the result."}
+CODE_ONLY_ROW = {"instruction": "```python\nprint(1)\n```", "input": "", "output": "```python\nprint(2)\n```"}
 RUSSIAN_ROW = {"вопрос": "Как отсортировать словарь по значению?", "ответ": "Используйте функцию sorted."}
 
 
@@ -121,12 +122,18 @@ def counters(manifest: dict) -> dict:
 
 
 def test_dictionary_and_its_inverse_score_high_and_code_is_never_sent(tmp_path: Path) -> None:
-    recipe = project(tmp_path, "dictionary", "min_round_trip_chrf = 90")
+    rows = [*ROWS, NO_CODE_ROW, CODE_ONLY_ROW]
+    recipe = project(tmp_path, "dictionary", "min_round_trip_chrf = 90", rows=rows)
     rows, rejected, manifest = build(tmp_path, recipe)
-    assert not rejected and len(rows) == len(ROWS) + 2
+    assert not rejected and len(rows) == len(ROWS) + 3
     russian = next(r for r in rows if r["source"] == "ru")
     assert russian["mt_quality"] is None  # never translated
-    for row in (r for r in rows if r["source"] == "en"):
+    code_only = next(r for r in rows if r["messages"][0]["content"] == CODE_ONLY_ROW["instruction"])
+    assert code_only["source_messages"] is not None and code_only["mt_quality"] == {
+        "round_trip_chrf": None, "length_ratio": None, "target_script_share": None, "repetition": None,
+        "untranslated_share": None, "scored": False,
+    }  # fmt: skip
+    for row in (r for r in rows if r["source"] == "en" and r is not code_only):
         q = row["mt_quality"]
         assert q["scored"] and q["round_trip_chrf"] == 100.0  # the inverse restores every word
         assert q["target_script_share"] == 1.0 and q["untranslated_share"] == 0.0
@@ -144,7 +151,9 @@ def test_dictionary_and_its_inverse_score_high_and_code_is_never_sent(tmp_path: 
     ):
         assert code not in texts
     c = counters(manifest)
-    assert c["rows_scored"] == len(ROWS) + 1 and c["rows_not_translated"] == 1
+    assert (
+        c["rows_scored"] == len(ROWS) + 1 and c["rows_not_translated"] == 1 and c["rows_without_prose"] == 1
+    )
     assert c["round_trip_chrf_90_100"] == len(ROWS) + 1 and c["engine"]["module"] == "back.py"
     card = (tmp_path / "reg" / "q" / "1.0.0" / "README.md").read_text(encoding="utf-8")
     assert "round-trip chrF" in card and "`back.py:translate`" in card

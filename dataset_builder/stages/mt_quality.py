@@ -238,7 +238,7 @@ class MtQuality(Stage):
                 f"{untranslated:.0%} of the source sentences are unchanged in the translation "
                 f"(max_untranslated_share {cfg.max_untranslated_share}); {score}",
             )
-        if cfg.max_repetition is not None and s["repetition"] > cfg.max_repetition:
+        if cfg.max_repetition is not None and (s["repetition"] or 0.0) > cfg.max_repetition:
             return (
                 "repetitive_translation",
                 f"{s['repetition']:.0%} of word 3-grams repeat (max_repetition {cfg.max_repetition}); {score}",

@@ -122,9 +122,12 @@ def target_script_share(text: str) -> float | None:
     return round(len(_CYRILLIC.findall(text)) / letters, 4) if letters else None
 
 
-def repetition(text: str, n: int = 3) -> float:
-    """Share of the word ``n``-grams that repeat an earlier one (0: none repeats)."""
+def repetition(text: str, n: int = 3) -> float | None:
+    """Share of the word ``n``-grams that repeat an earlier one (0: none repeats); None without
+    words."""
     words = _WORD.findall(text.lower())
+    if not words:
+        return None
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return round((len(grams) - len(set(grams))) / len(grams), 4) if grams else 0.0
 
