@@ -263,7 +263,7 @@ def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local
 
     recipe = load_recipe(project(tmp_path, "dictionary", "min_round_trip_chrf = 90", record=False))
     local = build(recipe.trusting_code(), Registry(tmp_path / "reg-local"), show_progress=False)
-    on_ray = recipe.trusting_code().with_run(executor="ray", concurrency=2, batch_rows=2)
+    on_ray = recipe.trusting_code().with_run(executor="ray", batch_rows=2)
     (tmp_path / "cache.sqlite").unlink()
     remote = build(on_ray, Registry(tmp_path / "reg-ray"), show_progress=False)
     assert remote.content_hash == local.content_hash and remote.manifest["execution"]["executor"] == "ray"
