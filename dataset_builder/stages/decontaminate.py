@@ -74,8 +74,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "rare_rows", "min_copies", "copy_containment")
 # The copy method looks at pairs sharing at least this share of the text's n-grams (what
-# containment removed by default). One dropped word of a text of 11 words or more leaves that much
-# of its 3-grams; a text found in min_copies rows is removed from all of these rows.
+# containment removed by default). One dropped word of a text of 10 words or more leaves that much
+# of its 3-grams (of 8 or 9 words, a word dropped inside it does not: such a copy is missed); a text
+# found in min_copies rows is removed from all of these rows.
 _COPY_CANDIDATES = 0.6
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
