@@ -36,8 +36,8 @@ INSTALL_HINT = (
     "(in a checkout: .venv/bin/pip install -e '.[ray]'), or build with --executor local"
 )
 # Stages whose workers reserve the recipe's num_gpus (the others need no accelerator).
-ACCELERATED = {"translate"}
-ROW_WISE_TYPES = {"translate"}
+ACCELERATED = {"translate", "mt_quality"}
+ROW_WISE_TYPES = {"translate", "mt_quality"}
 # Batches queued per worker: one running, one ready to start the moment it finishes.
 IN_FLIGHT_PER_WORKER = 2
 # A worker that dies (killed, out of memory, its node lost) is restarted this often, and a batch
@@ -174,6 +174,7 @@ class RayExecutor(Executor):
             "stage_name": ctx.stage,
             "base_dir": str(ctx.base_dir),
             "source_options": ctx.source_options,
+            "trust_code": ctx.trust_code,
             "cache_keeper": keeper,
         }
         workers = self._start_workers()
@@ -291,7 +292,7 @@ def _replay(envelope: dict[str, Any], ctx: StageContext) -> None:
 
 def _cache_path(entry: StageEntry, base_dir: Path) -> Path | None:
     """Where a translate stage keeps its cache, resolved as the stage resolves it; None: no cache."""
-    if entry.type != "translate" or not entry.config.cache:
+    if entry.type not in ("translate", "mt_quality") or not entry.config.cache:
         return None
     from dataset_builder.translate.cache import default_cache_path
 

@@ -125,6 +125,7 @@ class _RunningStage:
             False,
             Path(spec["base_dir"]),
             spec["source_options"],
+            spec.get("trust_code", False),
         )
         self.pump = _Pump(lambda batches: self.stage.run(batches, self.ctx))
 
