@@ -540,11 +540,14 @@ def _removal_rates(manifest: dict[str, Any]) -> str:
     stage = next((st for st in manifest["stages"] if st["stage"].startswith("decontaminate")), None)
     counters = stage["counters"] if stage else {}
     compared = counters.get("rows_compared")
-    rates = [
-        f"{key.split(':', 1)[1]} {n:,} ({100 * n / compared:.2f}%)"
-        for key, n in counters.items()
-        if key.startswith("contaminated:") and compared
-    ]
+    # In the recipe's order of eval sets (the manifest lists counters by name).
+    entry = next((st for st in manifest["recipe"]["stages"] if st["type"] == "decontaminate"), {})
+    order = [e["name"] for e in entry.get("eval_sets", [])]
+    removed = sorted(
+        ((key.split(":", 1)[1], n) for key, n in counters.items() if key.startswith("contaminated:")),
+        key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]),
+    )
+    rates = [f"{name} {n:,} ({100 * n / compared:.2f}%)" for name, n in removed if compared]
     return f"; rows removed of {compared:,} compared: {', '.join(rates)}" if rates else ""
 
 

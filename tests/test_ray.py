@@ -398,6 +398,12 @@ max_rejected_fraction = 1.0
     assert _without_run_record(remote.manifest) == _without_run_record(local.manifest)
     assert remote.manifest["files"] == local.manifest["files"]
     assert remote.manifest["execution"]["executor"] == "ray"
+    # Each row-wise stage saw many batches, and was built (its model loaded) at most once per
+    # worker: the two workers live for the whole build.
+    assert remote.manifest["stages"][1]["rows_in"] > 3 * 16
+    starts = remote.manifest["execution"]["stage_starts"]
+    assert set(starts) == {"normalize", "quality", "translate", "format"}
+    assert all(1 <= n <= 2 for n in starts.values()), starts
 
 
 def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local_ray: None) -> None:

@@ -60,6 +60,8 @@ class RayExecutor(Executor):
         self._busy: list[int] = []
         # Per translate stage: what the cache's owner was given to write (a record of the run).
         self._cache_writes: dict[str, dict[str, int]] = {}
+        # Per row-wise stage: how many times a worker built it (loaded its model).
+        self._starts: dict[str, int] = {}
 
     def __enter__(self) -> RayExecutor:
         try:
@@ -112,6 +114,8 @@ class RayExecutor(Executor):
         try:
             return super().execute(recipe, run, *args, **kwargs)
         finally:
+            if self._starts:
+                run.execution["stage_starts"] = dict(self._starts)
             if self._cache_writes:
                 run.execution["translation_cache"] = dict(self._cache_writes)
             self._stop_workers()
@@ -227,6 +231,8 @@ class RayExecutor(Executor):
                 self._busy[running.pop(answer)] -= 1
                 for envelope in in_order.add(ray.get(answer)):
                     _replay(envelope, ctx)
+                    if envelope.get("started"):
+                        self._starts[ctx.stage] = self._starts.get(ctx.stage, 0) + 1
                     yield from envelope["outputs"]
         in_order.finish(sent)
 

@@ -153,6 +153,7 @@ class StageWorker:
         _title(f"ray::StageWorker.feed:{spec['stage_type']}")
         try:
             running = self.running.get(name)
+            started = running is None
             if running is None:
                 running = self.running[name] = _RunningStage(spec, self.workdir)
             running.seq = seq
@@ -176,6 +177,9 @@ class StageWorker:
             "counters": ctx.stats.counters,
             "read_by_source": dict(ctx.stats.read_by_source),
             "error": None,
+            # The stage was built for this batch (its model loaded): once per worker, unless the
+            # worker died and was restarted.
+            "started": started,
         }
         # Fresh counters and reject sink for the next batch (the stage reaches both through ctx);
         # what the stage counted while starting goes out with its first batch.
