@@ -40,7 +40,14 @@ from typing import IO, Any, Literal
 
 from dataset_builder.errors import UserError
 from trainer.sandbox_boot import READY
-from trainer.sandbox_kernel import SCRATCH_INSIDE, Cgroup, bwrap_command, cgroup_note, in_cgroup, missing_tools
+from trainer.sandbox_kernel import (
+    SCRATCH_INSIDE,
+    Cgroup,
+    bwrap_command,
+    cgroup_note,
+    in_cgroup,
+    missing_tools,
+)
 
 _BOOT = Path(__file__).with_name("sandbox_boot.py")
 # High uids, far from any real account: one block of 64 per parent process, one uid per worker.
@@ -97,9 +104,17 @@ def outcome(result: dict[str, Any], timeout: float) -> Outcome:
 
 
 def _failure(words: list[str], returncode: int | None) -> str:
-    if words[0] == "exit" and len(words) == 2 and (words[1] in ("none", "other") or _EXIT_CODE.fullmatch(words[1])):
+    if (
+        words[0] == "exit"
+        and len(words) == 2
+        and (words[1] in ("none", "other") or _EXIT_CODE.fullmatch(words[1]))
+    ):
         code = {"none": "None", "other": "a code that is not an integer"}.get(words[1], words[1])
-        return f"ended early: SystemExit({code})" if words[1] != "other" else f"ended early: SystemExit with {code}"
+        return (
+            f"ended early: SystemExit({code})"
+            if words[1] != "other"
+            else f"ended early: SystemExit with {code}"
+        )
     if (
         words[0] == "raised" and len(words) == 4 and words[1] in _EXCEPTION_NAMES
         and words[2] in ("0", "1") and words[3].isdigit() and len(words[3]) <= 4
@@ -147,7 +162,9 @@ class _Worker:
                 memory_bytes=limits.memory_bytes + limits.scratch_bytes + (128 << 20),
                 processes=limits.processes + 4,  # the worker, bwrap's init and the cleaner
             )
-            command = in_cgroup(self.cgroup, bwrap_command(self.sandbox.python, _BOOT, config, limits.scratch_bytes))
+            command = in_cgroup(
+                self.cgroup, bwrap_command(self.sandbox.python, _BOOT, config, limits.scratch_bytes)
+            )
         else:
             command = [self.sandbox.python, "-I", "-B", str(_BOOT), config]
         self.starts += 1
@@ -159,7 +176,9 @@ class _Worker:
         )  # fmt: skip
         line = self._readline(time.monotonic() + _START_SECONDS)
         if line != READY:
-            why = self._log_tail() or (f"exit status {self.proc.poll()}" if self.proc.poll() is not None else "no answer")
+            why = self._log_tail() or (
+                f"exit status {self.proc.poll()}" if self.proc.poll() is not None else "no answer"
+            )
             self.stop()
             raise SandboxError(f"the sandbox could not start a worker: {why}")
 
@@ -294,7 +313,9 @@ class Sandbox:
     def _guard_note(self) -> str:
         if not self.guard:
             return "off"
-        return "audit hook: no writes outside scratch, no processes, sockets, sqlite or ctypes (a second layer)"
+        return (
+            "audit hook: no writes outside scratch, no processes, sockets, sqlite or ctypes (a second layer)"
+        )
 
     def close(self) -> None:
         for worker in self._workers:

@@ -27,6 +27,7 @@ process); it is a second layer, and the kernel (uid, namespaces, read-only mount
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import resource
@@ -197,10 +198,8 @@ def _kill_others(kernel: bool, child: int) -> bool:
             left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
             if not left:
                 return True
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         else:
             try:
                 os.killpg(child, signal.SIGKILL)
@@ -230,10 +229,8 @@ def _empty(scratch: str, uid: int | None) -> bool:
 def _remove_tree(path: str) -> None:
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(entry.path, 0o700)
-            except OSError:
-                pass
             _remove_tree(entry.path)
             os.rmdir(entry.path)
         else:

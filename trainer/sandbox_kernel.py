@@ -256,5 +256,7 @@ def in_cgroup(cgroup: Cgroup | None, command: list[str]) -> list[str]:
     so nothing the command starts is ever outside it."""
     if cgroup is None or not cgroup.dirs:
         return command
-    script = 'for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 111; shift; done; shift; exec "$@"'
+    script = (
+        'for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 111; shift; done; shift; exec "$@"'
+    )
     return ["/bin/sh", "-c", script, "sh", *cgroup.procs_files(), "--", *command]
