@@ -181,7 +181,10 @@ def run_benchmark(
         "paper": {"leaderboard_average": PAPER_AVERAGES, "tasks": list(LEADERBOARD),
                   "note": "published averages over the six leaderboard tasks; the paper gives no per-task numbers"},
     }  # fmt: skip
-    with outdir.staged(out, "benchmark") as work, Sandbox(limits, unsafe=settings.unsafe_no_sandbox) as sandbox:
+    with (
+        outdir.staged(out, "benchmark") as work,
+        Sandbox(limits, unsafe=settings.unsafe_no_sandbox) as sandbox,
+    ):
         report["sandbox"] = sandbox.isolation()
         for task in code_tasks:
             report["tasks"][task] = {"kind": "humaneval", "source": problems[task][1],

@@ -122,7 +122,7 @@ def _failure(words: list[str], returncode: int | None) -> str:
         text = words[1]
         if words[3] != "0":
             text += f": [Errno {int(words[3])}] {os.strerror(int(words[3]))}"
-        return text + (" (of a class the program defined)" if words[2] == "1" else "")
+        return text + (" (a subclass)" if words[2] == "1" else "")
     if returncode is not None and returncode < 0:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-returncode).name} before the check finished"
