@@ -281,13 +281,15 @@ def test_nothing_is_left_on_the_host(attacked: dict) -> None:
     assert not (venv / "backdoor.pth").exists()
     assert not stat.S_ISUID & Path("/usr/bin/id").stat().st_mode
     assert socket.gethostname() != "pwned"
-    left = []
+    left, ours = [], 1_000_000_000 + (os.getpid() % 4_000_000) * 64
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 uid = int((entry / "status").read_text().split("\nUid:\t", 1)[1].split()[0])
             except (OSError, IndexError):
                 continue
-            if 1_000_000_000 <= uid < 1_300_000_000:
+            if ours <= uid < ours + 64:  # this test process's block of sandbox uids
                 left.append(int(entry.name))
     assert left == []
+    cgroups = [p for p in Path("/sys/fs/cgroup").glob(f"**/qlora-sandbox-{os.getpid()}-*") if p.is_dir()]
+    assert cgroups == []

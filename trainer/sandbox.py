@@ -197,7 +197,11 @@ class _Worker:
         started = time.monotonic()
         line = self._readline(started + timeout + _ANSWER_GRACE)
         if line is None:
+            ended = self.proc.poll() is not None
             self.stop()
+            if ended:  # the cgroup's memory limit can end the worker too
+                return Outcome("failed", "the worker ended while running it (replaced)", None,
+                               time.monotonic() - started)  # fmt: skip
             return Outcome("timeout", f"timed out after {timeout:g} s (the worker was replaced)", None,
                            time.monotonic() - started)  # fmt: skip
         result = json.loads(line)
@@ -259,6 +263,8 @@ class Sandbox:
         self.python = python
         self.missing = missing_tools()
         self.kernel = self.missing is None
+        if not 1 <= self.limits.workers <= 64:
+            raise SandboxError(f"--workers must be between 1 and 64, not {self.limits.workers}")
         if not self.kernel and not unsafe:
             raise SandboxError(
                 f"no kernel sandbox here: {self.missing}. Generated code would run with the caller's "
