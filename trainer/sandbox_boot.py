@@ -301,6 +301,11 @@ def main() -> None:
     cfg = json.loads(sys.argv[1])
     if cfg["uid"] is not None and os.listdir(cfg["scratch"]):
         raise SystemExit("the scratch folder is not empty at start")
+    # One program through the whole path (uid switch, limits, guard) before saying ready: a
+    # sandbox that cannot run one fails here, with its reason, not at the first sample.
+    check = run_one("import os\nassert os.getcwd() == os.environ['HOME']\n", cfg)
+    if check["report"] != "passed" or not check["clean"]:
+        raise SystemExit(f"the self-check program did not pass: {check['report'] or check['returncode']}")
     stdin, stdout = sys.stdin.buffer, sys.stdout
     stdout.write(READY + "\n")
     stdout.flush()
