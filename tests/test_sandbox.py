@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,25 @@ def test_without_the_kernel_layer_it_refuses_unless_told(
     )
     assert right.passed and not early.passed and not wrong.passed
     assert early.detail == "ended early: SystemExit(0)"
+
+
+@ROOT_ONLY
+def test_a_kernel_that_refuses_namespaces_is_no_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """bwrap present but refused by the kernel (as in a container without namespaces): the same
+    refusal, with bwrap's own reason, and the unsafe mode still works."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bwrap = bin_dir / "bwrap"
+    bwrap.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    bwrap.chmod(0o755)
+    (bin_dir / "setpriv").symlink_to(shutil.which("setpriv") or "/usr/bin/setpriv")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(SandboxError, match=r"No permissions to create new namespace.*--unsafe-no-sandbox"):
+        Sandbox(Limits(timeout=5))
+    with Sandbox(Limits(timeout=5, workers=1), unsafe=True) as sandbox:
+        assert sandbox.isolation()["kernel"] is False and sandbox.run("assert True\n").passed
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -261,24 +261,41 @@ class Sandbox:
         self.limits = limits or Limits()
         self.guard = guard
         self.python = python
-        self.missing = missing_tools()
-        self.kernel = self.missing is None
         if not 1 <= self.limits.workers <= 64:
             raise SandboxError(f"--workers must be between 1 and 64, not {self.limits.workers}")
-        if not self.kernel and not unsafe:
-            raise SandboxError(
-                f"no kernel sandbox here: {self.missing}. Generated code would run with the caller's "
-                "rights; pass --unsafe-no-sandbox to run it anyway"
-            )
+        self.missing = missing_tools()
+        self.kernel = self.missing is None
         self.root = Path(tempfile.mkdtemp(prefix="sandbox-"))
-        self._workers = [_Worker(self, i) for i in range(self.limits.workers)]
+        self._workers: list[_Worker] = []
         self._idle: queue.Queue[_Worker] = queue.Queue()
+        if self.kernel:
+            try:
+                self._start_workers()
+            except SandboxError as exc:  # present but refused by this kernel (e.g. no namespaces)
+                self.kernel, self.missing = False, str(exc)
+        if not self.kernel:
+            if not unsafe:
+                self.close()
+                raise SandboxError(
+                    f"no kernel sandbox here: {self.missing}. Generated code would run with the caller's "
+                    "rights; pass --unsafe-no-sandbox to run it anyway"
+                )
+            try:
+                self._start_workers()
+            except SandboxError:
+                self.close()
+                raise
+
+    def _start_workers(self) -> None:
+        self._workers = [_Worker(self, i) for i in range(self.limits.workers)]
         try:
             for worker in self._workers:
                 worker.start()
                 self._idle.put(worker)
         except SandboxError:
-            self.close()
+            for worker in self._workers:
+                worker.stop()
+            self._workers, self._idle = [], queue.Queue()
             raise
 
     @property
