@@ -313,7 +313,8 @@ class Sandbox:
                 "boundary": "bubblewrap as root without a user namespace: own mount, PID, network, IPC and "
                 "UTS namespaces, no_new_privs, read-only root holding only /usr, the interpreter's trees "
                 f"and a {self.limits.scratch_bytes >> 20} MiB scratch tmpfs",
-                "user": "own unprivileged uid per worker, owning no file outside; no capabilities",
+                "user": "own unprivileged uid per worker, owning no file outside; no permitted, effective or "
+                "ambient capabilities",
                 "network": self.network,
                 "cgroup": cgroups[0] if cgroups else cgroup_note([]),
                 "limits": asdict(self.limits),

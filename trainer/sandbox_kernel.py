@@ -173,17 +173,31 @@ class Cgroup:
             if self._write(folder, settings):
                 self.applied.append(controller)
 
-    def _try_v2(self, parent: Path, name: str, memory_bytes: int, processes: int) -> bool:
+    def _try_v2(self, own: Path, name: str, memory_bytes: int, processes: int) -> bool:
+        """v2 allows controllers below a cgroup only when it holds no process itself: ours can
+        be given them when we are alone at the root; otherwise the nearest ancestor that already
+        hands pids and memory down (a systemd slice) takes our cgroup, unchanged otherwise."""
         try:
-            available = (parent / "cgroup.controllers").read_text().split()
+            available = (own / "cgroup.controllers").read_text().split()
         except OSError:
             return False
         wanted = [c for c in ("pids", "memory", "cpu") if c in available]
-        if not wanted:
+        if "pids" not in wanted or "memory" not in wanted:
             return False
-        folder = parent / name
+        folder = None
+        with contextlib.suppress(OSError):
+            (own / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+            folder = own / name
+        parent = own
+        while folder is None and parent != parent.parent and (parent.parent / "cgroup.controllers").exists():
+            parent = parent.parent
+            with contextlib.suppress(OSError):
+                delegated = (parent / "cgroup.subtree_control").read_text().split()
+                if "pids" in delegated and "memory" in delegated:
+                    folder, wanted = parent / name, [c for c in wanted if c in delegated]
+        if folder is None:
+            return False
         try:
-            (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
             folder.mkdir()
         except OSError:
             return False
