@@ -204,7 +204,11 @@ class _Worker:
                                time.monotonic() - started)  # fmt: skip
             return Outcome("timeout", f"timed out after {timeout:g} s (the worker was replaced)", None,
                            time.monotonic() - started)  # fmt: skip
-        result = json.loads(line)
+        try:
+            result = json.loads(line)
+        except ValueError:
+            self.stop()
+            raise SandboxError(f"a sandbox worker answered what it should not: {line[:100]!r}") from None
         if not result["clean"]:
             self.stop()  # the next program gets a fresh worker, not what this one could not clear
         return outcome(result, timeout)
