@@ -34,6 +34,22 @@ def test_all_canonical_solutions_pass_and_a_wrong_one_fails() -> None:
     assert outcomes[planted].status == "failed" and outcomes[planted].detail.startswith("AssertionError")
 
 
+@ROOT_ONLY
+def test_a_worker_replaced_in_a_pool_thread_outlives_the_pool() -> None:
+    """A worker replaced while run_many's threads run (here: after a program that forges the
+    worker's set-up report) must keep running after those threads end."""
+    forge = (
+        "import os\nfor fd in os.listdir('/proc/self/fd'):\n    if int(fd) > 2:\n        try:\n"
+        "            os.write(int(fd), b'setup x')\n        except OSError:\n            pass\nos._exit(70)\n"
+    )
+    with Sandbox(Limits(timeout=5, workers=1)) as sandbox:
+        forged, right = sandbox.run_many([forge, "assert True\n"])
+        starts = sandbox._workers[0].starts
+        after = sandbox.run("assert True\n")
+    assert not forged.passed and right.passed and starts == 2
+    assert after.passed, after
+
+
 def _no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A PATH on which bwrap cannot be found, as on a machine without bubblewrap."""
     empty = tmp_path / "empty-bin"

@@ -78,6 +78,9 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "oserror_filename": f"raise FileNotFoundError(2, 'x', {e['token']!r})\n",
         "report_table_poison": "import sys\n_m = sys.modules['__main__']\n"
         f"_m._BUILTIN_EXCEPTIONS[AssertionError] = {e['token']!r}\nassert False\n",
+        "forged_setup_report": "import os\nfor fd in os.listdir('/proc/self/fd'):\n    if int(fd) > 2:\n"
+        f"        try:\n            os.write(int(fd), b'setup ' + {e['token']!r}.encode())\n"
+        "        except OSError:\n            pass\nos._exit(70)\n",
         "secret_via_proc_root": f"raise SystemExit(open('/proc/1/root' + {e['secret_path']!r}).read())\n",
         "secret_via_test_pid": f"raise SystemExit(open('/proc/{e['test_pid']}/root' + {e['secret_path']!r}).read())\n",
         # -- the file system --
@@ -250,6 +253,10 @@ def test_each_early_exit_has_its_own_detail(attacked: dict) -> None:
     assert o["system_exit_message"].detail == "ended early: SystemExit with a code that is not an integer"
     assert o["exception_class_name"].detail == "Exception (a subclass)"
     assert o["report_table_poison"].status == "failed" and o["infinite_loop"].status == "timeout"
+    assert (
+        o["forged_setup_report"].detail
+        == "the sandbox could not prepare it: ended with a report the sandbox does not recognise"
+    )
     assert o["sleeper"].status == o["threads_spinning"].status == "timeout"
 
 

@@ -98,12 +98,16 @@ def outcome(result: dict[str, Any], timeout: float) -> Outcome:
     report = result["report"] if isinstance(result["report"], str) else ""
     if report == "passed":
         return Outcome("passed", "", returncode, seconds)
-    if report.startswith("setup "):
-        raise SandboxError(f"the sandbox could not prepare a program: {report[6:200]}")
-    return Outcome("failed", _failure(report.split(" "), returncode), returncode, seconds)
+    words = report.split(" ")
+    if words[0] == "setup":  # checked at every worker's start, so not expected; still only words
+        return Outcome(
+            "failed", f"the sandbox could not prepare it: {_failure(words[1:], None)}", returncode, seconds
+        )
+    return Outcome("failed", _failure(words, returncode), returncode, seconds)
 
 
 def _failure(words: list[str], returncode: int | None) -> str:
+    words = words or [""]
     if (
         words[0] == "exit"
         and len(words) == 2
@@ -170,10 +174,12 @@ class _Worker:
         self.starts += 1
         self._log = open(self.sandbox.root / f"worker-{self.index}.log", "w+b")  # noqa: SIM115
         self._buffer = b""
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
-        )  # fmt: skip
+        # Started from the sandbox's one long-lived thread: bwrap's --die-with-parent is a parent-
+        # death signal, which fires when the *thread* that started it ends (a pool thread would).
+        self.proc = self.sandbox.spawner.submit(
+            subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
+        ).result()  # fmt: skip
         line = self._readline(time.monotonic() + _START_SECONDS)
         if line != READY:
             why = self._log_tail() or (
@@ -209,7 +215,7 @@ class _Worker:
         except ValueError:
             self.stop()
             raise SandboxError(f"a sandbox worker answered what it should not: {line[:100]!r}") from None
-        if not result["clean"]:
+        if not result["clean"] or str(result["report"]).startswith("setup "):
             self.stop()  # the next program gets a fresh worker, not what this one could not clear
         return outcome(result, timeout)
 
@@ -270,6 +276,7 @@ class Sandbox:
         self.missing = missing_tools()
         self.kernel = self.missing is None
         self.root = Path(tempfile.mkdtemp(prefix="sandbox-"))
+        self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
         self._workers: list[_Worker] = []
         self._idle: queue.Queue[_Worker] = queue.Queue()
         if self.kernel:
@@ -348,6 +355,7 @@ class Sandbox:
     def close(self) -> None:
         for worker in self._workers:
             worker.stop()
+        self.spawner.shutdown()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:

