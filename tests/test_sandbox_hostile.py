@@ -111,6 +111,13 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "user_namespace_secret": BYPASS + "import subprocess\n"
         f"out = subprocess.run(['unshare', '-r', 'cat', {e['secret_path']!r}], capture_output=True, text=True)\n"
         "raise SystemExit(out.stdout + out.stderr)\n",
+        "user_namespace_mount": BYPASS + "import subprocess\n"
+        "r = subprocess.run(['unshare', '-rm', 'sh', '-c', 'mount -t tmpfs none /tmp && echo mounted'],\n"
+        "                   capture_output=True, text=True)\nassert 'mounted' in r.stdout, r.stderr\n",
+        "io_uring_and_bpf": BYPASS + "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "params = ctypes.create_string_buffer(120)\nfd = libc.syscall(425, 8, params)\n"
+        "assert fd >= 0 or libc.syscall(321, 0, None, 0) >= 0, ctypes.get_errno()\n",
+        "threads_still_work": "import threading\nt = threading.Thread(target=print)\nt.start()\nt.join()\nassert False\n",
         "mount_tmpfs": BYPASS + "import subprocess\n"
         "subprocess.run(['mount', '-t', 'tmpfs', 'none', '/usr'], check=True)\n",
         "kill_worker": BYPASS + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
@@ -280,6 +287,8 @@ def test_the_kernel_is_what_stopped_them(attacked: dict) -> None:
     assert o["connect_host_listener"].detail.startswith("ConnectionRefusedError")  # its own loopback
     assert o["connect_internet"].detail.startswith("OSError: [Errno 101]")  # no route out
     assert o["nsenter_parent_net"].detail == "AssertionError"  # nsenter ran and failed everywhere
+    assert o["user_namespace_mount"].detail == "AssertionError"  # seccomp: no namespaces of its own
+    assert o["threads_still_work"].detail == "AssertionError"  # clone3 refused, clone without flags is not
     assert o["setns_ctypes"].detail.startswith("PermissionError")  # root's namespaces are closed to it
 
 

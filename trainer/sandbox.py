@@ -48,6 +48,7 @@ from trainer.sandbox_kernel import (
     in_cgroup,
     missing_tools,
 )
+from trainer.sandbox_seccomp import refused_calls, seccomp_filter
 
 _BOOT = Path(__file__).with_name("sandbox_boot.py")
 # High uids, far from any real account: one block of 64 per parent process, one uid per worker.
@@ -160,14 +161,18 @@ class _Worker:
             "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
             "processes": limits.processes, "cpu_seconds": math.ceil(limits.timeout) + 1,
         })  # fmt: skip
+        seccomp_fd = None
         if kernel:
             self.cgroup = Cgroup(
                 f"qlora-sandbox-{os.getpid()}-{self.index}-{self.starts}",
                 memory_bytes=limits.memory_bytes + limits.scratch_bytes + (128 << 20),
                 processes=limits.processes + 4,  # the worker, bwrap's init and the cleaner
             )
+            if self.sandbox.seccomp is not None:
+                seccomp_fd = os.open(self.sandbox.seccomp, os.O_RDONLY)
             command = in_cgroup(
-                self.cgroup, bwrap_command(self.sandbox.python, _BOOT, config, limits.scratch_bytes)
+                self.cgroup,
+                bwrap_command(self.sandbox.python, _BOOT, config, limits.scratch_bytes, seccomp_fd),
             )
         else:
             command = [self.sandbox.python, "-I", "-B", str(_BOOT), config]
@@ -176,10 +181,15 @@ class _Worker:
         self._buffer = b""
         # Started from the sandbox's one long-lived thread: bwrap's --die-with-parent is a parent-
         # death signal, which fires when the *thread* that started it ends (a pool thread would).
-        self.proc = self.sandbox.spawner.submit(
-            subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
-        ).result()  # fmt: skip
+        try:
+            self.proc = self.sandbox.spawner.submit(
+                subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            ).result()  # fmt: skip
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         line = self._readline(time.monotonic() + _START_SECONDS)
         if line != READY:
             why = self._log_tail() or (
@@ -277,6 +287,11 @@ class Sandbox:
         self.kernel = self.missing is None
         self.root = Path(tempfile.mkdtemp(prefix="sandbox-"))
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        self.seccomp: Path | None = None
+        program = seccomp_filter()
+        if program is not None:
+            self.seccomp = self.root / "seccomp.bpf"
+            self.seccomp.write_bytes(program)
         self._workers: list[_Worker] = []
         self._idle: queue.Queue[_Worker] = queue.Queue()
         if self.kernel:
@@ -328,6 +343,9 @@ class Sandbox:
                 "ambient capabilities",
                 "network": self.network,
                 "cgroup": cgroups[0] if cgroups else cgroup_note([]),
+                "seccomp": "refused (EPERM): " + ", ".join(refused_calls())
+                if self.seccomp
+                else "none: the filter is built for x86-64 only",
                 "limits": asdict(self.limits),
                 "process": "one warm interpreter per worker forks per program; after each, every process "
                 "left is killed and scratch emptied",

@@ -16,6 +16,8 @@ uid change: dropping every capability first would leave nothing to switch uids w
 needs them only to switch each sample's process to the sample uid (which clears permitted,
 effective and ambient capabilities) and to kill what a sample leaves.
 
+On x86-64 a seccomp filter (:mod:`trainer.sandbox_seccomp`) is given to bwrap as well.
+
 A cgroup per worker (v2, or v1's pids, memory and cpu controllers) bounds the processes, memory
 (scratch tmpfs included) and CPU of the whole tree; where none can be made, the per-process
 rlimits and the per-uid process limit are what bounds them, and :func:`cgroup_note` says so.
@@ -74,7 +76,9 @@ def interpreter_trees(python: str) -> tuple[str, ...]:
     return tuple(trees)
 
 
-def bwrap_command(python: str, boot: Path, config: str, scratch_bytes: int) -> list[str]:
+def bwrap_command(
+    python: str, boot: Path, config: str, scratch_bytes: int, seccomp_fd: int | None
+) -> list[str]:
     cmd = [
         shutil.which("bwrap") or "bwrap",
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -100,6 +104,7 @@ def bwrap_command(python: str, boot: Path, config: str, scratch_bytes: int) -> l
         "--proc", "/proc", "--dev", "/dev",
         "--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH_INSIDE,
         "--remount-ro", "/", "--chdir", "/",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--cap-drop", "ALL", *[a for c in (*_WORKER_CAPS, "setpcap") for a in ("--cap-add", f"CAP_{c.upper()}")],
         "--", shutil.which("setpriv") or "setpriv",
         "--bounding-set", "-all," + ",".join(f"+{c}" for c in _WORKER_CAPS),
