@@ -46,6 +46,7 @@ from trainer.sandbox_kernel import (
     bwrap_command,
     cgroup_note,
     in_cgroup,
+    interpreter_trees,
     missing_tools,
 )
 from trainer.sandbox_seccomp import refused_calls, seccomp_filter
@@ -296,9 +297,10 @@ class Sandbox:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         if self.kernel:
             try:
+                interpreter_trees(python)
                 self._start_workers()
-            except SandboxError as exc:  # present but refused by this kernel (e.g. no namespaces)
-                self.kernel, self.missing = False, str(exc)
+            except (SandboxError, ValueError) as exc:  # refused by this kernel (no namespaces), or
+                self.kernel, self.missing = False, str(exc)  # an interpreter that would show a home
         if not self.kernel:
             if not unsafe:
                 self.close()

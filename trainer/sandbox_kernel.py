@@ -68,10 +68,16 @@ def interpreter_trees(python: str) -> tuple[str, ...]:
     )  # fmt: skip
     found = {os.path.realpath(p) for p in probe.stdout.split("\n") if p.strip()}
     found.add(os.path.dirname(os.path.realpath(python)))
+    private = {os.path.realpath(p) for p in (os.path.expanduser("~"), os.getcwd())}
     trees = []
     for path in sorted(found):
-        if any(path == d or path.startswith(d + "/") for d in ("/usr", *trees)) or path == "/":
+        if any(path == d or path.startswith(d + "/") for d in ("/usr", *trees)):
             continue
+        if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
+            raise ValueError(
+                f"the interpreter's tree {path} holds the home or working folder, which the sandbox must not "
+                "show: use a virtual environment or Python installed elsewhere"
+            )
         trees.append(path)
     return tuple(trees)
 
