@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import stat
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -198,7 +199,7 @@ def attacked(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "outside": str(outside), "victim": str(victim), "secret_path": str(secret_path),
         "token": "tok" + secrets.token_hex(12), "port": str(listener.getsockname()[1]),
         "udp_port": str(udp.getsockname()[1]), "abstract": abstract, "test_pid": str(os.getpid()),
-        "project": str(ROOT), "venv": str(Path(os.__file__).parents[2]),
+        "project": str(ROOT), "venv": sysconfig.get_paths()["purelib"],
     }  # fmt: skip
     programs = catalogue(env)
     names, sources = [], []
