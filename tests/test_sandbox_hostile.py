@@ -46,6 +46,7 @@ assert os.getcwd() == '/tmp' and os.listdir('.') == [], os.listdir('.')
 procs = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
 assert procs == sorted({1, os.getppid(), os.getpid()}), procs
 assert math.gcd(12, 18) == 6 and len([1, 2]) == 2 and json.dumps([1]) == '[1]' and abs(-1) == 1
+assert os.environ.get('OMP_NUM_THREADS') == '1' and os.environ['HOME'] == '/tmp'
 assert 'poison' not in sys.modules and not hasattr(builtins, 'poisoned') and sys.getrecursionlimit() == 1000
 status = open('/proc/self/status').read()
 assert 'CapEff:\\t0000000000000000' in status and 'NoNewPrivs:\\t1' in status, status

