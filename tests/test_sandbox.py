@@ -50,6 +50,15 @@ def test_a_worker_replaced_in_a_pool_thread_outlives_the_pool() -> None:
     assert after.passed, after
 
 
+@ROOT_ONLY
+def test_an_interpreter_tree_holding_the_home_is_not_mounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interpreter's trees are bind-mounted; one that holds the home folder would show it, so
+    the kernel sandbox refuses it rather than mount it."""
+    monkeypatch.setenv("HOME", str(Path(os.__file__).parent))  # inside the base installation
+    with pytest.raises(SandboxError, match="holds the home or working folder"):
+        Sandbox(Limits(timeout=5, workers=1))
+
+
 def _no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A PATH on which bwrap cannot be found, as on a machine without bubblewrap."""
     empty = tmp_path / "empty-bin"

@@ -56,10 +56,23 @@ def missing_tools() -> str | None:
     return None
 
 
-@cache
 def interpreter_trees(python: str) -> tuple[str, ...]:
     """The folders an interpreter needs: its prefixes (a virtual environment and its base), and
-    the folder of the real executable, minus what the system folders already hold."""
+    the folder of the real executable, minus what the system folders already hold. A tree that
+    holds the home or the working folder is refused (ValueError): it would show them."""
+    trees = _trees(python)
+    private = {os.path.realpath(p) for p in (os.path.expanduser("~"), os.getcwd())}
+    for path in trees:
+        if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
+            raise ValueError(
+                f"the interpreter's tree {path} holds the home or working folder, which the sandbox must not "
+                "show: use a virtual environment or Python installed elsewhere"
+            )
+    return trees
+
+
+@cache
+def _trees(python: str) -> tuple[str, ...]:
     probe = subprocess.run(
         [python, "-I", "-c",
          "import sys, os; print('\\n'.join([sys.prefix, sys.exec_prefix, sys.base_prefix, "
@@ -68,17 +81,10 @@ def interpreter_trees(python: str) -> tuple[str, ...]:
     )  # fmt: skip
     found = {os.path.realpath(p) for p in probe.stdout.split("\n") if p.strip()}
     found.add(os.path.dirname(os.path.realpath(python)))
-    private = {os.path.realpath(p) for p in (os.path.expanduser("~"), os.getcwd())}
-    trees = []
+    trees: list[str] = []
     for path in sorted(found):
-        if any(path == d or path.startswith(d + "/") for d in ("/usr", *trees)):
-            continue
-        if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
-            raise ValueError(
-                f"the interpreter's tree {path} holds the home or working folder, which the sandbox must not "
-                "show: use a virtual environment or Python installed elsewhere"
-            )
-        trees.append(path)
+        if not any(path == d or path.startswith(d + "/") for d in ("/usr", *trees)):
+            trees.append(path)
     return tuple(trees)
 
 
