@@ -90,6 +90,7 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "write_outside": BYPASS_GC + f"open({e['outside'] + '/written'!r}, 'w').write('escaped')\n",
         "write_project": BYPASS_GC + f"open({e['project'] + '/PWNED'!r}, 'w').write('x')\n",
         "see_project": f"import os\nassert os.path.exists({e['project'] + '/trainer/sandbox.py'!r})\n",
+        "see_host_folder": f"import os\nassert os.listdir({e['outside']!r})\n",  # a registry would be one
         "see_home": "import os\nassert set(os.listdir('/root')) - {'.pyenv'}, os.listdir('/root')\n",
         "write_venv": BYPASS_GC + f"open({e['venv'] + '/backdoor.pth'!r}, 'w').write('import os')\n",
         "write_usr": BYPASS_GC + "open('/usr/lib/pwned', 'w').write('x')\n",
