@@ -79,12 +79,12 @@ def _completion(problem, completion: str | None) -> str:
 def test_verdicts_equal_human_evals() -> None:
     problems = read_problems_file(english_problems_file())
     cases = {name: (problems[i], _completion(problems[i], c)) for name, (i, c) in CATALOGUE.items()}
-    with Sandbox(Limits(timeout=1.0, workers=2)) as sandbox:
+    with Sandbox(Limits(timeout=3.0, workers=2)) as sandbox:
         ours = dict(zip(cases, sandbox.run_many(program(p, c) for p, c in cases.values()), strict=True))
     theirs = {}
     for name, (p, completion) in cases.items():
         problem = {"task_id": p.task_id, "prompt": p.prompt, "test": p.test, "entry_point": p.entry_point}
-        theirs[name] = execution.check_correctness(problem, completion, timeout=1.0)
+        theirs[name] = execution.check_correctness(problem, completion, timeout=3.0)
     differing = {n: (ours[n], theirs[n]["result"]) for n in cases if ours[n].passed != theirs[n]["passed"]}
     assert differing == {}
     # Not a catalogue where everything passes or everything fails: both harnesses tell them apart.
