@@ -147,7 +147,8 @@ def test_an_early_exit_is_not_a_pass_and_a_report_carries_no_secret(tmp_path: Pa
     )
     result = report["results"]["given"]["humaneval"]
     assert result["pass@1"] == pytest.approx(1 / 6) and result["statuses"] == {"passed": 1, "failed": 5}
-    assert "| humaneval | pass@1 | 16.67 |" in (out / "benchmark.md").read_text(encoding="utf-8")
+    markdown = (out / "benchmark.md").read_text(encoding="utf-8")
+    assert "| humaneval | pass@1 | 16.67 |" in markdown and "Kernel sandbox: bubblewrap as root" in markdown
     rows = [
         json.loads(line) for line in (out / result["samples_path"]).read_text(encoding="utf-8").splitlines()
     ]
