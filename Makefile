@@ -14,17 +14,9 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 TORCH_INDEX ?=
 PIP_TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: setup sandbox-tools demo test lint bench clean
+.PHONY: setup demo test lint bench clean
 
-setup: $(VENV)/.installed sandbox-tools
-
-# qlora-trainer benchmark runs generated code only inside bubblewrap (and setpriv, util-linux).
-sandbox-tools:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; \
-		else echo "note: bubblewrap is missing; install it (sudo apt-get install bubblewrap): without it qlora-trainer benchmark refuses to run generated code"; fi; }
-	@command -v setpriv >/dev/null 2>&1 || echo "note: setpriv is missing; install util-linux"
+setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +46,13 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(REGISTRY) .pytest_cache
+
+# qlora-trainer benchmark runs generated code only inside bubblewrap (and setpriv, util-linux).
+.PHONY: sandbox-tools
+setup: sandbox-tools
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; \
+		else echo "note: bubblewrap is missing; install it (sudo apt-get install bubblewrap): without it qlora-trainer benchmark refuses to run generated code"; fi; }
+	@command -v setpriv >/dev/null 2>&1 || echo "note: setpriv is missing; install util-linux"
