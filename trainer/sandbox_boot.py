@@ -107,7 +107,7 @@ def _install_guard(scratch: str) -> None:
         if event in _BLOCKED:
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "import" and args[0] in _BLOCKED_MODULES:
-            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+            raise ImportError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open":
             path, mode, flags = args
             writing = (mode is not None and any(c in mode for c in "wax+")) or (
