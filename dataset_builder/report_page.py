@@ -660,3 +660,24 @@ def write_report(folder: Path, manifest: dict[str, Any], rejected: pa.Table, fun
     path = folder / REPORT
     path.write_text(render_report(folder, manifest, rejected, funnel), encoding="utf-8")
     return path
+
+
+def report_path(info: Any) -> Path:
+    """The report page of a published version (a ``VersionInfo``), checked against its manifest."""
+    from dataset_builder.errors import UserError, VerificationError
+    from dataset_builder.names import inside
+    from dataset_builder.sources.readers import file_sha256
+
+    listed = info.manifest.get("files", {}).get(REPORT)
+    if not listed:
+        raise UserError(
+            f"{info.ref}: has no {REPORT} (published by a dataset-builder older than report pages); "
+            f"`dataset-builder show {info.ref}` prints its counts"
+        )
+    path = inside(info.path, REPORT, info.ref)
+    if not path.is_file() or file_sha256(path) != listed.get("sha256"):
+        raise VerificationError(
+            f"{info.ref}: {REPORT} is missing or does not match its sha256 in the manifest; "
+            f"run `dataset-builder verify {info.ref}`"
+        )
+    return path
