@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 HOSTILE = '</script><script>fetch("http://127.0.0.1:9/leak")</script><img src=x onerror="alert(1)">'
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
 
 
 def _english(i: int) -> dict:
@@ -42,7 +42,9 @@ def build_report_version(folder: Path, packages_dir: Path) -> dict:
     long_rows = [_russian(100 + i, words=400) for i in range(2)]
     empty = {"instruction": f"Пустой ответ {HOSTILE}", "input": "", "output": ""}
     ru_rows = [*russian, contaminated, *long_rows, empty]
-    (folder / "en.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*english, *near]), encoding="utf-8")
+    (folder / "en.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [*english, *near]), encoding="utf-8"
+    )
     (folder / "ru.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ru_rows), encoding="utf-8"
     )

@@ -23,7 +23,16 @@ from report_data import HOSTILE
 from dataset_builder.registry import Registry
 
 CHROMIUM = shutil.which("chromium")
-SECTIONS = ["funnel", "rejects", "translations", "near-duplicates", "decontamination", "tokens", "quality", "execution"]
+SECTIONS = [
+    "funnel",
+    "rejects",
+    "translations",
+    "near-duplicates",
+    "decontamination",
+    "tokens",
+    "quality",
+    "execution",
+]
 
 
 class _Dom(HTMLParser):
@@ -85,7 +94,9 @@ def _chromium(args: list[str], url: str, tmp: Path) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def rendered(report_version: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `make setup` installs it (as root), or apt-get install chromium")
+        pytest.fail(
+            "chromium is not installed: `make setup` installs it (as root), or apt-get install chromium"
+        )
     tmp = tmp_path_factory.mktemp("chromium")
     page = report_version["path"] / "report.html"
     dump = _chromium(["--dump-dom"], page.as_uri(), tmp)
@@ -103,7 +114,9 @@ def _split_tables(path: Path) -> dict[str, pa.Table]:
     return {s: pq.read_table(path / meta["file"]) for s, meta in manifest["splits"].items()}
 
 
-def test_the_browser_shows_every_section_with_the_versions_counts(report_version: dict, rendered: dict) -> None:
+def test_the_browser_shows_every_section_with_the_versions_counts(
+    report_version: dict, rendered: dict
+) -> None:
     dom: _Dom = rendered["dom"]
     path = report_version["path"]
     assert [s for s in SECTIONS if dom.joined(s)] == SECTIONS
@@ -124,16 +137,16 @@ def test_the_browser_shows_every_section_with_the_versions_counts(report_version
     assert funnel[write][1:] == ["all sources", str(published), "0", "0", str(published)]
 
     # Every reject reason with its count, counted here from the rejected rows.
-    expected = collections.Counter(zip(rejected["stage"].to_pylist(), rejected["reason"].to_pylist(), strict=True))
+    expected = collections.Counter(
+        zip(rejected["stage"].to_pylist(), rejected["reason"].to_pylist(), strict=True)
+    )
     shown = {(r[0], r[1]): int(r[2]) for r in dom.rows["rejects"][1:] if len(r) == 3}
     assert shown == dict(expected)
     assert expected[("near_dedup", "near_duplicate")] == report_version["near_duplicates"]
     assert expected[("format", "too_many_tokens")] == report_version["long_rows"]
 
     # Translations: as many as the files hold rows with their originals, shown beside them.
-    translated = sum(
-        sum(v is not None for v in t["source_messages"].to_pylist()) for t in tables.values()
-    )
+    translated = sum(sum(v is not None for v in t["source_messages"].to_pylist()) for t in tables.values())
     assert translated > 0
     assert f"{translated:,} published rows were translated" in dom.joined("translations")
     assert dom.joined("translations").count("verdict: passed: published") == min(translated, 12)
@@ -157,8 +170,7 @@ def test_hostile_row_text_renders_as_text_and_nothing_is_fetched(rendered: dict)
     dom: _Dom = rendered["dom"]
     # The markup in the rows is on the page as text (twice: the rejected row and the decontaminated one)...
     text = "".join("".join(parts) for parts in dom.text.values())
-    assert text.count('</script><script>fetch("http://127.0.0.1:9/leak")') >= 2
-    assert text.count('<img src=x onerror="alert(1)">') >= 2
+    assert text.count(HOSTILE) >= 2
     # ...and never became an element: the page has no script, image, frame or outside link at all.
     assert dom.tags["script"] == 0 and dom.tags["img"] == 0 and dom.tags["iframe"] == 0
     assert all(v.startswith("#") for tag, k, v in dom.attrs if k == "href")
@@ -223,7 +235,9 @@ def test_the_page_shows_mt_quality_worst_rows_first(report_version: dict, tmp_pa
     dom = _Dom()
     dom.feed(page)
     quality = dom.joined("quality")
-    assert f"{sum(v is not None for v in values)} published rows carry mt_quality; {len(chrf)} have" in quality
+    assert (
+        f"{sum(v is not None for v in values)} published rows carry mt_quality; {len(chrf)} have" in quality
+    )
     signals = {r[0]: r[1:] for r in dom.rows["quality"][1:]}
     assert signals["round_trip_chrf"][:2] == [str(len(chrf)), f"{min(chrf.values()):.3f}"]
     worst_first = sorted(chrf, key=lambda k: (chrf[k], keys.index(k)))[:10]
