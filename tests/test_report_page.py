@@ -243,3 +243,33 @@ def test_the_page_shows_mt_quality_worst_rows_first(report_version: dict, tmp_pa
     worst_first = sorted(chrf, key=lambda k: (chrf[k], keys.index(k)))[:10]
     listed = re.findall(r"train: (\S+) · round_trip_chrf", quality)
     assert listed[: len(worst_first)] == worst_first
+
+
+def test_push_carries_the_page_and_croissant_and_pull_verifies_them(
+    report_version: dict, tmp_path: Path
+) -> None:
+    from hub_server import HubServer
+
+    registry: Registry = report_version["registry"]
+    info = registry.get(report_version["ref"])
+    with HubServer() as server:
+        env = server.client_env(tmp_path)
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "dataset_builder", *args], env=env, capture_output=True, text=True
+            )
+
+        proc = cli("--registry", str(registry.root), "push", info.ref, "--repo", "org/report-test")
+        assert proc.returncode == 0, proc.stderr
+        repo = server.state.repos["org/report-test"]
+        tagged = repo.commits[repo.tags[info.version]]
+        for name in ("report.html", "croissant.json"):
+            assert tagged[name] == (info.path / name).read_bytes()
+        fresh = tmp_path / "fresh"
+        proc = cli("--registry", str(fresh), "pull", f"org/report-test@{info.version}")
+        assert proc.returncode == 0, proc.stderr
+    pulled = Registry(fresh).get(info.ref)
+    assert Registry(fresh).verify(info.ref) == []
+    for name in ("report.html", "croissant.json"):
+        assert (pulled.path / name).read_bytes() == (info.path / name).read_bytes()
