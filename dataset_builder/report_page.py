@@ -39,6 +39,7 @@ MEMBERS_SHOWN = 4
 HITS_SHOWN = 50
 WORST_SHOWN = 10
 TURN_CHARS = 1500
+TURNS_SHOWN = 6
 
 _CHEAP_SIGNALS = ("length_ratio", "target_script_share", "repetition", "untranslated_share")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -186,11 +187,13 @@ def _conversation(messages: Sequence[dict[str, Any]] | None, other: Sequence[dic
         return '<p class="none">(no turns)</p>'
     other_lines = _lines(other)
     parts = []
-    for m in messages:
+    for m in messages[:TURNS_SHOWN]:
         parts.append(
             f'<div class="turn"><span class="role">{_e(m.get("role"))}</span>'
             f"<pre>{mark_code(m.get('content') or '', other_lines)}</pre></div>"
         )
+    if len(messages) > TURNS_SHOWN:
+        parts.append(f'<p class="more">… {len(messages) - TURNS_SHOWN} more turns</p>')
     return "".join(parts)
 
 
