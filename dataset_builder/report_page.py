@@ -84,24 +84,35 @@ class _Split:
                              "dup_cluster", "mt_quality") if c in self.names]  # fmt: skip
         self.table = pq.read_table(path, columns=cheap)
         self.rows = self.table.num_rows
-        self._heavy: pa.Table | None = None
-        self._columns: dict[str, list[Any]] = {}
+        self._groups: dict[int, pa.Table] = {}
+        meta = pq.ParquetFile(path).metadata
+        self._starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
 
-    def column(self, name: str) -> list[Any]:
-        if name not in self._columns:
-            present = name in self.table.column_names
-            self._columns[name] = self.table.column(name).to_pylist() if present else [None] * self.rows
-        return self._columns[name]
+    def has(self, name: str) -> bool:
+        return name in self.table.column_names
+
+    def value(self, name: str, i: int) -> Any:
+        return self.table.column(name)[i].as_py() if self.has(name) else None
+
+    def where(self, mask: pa.ChunkedArray | pa.Array) -> list[int]:
+        """Indices of the rows where ``mask`` is true (null counts as false)."""
+        return pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
 
     def turns(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """``messages`` and ``source_messages`` of the given rows."""
+        """``messages`` and ``source_messages`` of the given rows, reading only the row groups they
+        are in (the turns are most of a file's bytes; the page shows a few dozen rows)."""
         if not indices:
             return []
-        if self._heavy is None:
-            heavy = [c for c in ("messages", "source_messages") if c in self.names]
-            self._heavy = pq.read_table(self.path, columns=heavy)
-        taken = self._heavy.take(pa.array(list(indices), pa.int64())).to_pylist()
-        return [{"messages": t.get("messages"), "source_messages": t.get("source_messages")} for t in taken]
+        heavy = [c for c in ("messages", "source_messages") if c in self.names]
+        out = []
+        for i in indices:
+            group = int(np.searchsorted(self._starts, i, side="right")) - 1
+            if group not in self._groups:
+                with pq.ParquetFile(self.path) as file:
+                    self._groups[group] = file.read_row_group(group, columns=heavy)
+            row = self._groups[group].slice(i - int(self._starts[group]), 1).to_pylist()[0]
+            out.append({"messages": row.get("messages"), "source_messages": row.get("source_messages")})
+        return out
 
 
 def _sample(indices: Sequence[int], k: int, salt: int) -> list[int]:
@@ -371,10 +382,9 @@ def _rejects(rejected: pa.Table) -> str:
 def _translations(splits: list[_Split], rejected: pa.Table) -> str:
     translated: list[tuple[_Split, int]] = []
     for split in splits:
-        lang, source_lang = split.column("lang"), split.column("source_lang")
-        translated += [
-            (split, i) for i in range(split.rows) if source_lang[i] is not None and source_lang[i] != lang[i]
-        ]
+        if split.has("source_lang") and split.has("lang"):
+            mask = pc.not_equal(split.table.column("source_lang"), split.table.column("lang"))
+            translated += [(split, i) for i in split.where(mask)]
     picked = [translated[i] for i in _sample(range(len(translated)), TRANSLATIONS_SHOWN, salt=101)]
     parts = [
         "<p>Marked as code on this page, by its own simple rule (not the translator's segmenter): "
@@ -388,7 +398,7 @@ def _translations(splits: list[_Split], rejected: pa.Table) -> str:
     for split in splits:
         mine = [i for s, i in picked if s is split]
         for i, t in zip(mine, split.turns(mine), strict=True):
-            label = f"{split.name}: {split.column('source_key')[i]} ({split.column('source')[i]})"
+            label = f"{split.name}: {split.value('source_key', i)} ({split.value('source', i)})"
             parts.append(_pair(label, t["source_messages"], t["messages"], "passed: published", True))
     if "attempted_messages" in rejected.column_names and rejected.num_rows:
         failed = pc.indices_nonzero(pc.is_valid(rejected.column("attempted_messages"))).to_pylist()
@@ -413,11 +423,10 @@ def _near_duplicates(splits: list[_Split], rejected: pa.Table) -> str:
             members[keeper].append(i)
     marked: dict[str, list[tuple[_Split, int]]] = defaultdict(list)
     for split in splits:
-        for i, (rid, cluster) in enumerate(
-            zip(split.column("row_id"), split.column("dup_cluster"), strict=True)
-        ):
-            if cluster and cluster != rid:
-                marked[cluster].append((split, i))
+        if split.has("dup_cluster"):
+            mask = pc.not_equal(split.table.column("dup_cluster"), split.table.column("row_id"))
+            for i in split.where(mask):
+                marked[split.value("dup_cluster", i)].append((split, i))
     if not members and not marked:
         return "<p>No near-duplicate was dropped or marked.</p>"
     sizes = Counter({k: len(v) for k, v in members.items()}) + Counter({k: len(v) for k, v in marked.items()})
@@ -425,9 +434,9 @@ def _near_duplicates(splits: list[_Split], rejected: pa.Table) -> str:
     where: dict[str, tuple[_Split, int]] = {}
     wanted = set(top)
     for split in splits:
-        for i, rid in enumerate(split.column("row_id")):
-            if rid in wanted:
-                where[rid] = (split, i)
+        ids = split.table.column("row_id")
+        for i in split.where(pc.is_in(ids, value_set=pa.array(sorted(wanted), pa.string()))):
+            where[ids[i].as_py()] = (split, i)
     rejected_ids = rejected.column("row_id").to_pylist()
     rejected_at = {rid: i for i, rid in enumerate(rejected_ids) if rid in wanted}
     parts = [
@@ -454,7 +463,7 @@ def _near_duplicates(splits: list[_Split], rejected: pa.Table) -> str:
         ]
         for split, i in marked.get(keeper, [])[: MEMBERS_SHOWN - len(items)]:
             items.append(
-                f"<div><h4>marked: {_e(split.column('source_key')[i])}</h4>"
+                f"<div><h4>marked: {_e(split.value('source_key', i))}</h4>"
                 f"{_conversation(split.turns([i])[0]['messages'], None)}</div>"
             )
         parts.append(
@@ -532,54 +541,62 @@ def _tokens(splits: list[_Split], rejected: pa.Table, manifest: dict[str, Any]) 
     )
 
 
+def _signal(split: _Split, name: str) -> np.ndarray:
+    """One member of ``mt_quality`` as floats, NaN where the row or the value is null."""
+    column = pc.struct_field(split.table.column("mt_quality"), name)
+    return pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+
+
 def _quality(splits: list[_Split]) -> str:
-    have = [s for s in splits if "mt_quality" in s.table.column_names]
+    have = [s for s in splits if s.has("mt_quality")]
     if not have:
         return "<p>No <code>mt_quality</code> column in this version: no translation quality was scored.</p>"
-    entries: list[tuple[_Split, int, dict[str, Any]]] = []
-    for split in have:
-        for i, q in enumerate(split.column("mt_quality")):
-            if q is not None:
-                entries.append((split, i, q))
-    scored = [(s, i, q) for s, i, q in entries if q.get("round_trip_chrf") is not None]
-    chrf = np.asarray([q["round_trip_chrf"] for _, _, q in scored], dtype=np.float64)
+    carried = sum(len(s.table.column("mt_quality")) - s.table.column("mt_quality").null_count for s in have)
+    signals = {name: [_signal(s, name) for s in have] for name in ("round_trip_chrf", *_CHEAP_SIGNALS)}
+    chrf = np.concatenate(signals["round_trip_chrf"])
+    scored = chrf[~np.isnan(chrf)]
     parts = [
-        f"<p>{len(entries):,} published rows carry <code>mt_quality</code>; {len(scored):,} have a round-trip "
+        f"<p>{int(carried):,} published rows carry <code>mt_quality</code>; {len(scored):,} have a round-trip "
         "chrF (their prose translated back and compared with the original; 0 to 100). The cheap signals "
         "hold for every scored row: an untranslated row scores a perfect round trip, so read chrF beside "
         "the target-script share and the untranslated share.</p>"
     ]
-    if len(chrf):
-        parts.append(_histogram_svg({"round-trip chrF": chrf}, np.linspace(0, 100, 41), label="chrF"))
+    if len(scored):
+        parts.append(_histogram_svg({"round-trip chrF": scored}, np.linspace(0, 100, 41), label="chrF"))
     rows = []
-    for name in ("round_trip_chrf", *_CHEAP_SIGNALS):
-        values = np.asarray([q[name] for _, _, q in entries if q.get(name) is not None], dtype=np.float64)
+    for name, per_split in signals.items():
+        values = np.concatenate(per_split)
+        values = values[~np.isnan(values)]
         if len(values):
             rows.append(
                 [name, len(values), float(values.min()), float(np.median(values)), float(values.max())]
             )
     parts.append(_table(["signal", "rows", "min", "median", "max"], rows, "signals"))
-    worst = sorted(scored, key=lambda e: (e[2]["round_trip_chrf"], e[0].name, e[1]))[:WORST_SHOWN]
-    by_script = sorted(
-        (e for e in entries if e[2].get("target_script_share") is not None),
-        key=lambda e: (e[2]["target_script_share"], -(e[2].get("untranslated_share") or 0), e[0].name, e[1]),
-    )[:WORST_SHOWN]
+
+    def lowest(name: str) -> list[tuple[_Split, int]]:
+        """The rows with the lowest value of one signal, by split order then row order on ties."""
+        found: list[tuple[float, int, int]] = []
+        for n, values in enumerate(signals[name]):
+            valid = np.flatnonzero(~np.isnan(values))
+            order = valid[np.lexsort((valid, values[valid]))][:WORST_SHOWN]
+            found += [(float(values[i]), n, int(i)) for i in order]
+        return [(have[n], i) for _, n, i in sorted(found)[:WORST_SHOWN]]
+
     for title, picked in (
-        (f"Worst {len(worst)} rows by round-trip chrF", worst),
-        (f"Worst {len(by_script)} rows by target-script share", by_script),
+        ("round-trip chrF", lowest("round_trip_chrf")),
+        ("target-script share", lowest("target_script_share")),
     ):
         if not picked:
             continue
-        parts.append(f"<h3>{_e(title)}</h3>")
-        for split in have:
-            mine = [(i, q) for s, i, q in picked if s is split]
-            turns = split.turns([i for i, _ in mine])
-            for (i, q), t in zip(mine, turns, strict=True):
-                signals = ", ".join(
-                    f"{k} {q[k]:.3f}" for k in ("round_trip_chrf", *_CHEAP_SIGNALS) if q.get(k) is not None
-                )
-                label = f"{split.name}: {split.column('source_key')[i]} · {signals}"
-                parts.append(_pair(label, t["source_messages"], t["messages"], "published", True))
+        parts.append(f"<h3>Worst {len(picked)} rows by {_e(title)}</h3>")
+        for split, i in picked:
+            t = split.turns([i])[0]
+            q = split.value("mt_quality", i) or {}
+            shown = ", ".join(
+                f"{k} {q[k]:.3f}" for k in ("round_trip_chrf", *_CHEAP_SIGNALS) if q.get(k) is not None
+            )
+            label = f"{split.name}: {split.value('source_key', i)} · {shown}"
+            parts.append(_pair(label, t["source_messages"], t["messages"], "published", True))
     return "".join(parts)
 
 
