@@ -273,3 +273,28 @@ def test_push_carries_the_page_and_croissant_and_pull_verifies_them(
     assert Registry(fresh).verify(info.ref) == []
     for name in ("report.html", "croissant.json"):
         assert (pulled.path / name).read_bytes() == (info.path / name).read_bytes()
+
+
+def test_report_refuses_a_missing_or_altered_page_in_one_line(report_version: dict, tmp_path: Path) -> None:
+    info = report_version["registry"].get(report_version["ref"])
+    root = tmp_path / "registry"
+    shutil.copytree(info.path, root / info.name / info.version)
+    folder = root / info.name / info.version
+
+    def report() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "dataset_builder", "--registry", str(root), "report", info.ref]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    (folder / "report.html").write_text("<p>not the page</p>", encoding="utf-8")
+    proc = report()
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "report.html" in proc.stderr and "verify" in proc.stderr
+
+    # A version published before report pages: no page in its files.
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]["report.html"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (folder / "report.html").unlink()
+    proc = report()
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "has no report.html" in proc.stderr
