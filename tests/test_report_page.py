@@ -231,9 +231,21 @@ def test_the_page_shows_mt_quality_worst_rows_first(report_version: dict, tmp_pa
                        "repetition": 0.0, "untranslated_share": 0.0, "scored": score is not None})  # fmt: skip
     pq.write_table(table.append_column("mt_quality", pa.array(values, quality_type)), path)
     rejected = pq.read_table(folder / "rejected" / "rejected.parquet")
+    failed = {"row_id": "f" * 32, "source": "en", "source_key": "en.jsonl:99", "stage": "translate",
+              "reason": "length_ratio", "detail": "turn 2 (assistant): prose length ratio 4.20 outside [0.4, 3.5]",
+              "duplicate_of": None, "raw": None,
+              "messages": [{"role": "user", "content": "Sort a list.\n```python\nsorted(xs)\n```"}],
+              "attempted_messages": [{"role": "user", "content": "Отсортируйте.\n```python\nsorted(ys)\n```"}]}  # fmt: skip
+    rejected = pa.concat_tables([rejected, pa.Table.from_pylist([failed], schema=rejected.schema)])
     page = render_report(folder, manifest, rejected, [])
     dom = _Dom()
     dom.feed(page)
+    translations = dom.joined("translations")
+    assert "1 translations failed a check; 1 shown" in translations
+    assert (
+        f"verdict: rejected: length_ratio: {failed['detail']} · page check: 0 of 1 fenced blocks unchanged"
+        in translations
+    )
     quality = dom.joined("quality")
     assert (
         f"{sum(v is not None for v in values)} published rows carry mt_quality; {len(chrf)} have" in quality
