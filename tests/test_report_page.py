@@ -196,6 +196,8 @@ def test_the_page_is_in_the_version_and_report_prints_its_path(report_version: d
         digest = hashlib.sha256((info.path / name).read_bytes()).hexdigest()
         assert info.manifest["files"][name]["sha256"] == digest
     assert registry.verify(info.ref) == []
+    card = (info.path / "README.md").read_text(encoding="utf-8")
+    assert "`report.html`" in card and "`croissant.json`" in card
     out = subprocess.run(
         [sys.executable, "-m", "dataset_builder", "--registry", str(registry.root), "report", info.ref],
         capture_output=True, text=True,
