@@ -160,9 +160,10 @@ def _sources(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _packages(counters: Any, found: list[dict[str, Any]]) -> None:
-    """Translation packages a stage recorded: dicts with a ``code`` or ``from``/``to`` and a sha256."""
+    """Models a stage recorded: an Argos package (``code``, ``from``/``to``) or a Python engine
+    (``module``, ``function``), each with the sha256 of what ran."""
     if isinstance(counters, dict):
-        if isinstance(counters.get("sha256"), str) and ("code" in counters or "from" in counters):
+        if isinstance(counters.get("sha256"), str) and any(k in counters for k in ("code", "from", "module")):
             found.append(counters)
             return
         for value in counters.values():
@@ -190,14 +191,19 @@ def _activity(manifest: dict[str, Any]) -> dict[str, Any]:
             if pkg["sha256"] in seen:
                 continue
             seen.add(pkg["sha256"])
-            direction = f"{pkg.get('from', '?')}->{pkg.get('to', '?')}"
+            if "module" in pkg:
+                name = f"{pkg['module']}:{pkg.get('function', '')}"
+                what = f"translation engine (Python module, {pkg.get('type', 'python')})"
+            else:
+                name = pkg.get("code") or "model"
+                what = f"translation package {pkg.get('from', '?')}->{pkg.get('to', '?')}"
             used.append(
                 {
                     "@type": "prov:Entity",
                     "@id": f"sha256:{pkg['sha256']}",
-                    "name": f"{pkg.get('code') or 'model'} {pkg.get('version') or ''}".strip(),
+                    "name": f"{name} {pkg.get('version') or ''}".strip(),
                     "sha256": pkg["sha256"],
-                    "description": f"translation package {direction}, used by stage {stage['stage']}",
+                    "description": f"{what}, used by stage {stage['stage']}",
                 }
             )
         for name, info in (stage.get("counters", {}).get("eval_sets") or {}).items():

@@ -141,3 +141,20 @@ def test_a_nested_record_column_is_described_field_by_field(report_version: dict
         ("scored", "sc:Boolean"),
     ]
     assert [r["mt_quality"] for r in _records(folder / "croissant.json", "test")] == values
+
+
+def test_a_python_engine_is_recorded_with_the_hash_of_its_module(
+    report_version: dict, tmp_path: Path
+) -> None:
+    """A stage that ran a Python engine (the recipe's `engine = "python:MODULE:FUNCTION"`) records it
+    as the manifest does: module, function and the module file's sha256."""
+    from dataset_builder.croissant import croissant
+
+    module = tmp_path / "back.py"
+    module.write_text("def translate(texts, from_lang, to_lang):\n    return list(texts)\n", encoding="utf-8")
+    manifest = json.loads((report_version["path"] / "manifest.json").read_text(encoding="utf-8"))
+    engine = {"type": "python", "module": "back.py", "function": "translate", "sha256": _sha256(module)}
+    manifest["stages"].append({"stage": "mt_quality", "counters": {"engine": engine}})
+    used = croissant(report_version["path"], manifest)["prov:wasGeneratedBy"]["prov:used"]
+    entry = next(u for u in used if u["sha256"] == _sha256(module))
+    assert entry["name"] == "back.py:translate" and "mt_quality" in entry["description"]
