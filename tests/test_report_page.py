@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from report_data import HOSTILE
 
+from dataset_builder.cli import main
 from dataset_builder.registry import Registry
 
 CHROMIUM = shutil.which("chromium")
@@ -189,7 +190,9 @@ def test_the_screenshot_is_not_blank(rendered: dict) -> None:
     assert white < 0.97 * image.size[0] * image.size[1]  # text, tables and charts cover the page
 
 
-def test_the_page_is_in_the_version_and_report_prints_its_path(report_version: dict) -> None:
+def test_the_page_is_in_the_version_and_report_prints_its_path(
+    report_version: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry: Registry = report_version["registry"]
     info = registry.get(report_version["ref"])
     for name in ("report.html", "croissant.json"):
@@ -198,12 +201,8 @@ def test_the_page_is_in_the_version_and_report_prints_its_path(report_version: d
     assert registry.verify(info.ref) == []
     card = (info.path / "README.md").read_text(encoding="utf-8")
     assert "`report.html`" in card and "`croissant.json`" in card
-    out = subprocess.run(
-        [sys.executable, "-m", "dataset_builder", "--registry", str(registry.root), "report", info.ref],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(info.path / "report.html")
+    assert main(["--registry", str(registry.root), "report", info.name + "@latest"]) == 0
+    assert capsys.readouterr().out == f"{info.path / 'report.html'}\n"
 
 
 def test_the_page_shows_mt_quality_worst_rows_first(report_version: dict, tmp_path: Path) -> None:
@@ -289,15 +288,18 @@ def test_push_carries_the_page_and_croissant_and_pull_verifies_them(
         assert (pulled.path / name).read_bytes() == (info.path / name).read_bytes()
 
 
-def test_report_refuses_a_missing_or_altered_page_in_one_line(report_version: dict, tmp_path: Path) -> None:
+def test_report_refuses_a_missing_or_altered_page_in_one_line(
+    report_version: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     info = report_version["registry"].get(report_version["ref"])
     root = tmp_path / "registry"
     shutil.copytree(info.path, root / info.name / info.version)
     folder = root / info.name / info.version
 
     def report() -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "dataset_builder", "--registry", str(root), "report", info.ref]
-        return subprocess.run(cmd, capture_output=True, text=True)
+        code = main(["--registry", str(root), "report", info.ref])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess([], code, out.out, out.err)
 
     (folder / "report.html").write_text("<p>not the page</p>", encoding="utf-8")
     proc = report()
