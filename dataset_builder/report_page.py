@@ -88,8 +88,13 @@ class _Split:
         meta = pq.ParquetFile(path).metadata
         self._starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
 
-    def has(self, name: str) -> bool:
-        return name in self.table.column_names
+    def has(self, name: str, kind: str = "") -> bool:
+        """The column is in the file (and, given ``kind``, of that Arrow kind: a column with no value
+        at all in a version can be written as type null)."""
+        if name not in self.table.column_names:
+            return False
+        check = {"string": pa.types.is_string, "struct": pa.types.is_struct}.get(kind)
+        return check is None or check(self.table.schema.field(name).type)
 
     def value(self, name: str, i: int) -> Any:
         return self.table.column(name)[i].as_py() if self.has(name) else None
@@ -382,7 +387,7 @@ def _rejects(rejected: pa.Table) -> str:
 def _translations(splits: list[_Split], rejected: pa.Table) -> str:
     translated: list[tuple[_Split, int]] = []
     for split in splits:
-        if split.has("source_lang") and split.has("lang"):
+        if split.has("source_lang", "string") and split.has("lang", "string"):
             mask = pc.not_equal(split.table.column("source_lang"), split.table.column("lang"))
             translated += [(split, i) for i in split.where(mask)]
     picked = [translated[i] for i in _sample(range(len(translated)), TRANSLATIONS_SHOWN, salt=101)]
@@ -423,7 +428,7 @@ def _near_duplicates(splits: list[_Split], rejected: pa.Table) -> str:
             members[keeper].append(i)
     marked: dict[str, list[tuple[_Split, int]]] = defaultdict(list)
     for split in splits:
-        if split.has("dup_cluster"):
+        if split.has("dup_cluster", "string"):
             mask = pc.not_equal(split.table.column("dup_cluster"), split.table.column("row_id"))
             for i in split.where(mask):
                 marked[split.value("dup_cluster", i)].append((split, i))
@@ -542,13 +547,16 @@ def _tokens(splits: list[_Split], rejected: pa.Table, manifest: dict[str, Any]) 
 
 
 def _signal(split: _Split, name: str) -> np.ndarray:
-    """One member of ``mt_quality`` as floats, NaN where the row or the value is null."""
+    """One member of ``mt_quality`` as floats, NaN where the row or the value is null (or absent)."""
+    kind = split.table.schema.field("mt_quality").type
+    if kind.get_field_index(name) < 0:
+        return np.full(split.rows, np.nan)
     column = pc.struct_field(split.table.column("mt_quality"), name)
     return pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
 
 
 def _quality(splits: list[_Split]) -> str:
-    have = [s for s in splits if s.has("mt_quality")]
+    have = [s for s in splits if s.has("mt_quality", "struct")]
     if not have:
         return "<p>No <code>mt_quality</code> column in this version: no translation quality was scored.</p>"
     carried = sum(len(s.table.column("mt_quality")) - s.table.column("mt_quality").null_count for s in have)

@@ -314,3 +314,37 @@ def test_report_refuses_a_missing_or_altered_page_in_one_line(
     proc = report()
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "has no report.html" in proc.stderr
+
+
+def test_a_version_whose_optional_columns_hold_nothing_gets_its_page(tmp_path: Path) -> None:
+    """Columns with no value at all are written as Arrow type null; nothing rejected, no tokens."""
+    from dataset_builder.report_page import render_report
+    from dataset_builder.rows import MESSAGES_TYPE, REJECTED_SCHEMA
+
+    (tmp_path / "data").mkdir()
+    turns = [{"role": "user", "content": "Привет <b>мир</b>"}, {"role": "assistant", "content": "Ответ"}]
+    table = pa.table(
+        {
+            "row_id": ["a", "b"],
+            "source": ["ru", "ru"],
+            "source_key": ["ru.jsonl:1", "ru.jsonl:2"],
+            "lang": ["ru", "ru"],
+            "messages": pa.array([turns, turns], MESSAGES_TYPE),
+            "source_messages": pa.nulls(2),
+            "source_lang": pa.nulls(2),
+            "dup_cluster": pa.nulls(2),
+            "mt_quality": pa.nulls(2),
+        }
+    )
+    pq.write_table(table, tmp_path / "data" / "train.parquet")
+    manifest = {"name": "n", "version": "1.0.0", "content_hash": "sha256:x", "tool": {"name": "dataset-builder", "version": "0"},
+                "recipe_sha256": "0" * 64, "recipe": {"stages": []}, "stages": [],
+                "splits": {"train": {"file": "data/train.parquet", "rows": 2}}}  # fmt: skip
+    dom = _Dom()
+    dom.feed(render_report(tmp_path, manifest, REJECTED_SCHEMA.empty_table(), []))
+    assert "2 rows published (train 2), 0 rejected" in "".join(dom.text[""])
+    assert "No row was rejected" in dom.joined("rejects")
+    assert "0 published rows were translated" in dom.joined("translations")
+    assert "No near-duplicate" in dom.joined("near-duplicates")
+    assert "No token counts" in dom.joined("tokens")
+    assert "No mt_quality column" in dom.joined("quality")
