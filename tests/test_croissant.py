@@ -143,7 +143,7 @@ def test_a_nested_record_column_is_described_field_by_field(report_version: dict
     assert [r["mt_quality"] for r in _records(folder / "croissant.json", "test")] == values
 
 
-def test_a_python_engine_is_recorded_with_the_hash_of_its_module(
+def test_a_python_engine_and_a_hub_source_are_recorded_by_their_hashes(
     report_version: dict, tmp_path: Path
 ) -> None:
     """A stage that ran a Python engine (the recipe's `engine = "python:MODULE:FUNCTION"`) records it
@@ -155,6 +155,13 @@ def test_a_python_engine_is_recorded_with_the_hash_of_its_module(
     manifest = json.loads((report_version["path"] / "manifest.json").read_text(encoding="utf-8"))
     engine = {"type": "python", "module": "back.py", "function": "translate", "sha256": _sha256(module)}
     manifest["stages"].append({"stage": "mt_quality", "counters": {"engine": engine}})
-    used = croissant(report_version["path"], manifest)["prov:wasGeneratedBy"]["prov:used"]
-    entry = next(u for u in used if u["sha256"] == _sha256(module))
+    # A Hub source as the manifest records it: the commit its revision resolved to.
+    commit = hashlib.sha1(b"a commit").hexdigest()
+    manifest["inputs"].append(
+        {"source": "hub", "hub_id": "org/data", "revision": "v1", "split": "train", "commit": commit}
+    )
+    doc = croissant(report_version["path"], manifest)
+    entry = next(u for u in doc["prov:wasGeneratedBy"]["prov:used"] if u["sha256"] == _sha256(module))
     assert entry["name"] == "back.py:translate" and "mt_quality" in entry["description"]
+    hub = next(d for d in doc["prov:wasDerivedFrom"] if d["name"] == "hub")
+    assert hub["url"] == "https://huggingface.co/datasets/org/data" and hub["version"] == commit
