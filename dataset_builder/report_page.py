@@ -85,7 +85,7 @@ class _Split:
         self.table = pq.read_table(path, columns=cheap)
         self.rows = self.table.num_rows
         self._groups: dict[int, pa.Table] = {}
-        meta = pq.ParquetFile(path).metadata
+        meta = pq.read_metadata(path)
         self._starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
 
     def has(self, name: str, kind: str = "") -> bool:
