@@ -348,3 +348,28 @@ def test_a_version_whose_optional_columns_hold_nothing_gets_its_page(tmp_path: P
     assert "No near-duplicate" in dom.joined("near-duplicates")
     assert "No token counts" in dom.joined("tokens")
     assert "No mt_quality column" in dom.joined("quality")
+
+
+def test_a_build_with_round_trip_scores_ranks_its_worst_rows(tmp_path: Path) -> None:
+    """A real build through the engine door (a scrambling translator, the inverse dictionary back):
+    the published page ranks the rows by the chrF the published file holds, lowest first."""
+    from test_mt_quality import build as build_q
+    from test_mt_quality import project
+
+    recipe = project(tmp_path, "scrambler", "", record=False)
+    rows, _, _ = build_q(tmp_path, recipe)
+    page = (tmp_path / "reg" / "q" / "1.0.0" / "report.html").read_text(encoding="utf-8")
+    dom = _Dom()
+    dom.feed(page)
+    scored = [r for r in rows if r["mt_quality"] and r["mt_quality"]["round_trip_chrf"] is not None]
+    assert len(scored) >= 3
+    expected = [r["source_key"] for r in sorted(scored, key=lambda r: r["mt_quality"]["round_trip_chrf"])][
+        :10
+    ]
+    quality = dom.joined("quality")
+    listed = re.findall(r"train: (\S+) · round_trip_chrf", quality)[: len(expected)]
+    scores = [
+        next(r for r in scored if r["source_key"] == k)["mt_quality"]["round_trip_chrf"] for k in listed
+    ]
+    assert scores == sorted(scores) and sorted(listed) == sorted(expected)
+    assert f"{len(scored)} have a round-trip chrF" in quality
