@@ -373,3 +373,12 @@ def test_a_build_with_round_trip_scores_ranks_its_worst_rows(tmp_path: Path) -> 
     ]
     assert scores == sorted(scores) and sorted(listed) == sorted(expected)
     assert f"{len(scored)} have a round-trip chrF" in quality
+
+
+def test_the_sample_versions_page_has_every_section_and_its_reject_counts(sample_registry: Registry) -> None:
+    info = sample_registry.get("python-ru-sample@0.1.0")
+    dom = _Dom()
+    dom.feed((info.path / "report.html").read_text(encoding="utf-8"))
+    assert [s for s in SECTIONS if dom.joined(s)] == SECTIONS
+    shown = {f"{r[0]}/{r[1]}": int(r[2]) for r in dom.rows["rejects"][1:] if len(r) == 3}
+    assert shown == info.manifest["rejected"]["by_stage_reason"]
