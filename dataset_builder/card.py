@@ -177,6 +177,9 @@ def _details(manifest: dict[str, Any]) -> list[str]:
         f"- **License:** {ds['license']}",
         f"- **Rows:** {rows} ({_counts({s: m['rows'] for s, m in splits.items()})})",
         f"- **Method:** [arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})",
+        "- **Look at it:** `report.html` (one offline page: what each stage removed and why, translations "
+        "beside their originals, near duplicates, decontamination, token lengths, translation quality); "
+        "metadata in `croissant.json` (Croissant 1.1, with checksums and provenance)",
         "",
     ]
     return lines
