@@ -297,6 +297,8 @@ def test_a_registered_installed_translator_needs_no_trust_code(
         engine["sha256"] == hashlib.sha256((site / "byo_dictionary_translator.py").read_bytes()).hexdigest()
     )
     assert len(published(registry, "1.0.0")) == len(ROWS)
+    card = (registry / "byo" / "1.0.0" / "README.md").read_text(encoding="utf-8")
+    assert "registered by the installed package `byo-translator`" in card
 
     # Registered under another function: the name of the module alone grants nothing.
     write_project(project, "", version="1.0.1", engine="python:byo_dictionary_translator:_swap")
