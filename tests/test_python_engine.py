@@ -320,12 +320,12 @@ def test_a_registered_package_is_keyed_by_all_its_code(
     (package / "__init__.py").write_text("from .words import translate\n", encoding="utf-8")
     (package / "words.py").write_text(dictionary_module(), encoding="utf-8")
     monkeypatch.syspath_prepend(str(site))
-    engine = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path, False)
+    engine = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path / "p", False)
     first = engine.describe()["sha256"]
     assert first != hashlib.sha256((package / "__init__.py").read_bytes()).hexdigest()
     # Only a file the package imports changed, not __init__.py: the key changes all the same.
     (package / "words.py").write_text(dictionary_module() + "\n# retrained\n", encoding="utf-8")
-    again = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path, False)
+    again = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path / "p", False)
     assert again.describe()["sha256"] != first
 
 
@@ -439,6 +439,24 @@ def test_code_of_the_working_directory_or_registered_there_is_the_recipes(
     monkeypatch.chdir(project)
     assert run_cli(registry, "build", str(recipe), "--quiet") == 2
     assert "not a translator an installed package registers" in capsys.readouterr().err
+    assert not (registry / "byo" / "1.0.0").exists()
+
+
+def test_a_recipe_folder_that_is_a_package_on_sys_path_is_the_recipes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The recipe's folder is itself a package, registered by a dist-info beside it, and its parent is
+    # on sys.path: registered or not, it is the recipe's code.
+    project, registry = tmp_path / "byo_folder_pkg", tmp_path / "reg"
+    recipe = write_project(project, "", engine="python:byo_folder_pkg.words:translate")
+    (project / "__init__.py").write_text(MARKER, encoding="utf-8")
+    (project / "words.py").write_text(dictionary_module(), encoding="utf-8")
+    install(tmp_path, "unused", "", "byo_folder_pkg.words:translate")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "recipe's folder" in err and "--trust-code" in err, err
+    assert not (project / "module-ran").exists()
     assert not (registry / "byo" / "1.0.0").exists()
 
 

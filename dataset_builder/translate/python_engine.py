@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import re
+import site
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +142,12 @@ def locate(engine: str, base_dir: Path) -> ModuleRef:
     origin = Path(found.origin) if found.origin and found.has_location else None
     files = _code_files(found, origin)
     places = _recipe_places(base_dir)
-    if entry is not None and _resolve(entry) in places:
+    locations = [Path(p) for p in found.submodule_search_locations or []]
+    if (
+        (entry is not None and _in_places(_resolve(entry), places))
+        or (origin is not None and _in_places(origin.resolve(), places))
+        or any(_in_places(p.resolve(), places, containing=True) for p in locations)
+    ):
         return ModuleRef(
             engine, name, function, origin, False, files, None,
             f"module {top!r} is found in the recipe's folder or the working directory ({entry or '.'} on "
@@ -189,6 +195,26 @@ def _resolve(entry: str) -> Path:
     return Path(entry or os.getcwd()).resolve()
 
 
+def _installed_roots() -> list[Path]:
+    """Where the running interpreter installs packages: a virtual environment inside the project's
+    folder is the interpreter the user runs, not the recipe's code."""
+    roots = {sys.prefix, sys.base_prefix, site.getusersitepackages()}
+    return [Path(root).resolve() for root in roots if root]
+
+
+def _in_places(path: Path, places: set[Path], *, containing: bool = False) -> bool:
+    """Whether ``path`` is in (or, for a package folder with ``containing``, holds) one of the
+    recipe's places, unless the interpreter's own installation holds it and not the place."""
+    for place in places:
+        inside = path.is_relative_to(place) or (containing and place.is_relative_to(path))
+        if not inside:
+            continue
+        if any(path.is_relative_to(root) and not place.is_relative_to(root) for root in _installed_roots()):
+            continue
+        return True
+    return False
+
+
 def _registered_by(name: str, function: str, places: set[Path]) -> str | None:
     """The installed distribution whose metadata registers ``name:function`` as a translator.
 
@@ -204,7 +230,7 @@ def _registered_by(name: str, function: str, places: set[Path]) -> str | None:
             home = Path(str(dist.locate_file(""))).resolve()
         except (OSError, NotImplementedError):
             continue
-        if home in places:
+        if _in_places(home, places):
             continue
         return str(dist.metadata["Name"] or name)
     return None
