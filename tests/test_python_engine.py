@@ -380,7 +380,9 @@ def test_compiled_or_package_code_in_the_recipe_folder_never_runs(
 GADGET_ROWS = [{"instruction": "touch", "input": "", "output": "Module ran."}]
 
 
-@pytest.mark.parametrize("engine", ["python:pty:spawn", "python:os:system", "python:subprocess:call"])
+@pytest.mark.parametrize(
+    "engine", ["python:pty:spawn", "python:os:system", "python:posix:system", "python:subprocess:call"]
+)
 def test_an_installed_module_name_alone_never_runs_without_trust_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:

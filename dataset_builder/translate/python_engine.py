@@ -182,7 +182,12 @@ def _find_top_level(top: str) -> tuple[importlib.machinery.ModuleSpec | None, st
         found = importlib.machinery.PathFinder.find_spec(top, [entry])
         if found is not None:
             return found, entry
-    return None, None
+    try:
+        # Built-in modules and installed finders (an editable install's): a top-level name has no
+        # parent to import, so this runs no module either.
+        return importlib.util.find_spec(top), None
+    except (ImportError, ValueError):
+        return None, None
 
 
 def _recipe_places(base_dir: Path) -> set[Path]:
