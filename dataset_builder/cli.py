@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-code",
         action="store_true",
-        help="allow Python code from the recipe's folder to run (engine = 'python:...'); read it first",
+        help="allow Python code the recipe names to run (engine = 'python:...' other than a registered "
+        "installed translator); read the recipe and its folder first",
     )
     p.add_argument(
         "--executor",
