@@ -88,6 +88,13 @@ def _trees(python: str) -> tuple[str, ...]:
     return tuple(trees)
 
 
+def _reachable(python: str) -> str:
+    """The interpreter's path as the sandbox sees it: its folder resolved (a virtual environment
+    reached through a link is mounted at its real place), its own name kept, because a venv's
+    interpreter finds its environment by the name it was started under."""
+    return os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
+
+
 def bwrap_command(
     python: str, boot: Path, config: str, scratch_bytes: int, seccomp_fd: int | None
 ) -> list[str]:
@@ -122,7 +129,7 @@ def bwrap_command(
         "--bounding-set", "-all," + ",".join(f"+{c}" for c in _WORKER_CAPS),
         "--inh-caps", "-all," + ",".join(f"+{c}" for c in _WORKER_CAPS),
         "--ambient-caps", "-all," + ",".join(f"+{c}" for c in _WORKER_CAPS),
-        "--", python, "-I", "-B", BOOT_INSIDE, config,
+        "--", _reachable(python), "-I", "-B", BOOT_INSIDE, config,
     ]  # fmt: skip
     return cmd
 
