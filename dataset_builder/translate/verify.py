@@ -205,7 +205,9 @@ def _is_sentence(words: list[str], body: str, last_kind: str) -> bool:
 def reads_as_sentence(line: str) -> bool:
     """A sentence, with or without code in it: words are at least 60% of the chunks and the
     words read as a sentence (see the module's rule 5)."""
-    chunks = _chunks(line)
+    # A quoted literal is one code-bearing chunk: `echo "The number is even"` is no sentence.
+    # Code the author marked with backticks is set aside: the words around it are the sentence.
+    chunks = _chunks(_QUOTED_LITERAL.sub(lambda m: " — " if m.group(0)[0] == "`" else " `q` ", line))
     if not any(k == "word" for _, k in chunks):
         return False
     # Single letters in a line with words are words ("a", "I", "x").
