@@ -524,7 +524,7 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
         items.append(
             f"**Decontamination** removed training rows overlapping {', '.join(against) or 'nothing'} "
             f"({_overlap_rule(dec)}, in each set's language: translated rows are compared through their "
-            "original turns too); benchmarks not listed were not checked."
+            f"original turns too){_removal_rates(manifest)}; benchmarks not listed were not checked."
         )
     fmt = stages.get("format")
     if fmt and fmt.get("max_tokens"):
@@ -535,9 +535,28 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     return ["## Bias, Risks, and Limitations\n", "\n".join(f"- {item}" for item in items) + "\n"]
 
 
+def _removal_rates(manifest: dict[str, Any]) -> str:
+    """Rows removed per eval set, as a share of the training rows compared."""
+    stage = next((st for st in manifest["stages"] if st["stage"].startswith("decontaminate")), None)
+    counters = stage["counters"] if stage else {}
+    compared = counters.get("rows_compared")
+    rates = [
+        f"{key.split(':', 1)[1]} {n:,} ({100 * n / compared:.2f}%)"
+        for key, n in counters.items()
+        if key.startswith("contaminated:") and compared
+    ]
+    return f"; rows removed of {compared:,} compared: {', '.join(rates)}" if rates else ""
+
+
 def _overlap_rule(dec: dict) -> str:
     """The decontamination rule in words, from the stage's resolved settings."""
     n = dec.get("ngram")
+    if dec["method"] == "copy":
+        return (
+            f"copies of an eval text: all its words in order with at most 1 + {dec.get('edit_rate')} edits per "
+            f"rare word {n}-gram of it the row holds, or any row holding 0.6 of its {n}-grams when "
+            f"{dec.get('min_copies')} rows or more hold {dec.get('copy_containment')} of them"
+        )
     if dec["method"] == "ngram":
         return f"at least {dec.get('min_overlap')} shared word {n}-grams"
     if dec["method"] == "containment":
