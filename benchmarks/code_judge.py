@@ -64,7 +64,7 @@ _CODE_TOKEN = re.compile(
       | [A-Za-z_$][\w$]*(?:\+\+|--)|(?:\+\+|--)[A-Za-z_$]\w*   # x++, --i
       | [A-Za-z_][\w]*<[\w\s,<>?*&:]+>(?:\[\])?               # Map<Character, Integer>
       | </?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>                      # <html>, </div>
-      | [A-Za-z_$]\w*\s?(?:<=|>=|==|!=|&&|\|\||[<>])\s?[\w$.]+(?:\[[^\]]*\])?  # i<nums.length
+      | [A-Za-z_$]\w*(?:\s?(?:<=|>=|==|!=|&&|\|\|)\s?|[<>])[\w$.]+(?:\[[^\]]*\])?  # i<nums.length
       | [a-z]+[A-Z]\w*|[A-Z][a-z]+(?:[A-Z][a-z]*)+              # camelCase, PascalCase
       | \w+\.\.\.\w+                                          # for...of
       | \[[\w\s,.'"+-]*\]                                      # [1, 2, 3]
@@ -117,14 +117,18 @@ def _reads_as_prose(line: str) -> bool:
     if not body:
         return False
     # Inline code does not make a sentence code: take it out before counting words.
-    bare = _BACKTICKS.sub(" X ", body)
-    bare = _QUOTED.sub(lambda m: " X " if len(m.group(2)) < 60 else m.group(0), bare)
+    bare = _without_inline_code(body)
     words = _words(bare)
     if not words:
         return False
     first = words[0]
     if first.rstrip(":") in _LOWER_CODE_START and not first[:1].isupper():
         return False
+    if re.match(r"[a-z_][\w.-]*:(\s|$)", body) and not had_marker:
+        return False  # YAML and other key: value lines ("name: my build job")
+    key_value = re.match(r"[A-Z][\w ]{0,30}:\s+(\S.*)$", body)
+    if key_value and len(_words(key_value.group(1))) <= 3 and not re.search(r"[.!?]$", body):
+        return False  # a label and its value ("State: Texas", "Output: 5")
     if first.rstrip(":;") in _SQL_UPPER and len(words) > 1 and words[1].isupper():
         return False
     if first.rstrip(":;") in _SQL_UPPER and not re.search(r"[a-z]{3,}\s+[a-z]{3,}\s+[a-z]{3,}", body):
@@ -143,10 +147,12 @@ def _reads_as_prose(line: str) -> bool:
         word = words[0]
         # A lone word is prose only as a heading ("Explanation:") or a list item: a bare value
         # ("Hello!", "A", "42", "racecar") is the data or the output of a task.
-        return word.endswith(":") and len(word) > 2 or (had_marker and len(word) > 1 and not word.isdigit())
+        return (word.endswith(":") and len(word) > 2) or (had_marker and len(word) > 1 and not word.isdigit())
     if body.endswith(":"):
         return True
-    return starts_like_text and (bare.rstrip()[-1:] in ".!?" or had_marker or len(words) == 3 and share == 1)
+    return starts_like_text and (
+        bare.rstrip()[-1:] in ".!?" or had_marker or (len(words) == 3 and share == 1)
+    )
 
 
 def _prose_then_code(line: str) -> str | None:
@@ -200,10 +206,7 @@ def judge_lines(text: str, *, data_from: int | None = None) -> list[Judged]:
         if line[:1] in (" ", "\t") and not _LIST_MARKER.match(line) and _indented_code(lines, i):
             judged.append(Judged(line, KEEP))
             continue
-        if data_from is not None and i >= data_from:
-            prose = _describes_data(line)
-        else:
-            prose = _reads_as_prose(line)
+        prose = _describes_data(line) if data_from is not None and i >= data_from else _reads_as_prose(line)
         if prose:
             judged.append(Judged(line, PROSE, inline_code(line)))
             continue
@@ -225,6 +228,12 @@ def _indented_code(lines: list[str], i: int) -> bool:
         return not _reads_as_prose(lines[i]) or bool(re.search(r"[;{}()=]", lines[i]))
     above = lines[j]
     return not (_reads_as_prose(above) and not above.rstrip().endswith(":") and _reads_as_prose(lines[i]))
+
+
+def _without_inline_code(text: str) -> str:
+    for span in sorted(inline_code(text), key=len, reverse=True):
+        text = text.replace(span, " X ")
+    return text
 
 
 def inline_code(line: str) -> tuple[str, ...]:
