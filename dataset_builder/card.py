@@ -336,6 +336,18 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
                 "from the cache. Code (fenced, indented and bare blocks, inline code, identifiers, paths, URLs) "
                 "was kept byte-identical; rows failing the checks are in `rejected/`.\n"
             )
+        elif "engine" in c:
+            eng = c["engine"]
+            version = f" version `{eng['version']}`" if eng.get("version") else ""
+            parts.append(
+                f"#### Translation\n\nPython translator `{eng['module']}:{eng['function']}`{version} "
+                f"({'from the recipe' if eng.get('from_recipe') else 'an installed module'}, module sha256 "
+                f"`{eng['sha256']}`). {c.get('rows_translated', 0)} rows translated, "
+                f"{c.get('routed_already_target_language', 0)} already in the target language; "
+                f"{c.get('sentences_translated', 0)} sentences sent to the translator, {c.get('cache_hits', 0)} "
+                "taken from the cache. Code was kept byte-identical and checked as for any engine; rows failing "
+                "the checks are in `rejected/`.\n"
+            )
     return parts
 
 

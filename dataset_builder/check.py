@@ -234,6 +234,9 @@ def _check_eval_set(spec: Any, key: str, base: Path, sample_rows: int) -> list[F
 def _check_translate(cfg: Any, key: str, base: Path) -> list[Finding]:
     from dataset_builder.translate import packages
 
+    if cfg.engine.startswith("python:"):
+        return _check_python_engine(cfg.engine, key, base) + _check_cache(cfg, key, base)
+
     try:
         package = packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir)
     except packages.PackageError as exc:
@@ -243,15 +246,37 @@ def _check_translate(cfg: Any, key: str, base: Path) -> list[Finding]:
     missing = [p for p in ("model/model.bin", "sentencepiece.model") if not (package.path / p).is_file()]
     if missing:
         return [_problem(f"{key}: package {package.path} is incomplete (no {missing[0]}); install it again")]
-    findings = _check_engine(cfg, key, package)
-    if cfg.cache:
-        from dataset_builder.translate.cache import default_cache_path
+    return _check_engine(cfg, key, package) + _check_cache(cfg, key, base)
 
-        path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
-        path = path if path.is_absolute() else base / path
-        if not _writable(path):
-            findings.append(_problem(f"{key}: translation cache {path} cannot be written"))
-    return findings
+
+def _check_cache(cfg: Any, key: str, base: Path) -> list[Finding]:
+    if not cfg.cache:
+        return []
+    from dataset_builder.translate.cache import default_cache_path
+
+    path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
+    path = path if path.is_absolute() else base / path
+    return [] if _writable(path) else [_problem(f"{key}: translation cache {path} cannot be written")]
+
+
+def _check_python_engine(engine: str, key: str, base: Path) -> list[Finding]:
+    """Where the translator's module is; never imported here (importing runs it)."""
+    from dataset_builder.translate.python_engine import TranslatorError, locate
+
+    try:
+        ref = locate(engine, base)
+    except TranslatorError as exc:
+        return [_problem(f"{key}: {exc}")]
+    if ref.from_recipe:
+        return [
+            _note(
+                f"{key}: this recipe runs code: engine {engine!r} imports and calls {ref.label} from the "
+                "recipe's folder; read it, then build with --trust-code"
+            )
+        ]
+    return [
+        _note(f"{key}: this recipe runs code: engine {engine!r} calls the installed module {ref.module!r}")
+    ]
 
 
 def _check_engine(cfg: Any, key: str, package: Any) -> list[Finding]:

@@ -63,6 +63,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     if args.executor is not None or args.address is not None:
         recipe = recipe.with_run(executor=args.executor, address=args.address)
+    if args.trust_code:
+        recipe = recipe.trusting_code()
     result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
     state = "published" if result.published else "already published with identical content (no-op)"
     print(f"{result.ref}: {state}")
@@ -230,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="only check the recipe and its inputs (as `check`)")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow Python code from the recipe's folder to run (engine = 'python:...'); read it first",
+    )
     p.add_argument(
         "--executor",
         choices=["local", "ray"],

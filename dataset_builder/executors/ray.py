@@ -161,6 +161,7 @@ class RayExecutor(Executor):
                 "stage_name": ctx.stage,
                 "base_dir": str(ctx.base_dir),
                 "source_options": ctx.source_options,
+                "trust_code": ctx.trust_code,
                 "cache_keeper": keeper,
             },
             batch_format="pyarrow",
