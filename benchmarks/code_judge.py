@@ -169,6 +169,13 @@ def _describes_data(line: str) -> bool:
     """In a task's input, a line is prose only when it is a sentence about the data, not the data:
     most of its words plain as they stand (quoted values count against it), no ``key: value``."""
     words = _words(line)
+    if (
+        line.rstrip().endswith(":")
+        and len(words) <= 4
+        and line.count(":") == 1
+        and not re.search(r"[=;{}<>$]", line)
+    ):
+        return True  # a heading over the data ("input.txt content:")
     return (
         len(words) >= 4
         and _plain_share(words) >= 0.75

@@ -2,6 +2,7 @@
 
     python benchmarks/code_safety.py [--data new_codealpaca.json] [--package PATH.argosmodel]
                                      [--rows N] [--beam 1] [--skip-argos-sized]
+    python benchmarks/code_safety.py --adversary NAME|all [--rows N]   (see code_safety_adversary.py)
 
 Real multi-language instruction rows (CodeAlpaca's later release: Python, JavaScript, C/C++, Java,
 PHP, Ruby, SQL, shell...) go through a real build: JSON source -> normalize -> translate (quality
@@ -346,7 +347,28 @@ def main() -> None:
         "--beam", type=int, default=1, help="beam size (1: greedy; code safety does not depend on it)"
     )
     parser.add_argument("--skip-argos-sized", action="store_true")
+    parser.add_argument(
+        "--adversary",
+        action="append",
+        metavar="NAME",
+        help="instead: real builds with an adversarial translator (benchmarks/adversaries.py; 'all' for "
+        "every one), judged by benchmarks/code_judge.py and the labelled rows",
+    )
+    parser.add_argument("--keep-work", type=Path, default=None, help="with --adversary: build in this folder")
+    parser.add_argument(
+        "--final", action="store_true", help="with --adversary: also show examples from the reporting half"
+    )
     args = parser.parse_args()
+    if args.adversary:
+        import code_safety_adversary
+        from adversaries import ADVERSARIES
+
+        names = list(ADVERSARIES) if "all" in args.adversary else args.adversary
+        unknown = [name for name in names if name not in ADVERSARIES]
+        if unknown:
+            sys.exit(f"error: --adversary {unknown[0]}: unknown; choose from {', '.join(ADVERSARIES)} or all")
+        code_safety_adversary.main(names, args.data, args.rows, args.keep_work, args.final)
+        return
     records = json.loads(args.data.read_text(encoding="utf-8"))[: args.rows]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
