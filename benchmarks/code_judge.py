@@ -173,7 +173,8 @@ def _describes_data(line: str) -> bool:
         line.rstrip().endswith(":")
         and len(words) <= 4
         and line.count(":") == 1
-        and not re.search(r"[=;{}<>$]", line)
+        and words[0] not in _LOWER_CODE_START
+        and not re.search(r"[=;{}()<>$]", line)
     ):
         return True  # a heading over the data ("input.txt content:")
     return (
