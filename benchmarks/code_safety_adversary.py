@@ -298,6 +298,7 @@ def main(adversaries: list[str], data_file: Path, rows: int | None, keep: Path |
     summary: dict = {"benchmark": "code_safety_adversary", "rows": len(records), "judge_error": error}
     with tempfile.TemporaryDirectory() as tmp:
         work = keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         data = work / data_file.name
         data.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
         for name in adversaries:
