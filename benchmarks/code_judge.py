@@ -54,7 +54,7 @@ _SQL_UPPER = {
 
 # Inline code inside a prose line.
 _BACKTICKS = re.compile(r"`[^`\n]+`")
-_QUOTED = re.compile(r"(?<![\w\u2019])(['\"])(?=\S)(.+?)(?<=\S)\1(?![\w])")
+_QUOTED = re.compile(r"(?<![\w\u2019+#])(['\"])(?=\S)(.+?)\1(?![\w])")
 _CODE_TOKEN = re.compile(
     r"""(?x)
     (?<![\w.$@#<&|+\-*/=!:])(
@@ -133,8 +133,10 @@ def _reads_as_prose(line: str) -> bool:
         return False
     if first.rstrip(":;") in _SQL_UPPER and not re.search(r"[a-z]{3,}\s+[a-z]{3,}\s+[a-z]{3,}", body):
         return False
-    unticked = _BACKTICKS.sub(" X ", body)
-    if re.search(r"[;{]\s*$|^\s*[})\]]|\)\s*\{|=\s*[\[{(\"'\d]|[^\s=!<>]=[^\s=]", unticked):
+    if re.search(r"[;{]\s*$|^\s*[})\]]|^[\w.$\[\]'\"]+\s*[-+*/%|&]?=(?!=)", _BACKTICKS.sub(" X ", body)):
+        return False
+    # Assignments and braces weigh less in a long sentence ("... which is 5 * 3 = 15.").
+    if len(words) < 8 and re.search(r"\)\s*\{|=\s*[\[{(\"'\d]|[^\s=!<>]=[^\s=]", bare):
         return False
     share = _plain_share(words)
     starts_like_text = bool(re.match(r"[A-Z\"'`(\u201c\u2018]|X\b", bare)) or had_marker
@@ -196,11 +198,18 @@ def judge_lines(text: str, *, data_from: int | None = None) -> list[Judged]:
     lines = text.split("\n")
     judged: list[Judged] = []
     in_fence = False
+    closing: str | None = None  # the end of the block comment or docstring the line is in
     code_turn = _turn_has_code(lines)
     for i, line in enumerate(lines):
         if not line.strip():
             judged.append(Judged(line, PROSE))
             continue
+        if closing is not None:
+            if closing in line:
+                closing = None
+            judged.append(Judged(line, KEEP))
+            continue
+        closing = _opens_block_comment(line)
         if _FENCE.match(line):
             in_fence = not in_fence
             judged.append(Judged(line, KEEP))
@@ -209,6 +218,9 @@ def judge_lines(text: str, *, data_from: int | None = None) -> list[Judged]:
             judged.append(Judged(line, KEEP))
             continue
         if _HASH_LINE.match(line) and (code_turn or not re.match(r"^#{1,6}\s+[A-Z]", line)):
+            judged.append(Judged(line, KEEP))
+            continue
+        if closing is not None:
             judged.append(Judged(line, KEEP))
             continue
         if line[:1] in (" ", "\t") and not _LIST_MARKER.match(line) and _indented_code(lines, i):
@@ -227,8 +239,31 @@ def judge_lines(text: str, *, data_from: int | None = None) -> list[Judged]:
     return judged
 
 
+def _opens_block_comment(line: str) -> str | None:
+    """The closing mark when the line opens a docstring or block comment it does not close."""
+    for opening, close in (('"""', '"""'), ("'''", "'''"), ("/*", "*/"), ("<!--", "-->")):
+        at = line.find(opening)
+        # A triple quote in the middle of a prose sentence is not a docstring.
+        starts = (
+            opening in ("/*", "<!--") or not line[:at].strip() or line[:at].rstrip().endswith(("=", "(", ","))
+        )
+        if at >= 0 and close not in line[at + len(opening) :] and starts:
+            return close
+    return None
+
+
+def _long_sentence(line: str) -> bool:
+    bare = _without_inline_code(line.strip())
+    words = _words(bare)
+    ends = bare.rstrip()[-1:] in ".?!:"
+    return ((len(words) >= 8 and ends) or len(words) >= 12) and _plain_share(words) >= 0.8
+
+
 def _indented_code(lines: list[str], i: int) -> bool:
-    """An indented line is code unless it continues a prose paragraph or list item above it."""
+    """An indented line is code unless it continues a prose paragraph or list item above it, or
+    is itself a long sentence (block comments and docstrings are kept before this is asked)."""
+    if _long_sentence(lines[i]):
+        return False
     j = i - 1
     while j >= 0 and lines[j].strip() and lines[j][:1] in (" ", "\t"):
         j -= 1
