@@ -537,11 +537,39 @@ class Protected:
         return out
 
 
+_CHUNK = re.compile(r"[^\s(\[\"'«“‘*_]\S*")
+_CHUNK_TAIL = re.compile(r"(?:['’]s)?[)\]\"'»”’.,;:!?*_]*$")
+_PLAIN = re.compile(
+    r"[A-Za-zÀ-ÿ]+(?:['’\-/][A-Za-zÀ-ÿ0-9]+)*|[-+]?[\d.,:%]+|[-–—/_]+|#{1,6}|>+|(?:[A-Za-z]\.){1,3}"
+)
+
+
+def _glued_code(prose: str) -> list[tuple[int, int]]:
+    """Words glued to code characters (``C++``, ``C#``, ``x++``, ``i<nums.length``, ``.txt``,
+    ``r^2``): the whole run is code, not just its symbols."""
+    found = []
+    for m in _CHUNK.finditer(prose):
+        chunk = m.group(0)
+        core = chunk[: len(chunk) - len(_CHUNK_TAIL.search(chunk).group(0))]
+        if core and re.search(r"[A-Za-z]", core) and not _PLAIN.fullmatch(core):
+            found.append((m.start(), m.start() + len(core)))
+    return found
+
+
 def protect(prose: str) -> Protected:
+    ranges = sorted([(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose))
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
     spans: list[str] = []
-
-    def repl(match: re.Match[str]) -> str:
-        spans.append(match.group(0))
-        return PLACEHOLDER.format(len(spans) - 1)
-
-    return Protected(_INLINE.sub(repl, prose), tuple(spans))
+    out, pos = [], 0
+    for start, end in merged:
+        out.append(prose[pos:start])
+        spans.append(prose[start:end])
+        out.append(PLACEHOLDER.format(len(spans) - 1))
+        pos = end
+    out.append(prose[pos:])
+    return Protected("".join(out), tuple(spans))
