@@ -121,12 +121,16 @@ def judge_row(record: dict, source: list[str], published: list[str]) -> list[jud
 
 
 def row_has_code(record: dict) -> bool:
-    """By the judge: any turn of the source record with a kept line or inline code."""
+    """By the judge: any turn of the source record with inline code or a kept line that is more
+    than a few plain words (a one-word answer such as "True" or "Abstract Factory" is not code)."""
     for turn, text in enumerate(truth.raw_turns(record)):
         lines = "\n".join(truth.trimmed_lines(text))
         data_from = truth.input_line(record) if turn == 0 else None
-        if any(j.kind == judge.KEEP or j.inline for j in judge.judge_lines(lines, data_from=data_from)):
-            return True
+        for j in judge.judge_lines(lines, data_from=data_from):
+            if j.inline or (
+                j.kind == judge.KEEP and (len(j.text.split()) > 3 or re.search(r"[^\w\s.,!?'\"-]", j.text))
+            ):
+                return True
     return False
 
 
