@@ -278,7 +278,9 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     report["code_rejected_of_rows_with_code"] = round(
         sum(_key(r["source_key"]) in with_code for r in code_rejects) / max(len(with_code), 1), 4
     )
-    intact, identical, per_kind, failures, wordless_rows = 0, 0, Counter(), [], 0
+    import code_safety_adversary
+
+    intact, identical, per_kind, failures, wordless_rows, judged_rows = 0, 0, Counter(), [], 0, 0
     kind_ok: Counter[str] = Counter()
     for row in published:
         record = by_key[_key(row["source_key"])]
@@ -296,6 +298,11 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
         row_identical = all(d is None for d in diffs)
         wordless = [wordless_lines_changed(r, a["content"]) for r, a in zip(raw, translated, strict=True)]
         wordless_rows += any(wordless)
+        judged_rows += bool(
+            code_safety_adversary.judge_row(
+                record, [t["content"] for t in before], [t["content"] for t in translated]
+            )
+        )
         if any(wordless) and len(failures) < 5:
             failures.append(
                 {"source_key": row["source_key"], "difference": "a line without plain words changed"}
@@ -313,6 +320,7 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     report["published_intact"] = round(intact / max(len(published), 1), 4)
     report["published_byte_identical_from_source"] = round(identical / max(len(published), 1), 4)
     report["published_rows_with_a_wordless_line_changed"] = wordless_rows
+    report["published_rows_code_changed_judge"] = judged_rows
     report["per_kind"] = {k: {"turns": per_kind[k], "intact": kind_ok[k]} for k in sorted(per_kind)}
     report["first_failures"] = failures
     return report
@@ -330,7 +338,8 @@ def print_report(label: str, report: dict) -> None:
         f"   published rows intact {report['published_intact']:.2%}, byte-identical from source "
         f"{report['published_byte_identical_from_source']:.2%}, rows with code rejected for code "
         f"{report['code_rejected_of_rows_with_code']:.2%}; rows with a wordless line changed (byte judge): "
-        f"{report['published_rows_with_a_wordless_line_changed']}"
+        f"{report['published_rows_with_a_wordless_line_changed']}; rows with code changed (code_judge.py): "
+        f"{report['published_rows_code_changed_judge']}"
     )
     for kind, counts in report["per_kind"].items():
         print(f"   {kind:24s} {counts['intact']:5d} / {counts['turns']:5d} turns intact")
