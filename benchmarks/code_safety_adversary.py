@@ -111,12 +111,21 @@ def _turns(messages: list[dict]) -> list[str]:
     return [m["content"] for m in messages if m["role"] != "system"]
 
 
-def judge_row(record: dict, source: list[str], published: list[str]) -> list[judge.Change]:
-    """The judge's findings for one published row (turn 0 is the user's, with the task's input)."""
+def judge_row(record: dict, source: list[str], published: list[str]) -> list[tuple[str, judge.Change]]:
+    """The judge's findings for one published row, each with where it is: ``task input`` (the
+    alpaca input the adapter puts under the instruction), ``inline code`` (in a prose line),
+    ``instruction`` or ``answer`` (a kept line)."""
     found = []
     for turn, (before, after) in enumerate(zip(source, published, strict=True)):
         data_from = truth.input_line(record) if turn == 0 else None
-        found += judge.changes(before, after, data_from=data_from)
+        for change in judge.changes(before, after, data_from=data_from):
+            if data_from is not None and change.line >= data_from:
+                place = "task input"
+            elif change.kind == "inline":
+                place = "inline code"
+            else:
+                place = "instruction" if turn == 0 else "answer"
+            found.append((place, change))
     return found
 
 
@@ -163,7 +172,7 @@ def evaluate(
         code_rows = [i for i in rows if i in with_code]
         pub = [r for r in published if record_index(r["source_key"]) % 2 == parity]
         rej = [r for r in rejected if record_index(r["source_key"]) % 2 == parity]
-        changed, byte_flagged, examples = [], 0, []
+        changed, byte_flagged, examples, places = [], 0, [], Counter()
         gt_rows, gt_changed, gt_agree, gt_unmatched = 0, [], 0, 0
         for row in pub:
             index = record_index(row["source_key"])
@@ -173,8 +182,9 @@ def evaluate(
             findings = judge_row(record, source, after)
             if findings:
                 changed.append(index)
+                places.update({place for place, _ in findings})
                 if len(examples) < 4 and (show_reporting or half == "tuning"):
-                    f = findings[0]
+                    f = findings[0][1]
                     examples.append(
                         f"row {index} line {f.line} {f.kind}: {f.before[:70]!r} -> {str(f.after)[:70]!r}"
                     )
@@ -203,6 +213,7 @@ def evaluate(
             "published_share_of_rows_with_code": round(published_code / max(len(code_rows), 1), 4),
             "rejected": dict(Counter(r["reason"] for r in rej)),
             "published_code_changed_judge": len(changed),
+            "published_code_changed_where": dict(places),
             "published_code_changed_byte_judge": byte_flagged,
             "labelled_published": gt_rows,
             "labelled_published_code_changed_labels": len(gt_changed),
@@ -283,6 +294,8 @@ def print_report(name: str, report: dict, seconds: float) -> None:
             f"changed by the labels {f['labelled_published_code_changed_labels']}, judge agrees on "
             f"{f['labelled_judge_agrees_with_labels']}; goal {'met' if f['goal_met'] else 'NOT met'}"
         )
+        if f["published_code_changed_where"]:
+            print(f"   {'':9s} rows with code changed, by where: {f['published_code_changed_where']}")
         for example in f["examples"]:
             print(f"   {'':9s} ! {example}")
 
