@@ -182,7 +182,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from dataset_builder.hub import push
+    from dataset_builder.hub import naming_note, push
 
     registry = _registry(args)
     info = registry.get(args.ref)
@@ -192,13 +192,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     commit = push(info, args.repo, private=args.private)
     print(f"{info.ref} -> {args.repo}@{info.version} (commit {commit[:12]})")
     print(f"  load with: datasets.load_dataset({args.repo!r}, revision={info.version!r})")
+    if note := naming_note(args.repo, info):
+        print(note)
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from dataset_builder.hub import pull
 
-    info = pull(args.ref, _registry(args))
+    info = pull(args.ref, _registry(args), as_name=args.as_name)
     print(f"{args.ref} -> {info.ref} in {info.path} (every checksum verified)")
     return 0
 
@@ -283,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("pull", cmd_pull, "download ORG/NAME@VERSION from the Hub into the local registry, verified")
     p.add_argument(
         "ref", metavar="ORG/NAME@VERSION", help="a version tag, or ORG/NAME@latest (the newest tag)"
+    )
+    p.add_argument(
+        "--as",
+        dest="as_name",
+        default=None,
+        metavar="NAME",
+        help="publish under NAME (needed when the version's manifest names a dataset other than the repo's NAME)",
     )
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
