@@ -471,6 +471,8 @@ def _code_then_prose(line: str) -> int:
     if not m or not line[m.end() :].strip():
         return -1
     head = line[: m.start()]
+    if 0 < _prose_then_code(line) <= m.start():
+        return -1  # "Translate this code: a = 1; b = 2": the sentence comes first
     if any(k == "code" for _, k in _chunks(head)) and not line_is_prose(head):
         return m.end()
     return -1
