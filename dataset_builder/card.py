@@ -53,6 +53,9 @@ _FIELDS = {
     "prompt": "`text` up to and including the last assistant header",
     "completion": "the rest of `text`: the answer a completion-only loss is computed on",
     "num_tokens": "tokens in `text` with the tokenizer named under Tokens (BOS included)",
+    "mt_quality": "translation quality of a translated row (null if not translated): round-trip chrF "
+    "(null when not in the scored sample), prose length ratio, Cyrillic share, repetition, untranslated "
+    "share, scored (see Translation quality)",
 }
 
 # Sizes as the Hub names them: ``n<1K`` up to 999 rows, ``1K<n<10K`` from 1,000, and so on.
@@ -312,7 +315,8 @@ def _creation(manifest: dict[str, Any]) -> list[str]:
         ),
         f"Rejected rows: {manifest['rejected']['rows']}.\n",
     ]
-    parts += _translation(manifest) + _replay(manifest) + _chat_format(manifest) + _tokens(manifest)
+    parts += _translation(manifest) + _mt_quality(manifest) + _replay(manifest) + _chat_format(manifest)
+    parts += _tokens(manifest)
     return parts
 
 
@@ -348,6 +352,48 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
                 "taken from the cache. Code was kept byte-identical and checked as for any engine; rows failing "
                 "the checks are in `rejected/`.\n"
             )
+    return parts
+
+
+def _mt_quality(manifest: dict[str, Any]) -> list[str]:
+    """The round-trip scoring: how, how many rows, and the distribution of scores (every row scored,
+    before the stage's filters)."""
+    parts = []
+    settings = [st for st in manifest["recipe"]["stages"] if st["type"] == "mt_quality"]
+    stats = [st for st in manifest["stages"] if st["stage"].startswith("mt_quality")]
+    for cfg, st in zip(settings, stats, strict=False):
+        c = st["counters"]
+        if not sum(int(c.get(k, 0)) for k in ("rows_scored", "rows_not_sampled", "rows_without_prose")):
+            continue  # no row was translated: nothing was scored
+        if "engine" in c:
+            by = f"the Python translator `{c['engine']['module']}:{c['engine']['function']}`"
+        elif "package" in c:
+            by = f"Argos package `{c['package']['code']}` {c['package']['version']}"
+        else:
+            by = "no back-translation (" + _public(str(c.get("round_trip_skipped", "not sampled"))) + ")"
+        scored = int(c.get("rows_scored", 0))
+        mean = f", mean {c.get('round_trip_chrf_sum', 0) / scored:.1f}" if scored else ""
+        bands = [(k.removeprefix("round_trip_chrf_"), v) for k, v in c.items() if k[-1].isdigit()]
+        bands = sorted(b for b in bands if b[0][:2].isdigit())
+        histogram = ", ".join(f"{band.replace('_', '-')}: {n}" for band, n in bands)
+        filters = ", ".join(
+            f"{key} {cfg[key]}"
+            for key in ("min_round_trip_chrf", "min_target_script_share", "max_untranslated_share",
+                        "max_repetition", "min_length_ratio", "max_length_ratio")
+            if cfg.get(key) is not None
+        )  # fmt: skip
+        parts.append(
+            f"#### Translation quality\n\nEvery translated row has `mt_quality`: the prose (never the code) "
+            f"translated back {cfg['from_lang']}->{cfg['to_lang']} by {by} and compared with the original by "
+            f"sacrebleu's sentence chrF (round-trip chrF, 0-100), on a seeded share of {cfg['sample_fraction']} "
+            f"of the rows (seed {cfg['seed']}), and, for every row, the prose length ratio, the share of "
+            f"Cyrillic letters, repeated word 3-grams and the share of source sentences left unchanged. "
+            f"{scored} rows scored{mean}" + (f" (by band: {histogram})" if histogram else "") + ". "
+            "A high score alone does not mean a good translation (prose left untranslated scores 100), "
+            "which is why the cheap signals are checked first"
+            + (f"; filters: {filters}" if filters else "")
+            + ".\n"
+        )
     return parts
 
 
@@ -403,6 +449,13 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _translator_words(translate: list[dict[str, Any]]) -> str:
+    engines = [st["counters"]["engine"] for st in translate if "engine" in st["counters"]]
+    if not engines:
+        return "a small general-purpose model"
+    return "the translator " + ", ".join(f"`{e['module']}:{e['function']}`" for e in engines)
+
+
 def _translation_checks(cfg: dict[str, Any]) -> str:
     """The checks a translate stage ran, as the card's limitations name them."""
     checks = ["language"] if cfg.get("verify_language") else []
@@ -421,10 +474,16 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     translate = [st for st in manifest["stages"] if st["stage"].startswith("translate")]
     if _translated_rows(manifest):
         items.append(
-            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by a small "
-            "general-purpose model: expect literal phrasing, mistranslated technical terms and prose that "
+            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by "
+            f"{_translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
             f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
-            "but no check measures whether a translation is right."
+            + (
+                "and the round-trip chrF in `mt_quality` (see Translation quality) flags translations "
+                "that do not survive a translation back, but it is a proxy: no check measures whether a "
+                "translation is right."
+                if any(st["type"] == "mt_quality" for st in recipe["stages"])
+                else "but no check measures whether a translation is right."
+            )
         )
     elif any("skipped" in st["counters"] for st in translate):
         items.append(

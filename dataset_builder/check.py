@@ -191,7 +191,8 @@ def _hub_records(
 
 
 def _check_stage(kind: str, cfg: Any, key: str, base: Path, sample_rows: int) -> list[Finding]:
-    if kind == "translate":
+    if kind in ("translate", "mt_quality"):
+        # mt_quality's back-translation is found and tried as a translation is.
         return _check_translate(cfg, key, base)
     if kind == "decontaminate":
         return [f for spec in cfg.eval_sets for f in _check_eval_set(spec, key, base, sample_rows)]

@@ -163,15 +163,6 @@ class Recipe(BaseModel):
         """This recipe with its Python code allowed to run (``build --trust-code``)."""
         return self.model_copy(update={"trust_code": True})
 
-    def code_modules(self) -> list[tuple[int, str]]:
-        """``(stage index, engine)`` of every stage that runs Python code the recipe names."""
-        return [
-            (i, engine)
-            for i, stage in enumerate(self.stages)
-            if isinstance(engine := getattr(stage.config, "engine", None), str)
-            and engine.startswith("python:")
-        ]
-
     def resolved(self) -> dict[str, Any]:
         """The recipe as plain data, every default filled in: what the manifest records. ``[run]``
         is left out: how stages ran is recorded apart, under the manifest's ``execution``."""

@@ -58,6 +58,7 @@ def test_manifest_records_everything(built: Registry) -> None:
         "exact_dedup",
         "near_dedup",
         "translate",
+        "mt_quality",
         "near_dedup#2",
         "split",
         "decontaminate",

@@ -237,6 +237,7 @@ def test_recipe_code_runs_only_with_trust_code(tmp_path: Path, capsys: pytest.Ca
         ("return [None for t in texts]", "returned NoneType at position 0, not str"),
         ("return '\\n'.join(texts)", "returned str, not a list of str"),
         ("raise RuntimeError('model weights not found\\nsecond line')", "raised RuntimeError: model weights not found"),
+        ("return (", "importing translator.py failed: "),
     ],
 )  # fmt: skip
 def test_a_wrong_answer_fails_the_build_in_one_line(
@@ -248,7 +249,8 @@ def test_a_wrong_answer_fails_the_build_in_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:"), err
     assert "python:translator.py:translate" in err and re.search(expected, err), err
-    assert "nothing published" in err
+    if "importing" not in expected:  # failed on rows read: the build says what it had read
+        assert "nothing published" in err
     assert not (registry / "byo" / "1.0.0").exists()
 
 

@@ -256,3 +256,25 @@ def test_a_stage_error_on_a_worker_is_one_line_naming_it(tmp_path: Path, local_r
     assert "Ray" not in message and "ray." not in message
     assert "nothing published" in message
     assert not list((tmp_path / "reg").glob("raytest/*"))
+
+
+def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local_ray: None) -> None:
+    from test_mt_quality import project
+
+    recipe = load_recipe(project(tmp_path, "dictionary", "min_round_trip_chrf = 90", record=False))
+    local = build(recipe.trusting_code(), Registry(tmp_path / "reg-local"), show_progress=False)
+    on_ray = recipe.trusting_code().with_run(executor="ray", batch_rows=2)
+    (tmp_path / "cache.sqlite").unlink()
+    remote = build(on_ray, Registry(tmp_path / "reg-ray"), show_progress=False)
+    assert remote.content_hash == local.content_hash and remote.manifest["execution"]["executor"] == "ray"
+    scored = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}["mt_quality"]
+    assert scored["rows_scored"] == 6 and scored["round_trip_chrf_90_100"] == 6
+    assert (
+        scored["cache_misses"]
+        == {s["stage"]: s["counters"] for s in local.manifest["stages"]}["mt_quality"]["cache_misses"]
+    )
+    # The user's permission travels to the workers, and so does its absence.
+    from dataset_builder.errors import UserError
+
+    with pytest.raises(UserError, match="--trust-code"):
+        build(recipe.with_run(executor="ray"), Registry(tmp_path / "reg-untrusted"), show_progress=False)

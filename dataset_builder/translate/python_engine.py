@@ -31,7 +31,6 @@ from types import ModuleType
 from typing import Any
 
 from dataset_builder.errors import UserError
-from dataset_builder.sources.readers import file_sha256
 
 PREFIX = "python:"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -117,7 +116,7 @@ def locate(engine: str, base_dir: Path) -> ModuleRef:
     return ModuleRef(engine, name, function, origin, False)
 
 
-def _import(ref: ModuleRef, sha256: str) -> ModuleType:
+def _import(ref: ModuleRef, source: bytes, sha256: str) -> ModuleType:
     if not ref.from_recipe:
         return importlib.import_module(ref.module)
     assert ref.path is not None
@@ -127,12 +126,13 @@ def _import(ref: ModuleRef, sha256: str) -> ModuleType:
     if unique in sys.modules:
         return sys.modules[unique]
     spec = importlib.util.spec_from_file_location(unique, ref.path)
-    if spec is None or spec.loader is None:
+    if spec is None:
         raise TranslatorError(f"engine {ref.spec!r}: {ref.path.name} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[unique] = module
     try:
-        spec.loader.exec_module(module)
+        # The bytes that were hashed are the bytes that run, whatever happens to the file meanwhile.
+        exec(compile(source, str(ref.path), "exec"), module.__dict__)
     except BaseException:
         del sys.modules[unique]
         raise
@@ -152,9 +152,10 @@ class PythonEngine:
                 f"engine {engine!r} runs Python code from the recipe's folder ({self.ref.label}); "
                 "read it, then build with --trust-code to allow it (or install the module as a package)"
             )
-        self.sha256 = file_sha256(self.ref.path) if self.ref.path else "no file"
+        source = self.ref.path.read_bytes() if self.ref.path else b""
+        self.sha256 = hashlib.sha256(source).hexdigest() if self.ref.path else "no file"
         try:
-            module = _import(self.ref, self.sha256)
+            module = _import(self.ref, source, self.sha256)
         except TranslatorError:
             raise
         except Exception as exc:
@@ -168,7 +169,6 @@ class PythonEngine:
             )
         self.function: Callable[[list[str], str, str], Any] = function
         self.version = _declared_version(module, engine)
-        self.device = "python"
 
     def describe(self) -> dict[str, Any]:
         return {
