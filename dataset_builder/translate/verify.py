@@ -205,7 +205,9 @@ def _is_sentence(words: list[str], body: str, last_kind: str) -> bool:
 def reads_as_sentence(line: str) -> bool:
     """A sentence, with or without code in it: words are at least 60% of the chunks and the
     words read as a sentence (see the module's rule 5)."""
-    chunks = _chunks(line)
+    # A quoted literal is one code-bearing chunk: `echo "The number is even"` is no sentence.
+    # Code the author marked with backticks is set aside: the words around it are the sentence.
+    chunks = _chunks(_QUOTED_LITERAL.sub(lambda m: " — " if m.group(0)[0] == "`" else " `q` ", line))
     if not any(k == "word" for _, k in chunks):
         return False
     # Single letters in a line with words are words ("a", "I", "x").
@@ -416,6 +418,15 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
             judged[i] = LineRole("code", _why_code(line))
     # A fenced block speaks for itself: it does not make the lines around it code.
     codeish = [r is not None and r.role in ("code", "comment") and r.why != "fenced code" for r in judged]
+    # Short or indented lines that are no sentence (`exit 1`, `fi`) take their side from the
+    # nearest lines that are not such lines themselves, so a run of them goes with its block.
+    undecided = [
+        r is not None
+        and r.role == "prose"
+        and not reads_as_sentence(ln.strip())
+        and (len(ln.split()) <= 2 or ln[:1] in (" ", "\t"))
+        for ln, r in zip(lines, judged, strict=True)
+    ]
     out: list[LineRole] = []
     for i, line in enumerate(lines):
         role = judged[i]
@@ -423,7 +434,10 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
             out.append(LineRole("blank", "blank line"))
             continue
         if role.role == "prose":
-            up, down = _neighbour(lines, codeish, i, -1), _neighbour(lines, codeish, i, 1)
+            up, down = (
+                _neighbour(lines, codeish, i, -1, undecided),
+                _neighbour(lines, codeish, i, 1, undecided),
+            )
             near_code = up is not False and down is not False and (up or down)
             stripped = line.strip()
             if is_output_header(stripped):
@@ -440,10 +454,14 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
     return out
 
 
-def _neighbour(lines: list[str], codeish: list[bool], i: int, step: int) -> bool | None:
+def _neighbour(
+    lines: list[str], codeish: list[bool], i: int, step: int, skip: list[bool] | None = None
+) -> bool | None:
     j = i + step
     while 0 <= j < len(lines):
-        if lines[j].strip():
+        if skip is not None and not lines[j].strip():
+            return None  # the paragraph ends: its edge goes with the other side
+        if lines[j].strip() and not (skip and skip[j]):
             return codeish[j]
         j += step
     return None
