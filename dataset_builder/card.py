@@ -177,6 +177,9 @@ def _details(manifest: dict[str, Any]) -> list[str]:
         f"- **License:** {ds['license']}",
         f"- **Rows:** {rows} ({_counts({s: m['rows'] for s, m in splits.items()})})",
         f"- **Method:** [arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})",
+        "- **Look at it:** `report.html` (one offline page: what each stage removed and why, translations "
+        "beside their originals, near duplicates, decontamination, token lengths, translation quality); "
+        "metadata in `croissant.json` (Croissant 1.1, with checksums and provenance)",
         "",
     ]
     return lines
@@ -345,7 +348,7 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
             version = f" version `{eng['version']}`" if eng.get("version") else ""
             parts.append(
                 f"#### Translation\n\nPython translator `{eng['module']}:{eng['function']}`{version} "
-                f"({'from the recipe' if eng.get('from_recipe') else 'an installed module'}, module sha256 "
+                f"({_engine_origin(eng)}, module sha256 "
                 f"`{eng['sha256']}`). {c.get('rows_translated', 0)} rows translated, "
                 f"{c.get('routed_already_target_language', 0)} already in the target language; "
                 f"{c.get('sentences_translated', 0)} sentences sent to the translator, {c.get('cache_hits', 0)} "
@@ -524,7 +527,7 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
         items.append(
             f"**Decontamination** removed training rows overlapping {', '.join(against) or 'nothing'} "
             f"({_overlap_rule(dec)}, in each set's language: translated rows are compared through their "
-            "original turns too); benchmarks not listed were not checked."
+            f"original turns too){_removal_rates(manifest)}; benchmarks not listed were not checked."
         )
     fmt = stages.get("format")
     if fmt and fmt.get("max_tokens"):
@@ -535,9 +538,28 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     return ["## Bias, Risks, and Limitations\n", "\n".join(f"- {item}" for item in items) + "\n"]
 
 
+def _removal_rates(manifest: dict[str, Any]) -> str:
+    """Rows removed per eval set, as a share of the training rows compared."""
+    stage = next((st for st in manifest["stages"] if st["stage"].startswith("decontaminate")), None)
+    counters = stage["counters"] if stage else {}
+    compared = counters.get("rows_compared")
+    rates = [
+        f"{key.split(':', 1)[1]} {n:,} ({100 * n / compared:.2f}%)"
+        for key, n in counters.items()
+        if key.startswith("contaminated:") and compared
+    ]
+    return f"; rows removed of {compared:,} compared: {', '.join(rates)}" if rates else ""
+
+
 def _overlap_rule(dec: dict) -> str:
     """The decontamination rule in words, from the stage's resolved settings."""
     n = dec.get("ngram")
+    if dec["method"] == "copy":
+        return (
+            f"copies of an eval text: all its words in order with at most 1 + {dec.get('edit_rate')} edits per "
+            f"rare word {n}-gram of it the row holds, or any row holding 0.6 of its {n}-grams when "
+            f"{dec.get('min_copies')} rows or more hold {dec.get('copy_containment')} of them"
+        )
     if dec["method"] == "ngram":
         return f"at least {dec.get('min_overlap')} shared word {n}-grams"
     if dec["method"] == "containment":
@@ -622,3 +644,11 @@ def restore_built_card(path: Path) -> None:
     if built != raw:
         path.unlink()  # a new file, never written through whatever the download left there
         path.write_bytes(built)
+
+
+def _engine_origin(engine: dict[str, Any]) -> str:
+    if engine.get("from_recipe"):
+        return "from the recipe"
+    if engine.get("registered_by"):
+        return f"registered by the installed package `{engine['registered_by']}`"
+    return "an installed module"
