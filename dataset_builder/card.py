@@ -177,6 +177,9 @@ def _details(manifest: dict[str, Any]) -> list[str]:
         f"- **License:** {ds['license']}",
         f"- **Rows:** {rows} ({_counts({s: m['rows'] for s, m in splits.items()})})",
         f"- **Method:** [arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})",
+        "- **Look at it:** `report.html` (one offline page: what each stage removed and why, translations "
+        "beside their originals, near duplicates, decontamination, token lengths, translation quality); "
+        "metadata in `croissant.json` (Croissant 1.1, with checksums and provenance)",
         "",
     ]
     return lines
@@ -345,7 +348,7 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
             version = f" version `{eng['version']}`" if eng.get("version") else ""
             parts.append(
                 f"#### Translation\n\nPython translator `{eng['module']}:{eng['function']}`{version} "
-                f"({'from the recipe' if eng.get('from_recipe') else 'an installed module'}, module sha256 "
+                f"({_engine_origin(eng)}, module sha256 "
                 f"`{eng['sha256']}`). {c.get('rows_translated', 0)} rows translated, "
                 f"{c.get('routed_already_target_language', 0)} already in the target language; "
                 f"{c.get('sentences_translated', 0)} sentences sent to the translator, {c.get('cache_hits', 0)} "
@@ -644,3 +647,11 @@ def restore_built_card(path: Path) -> None:
     if built != raw:
         path.unlink()  # a new file, never written through whatever the download left there
         path.write_bytes(built)
+
+
+def _engine_origin(engine: dict[str, Any]) -> str:
+    if engine.get("from_recipe"):
+        return "from the recipe"
+    if engine.get("registered_by"):
+        return f"registered by the installed package `{engine['registered_by']}`"
+    return "an installed module"

@@ -268,15 +268,18 @@ def _check_python_engine(engine: str, key: str, base: Path) -> list[Finding]:
         ref = locate(engine, base)
     except TranslatorError as exc:
         return [_problem(f"{key}: {exc}")]
-    if ref.from_recipe:
+    if ref.registered_by:
         return [
             _note(
-                f"{key}: this recipe runs code: engine {engine!r} imports and calls {ref.label} from the "
-                "recipe's folder; read it, then build with --trust-code"
+                f"{key}: this recipe runs code: engine {engine!r} calls the translator {ref.module}:{ref.function} "
+                f"that the installed package {ref.registered_by!r} registers"
             )
         ]
     return [
-        _note(f"{key}: this recipe runs code: engine {engine!r} calls the installed module {ref.module!r}")
+        _note(
+            f"{key}: this recipe runs code: engine {engine!r} imports and calls {ref.label} "
+            f"({ref.unregistered_because}); read it, then build with --trust-code"
+        )
     ]
 
 

@@ -144,6 +144,19 @@ def cmd_dups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dataset_builder.report_page import report_path
+
+    path = report_path(_registry(args).get(args.ref))
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(path.as_uri()):
+            raise UserError(f"{path}: no browser to open it with; open the file yourself")
+    print(path)
+    return 0
+
+
 def cmd_models_install(args: argparse.Namespace) -> int:
     from dataset_builder.translate import packages
 
@@ -237,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-code",
         action="store_true",
-        help="allow Python code from the recipe's folder to run (engine = 'python:...'); read it first",
+        help="allow Python code the recipe names to run (engine = 'python:...' other than a registered "
+        "installed translator); read the recipe and its folder first",
     )
     p.add_argument(
         "--executor",
@@ -298,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", metavar="NAME@VERSION")
     p.add_argument("--top", type=int, default=10, help="how many clusters (default 10)")
     p.add_argument("--width", type=int, default=60, help="column width (default 60)")
+
+    p = add("report", cmd_report, "print the path of a version's report.html (--open: open it in a browser)")
+    p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
 
     models = sub.add_parser("models", help="Argos Translate packages", description="Argos Translate packages")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

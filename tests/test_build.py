@@ -110,6 +110,8 @@ def test_manifest_records_everything(built: Registry) -> None:
         "data/test-00000-of-00001.parquet",
         "rejected/rejected.parquet",
         "plots/token_lengths.png",
+        "report.html",
+        "croissant.json",
     }
 
 

@@ -263,20 +263,203 @@ def test_a_copier_meets_the_same_checks(tmp_path: Path, capsys: pytest.CaptureFi
     assert not (registry / "byo" / "1.0.0").exists()
 
 
-def test_an_installed_module_needs_no_trust_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def install(site: Path, module: str, source: str, entry_point: str | None) -> None:
+    """An installed distribution as pip leaves it: the module and a dist-info folder whose
+    entry_points.txt registers ``entry_point`` (``MODULE:FUNCTION``) as a translator."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(source, encoding="utf-8")
+    info = site / "byo_translator-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: byo-translator\nVersion: 1.0\n", encoding="utf-8"
+    )
+    if entry_point:
+        (info / "entry_points.txt").write_text(
+            f"[dataset_builder.translators]\ndictionary = {entry_point}\n", encoding="utf-8"
+        )
+
+
+def test_a_registered_installed_translator_needs_no_trust_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     site = tmp_path / "site"
-    site.mkdir()
-    (site / "byo_dictionary_translator.py").write_text(dictionary_module(), encoding="utf-8")
+    install(site, "byo_dictionary_translator", dictionary_module(), "byo_dictionary_translator:translate")
     monkeypatch.syspath_prepend(str(site))
     project, registry = tmp_path / "project", tmp_path / "reg"
     recipe = write_project(project, "", engine="python:byo_dictionary_translator:translate")
+    assert run_cli(registry, "check", str(recipe)) == 0
+    assert "the installed package 'byo-translator' registers" in capsys.readouterr().out
     assert run_cli(registry, "build", str(recipe), "--quiet") == 0
     engine = counters(registry, "1.0.0")["engine"]
     assert engine["module"] == "byo_dictionary_translator" and engine["from_recipe"] is False
+    assert engine["registered_by"] == "byo-translator"
     assert (
         engine["sha256"] == hashlib.sha256((site / "byo_dictionary_translator.py").read_bytes()).hexdigest()
     )
     assert len(published(registry, "1.0.0")) == len(ROWS)
+    card = (registry / "byo" / "1.0.0" / "README.md").read_text(encoding="utf-8")
+    assert "registered by the installed package `byo-translator`" in card
+
+    # Registered under another function: the name of the module alone grants nothing.
+    write_project(project, "", version="1.0.1", engine="python:byo_dictionary_translator:_swap")
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--trust-code" in err and "'byo_dictionary_translator:_swap'" in err
+    assert not (registry / "byo" / "1.0.1").exists()
+
+
+def test_a_registered_package_is_keyed_by_all_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataset_builder.translate.python_engine import PythonEngine
+
+    site = tmp_path / "site"
+    install(site, "unused", "", "byo_pkg_translator:translate")
+    package = site / "byo_pkg_translator"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .words import translate\n", encoding="utf-8")
+    (package / "words.py").write_text(dictionary_module(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    engine = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path / "p", False)
+    first = engine.describe()["sha256"]
+    assert first != hashlib.sha256((package / "__init__.py").read_bytes()).hexdigest()
+    # Only a file the package imports changed, not __init__.py: the key changes all the same.
+    (package / "words.py").write_text(dictionary_module() + "\n# retrained\n", encoding="utf-8")
+    again = PythonEngine("python:byo_pkg_translator:translate", "en", "ru", tmp_path / "p", False)
+    assert again.describe()["sha256"] != first
+
+
+def _pyc(folder: Path) -> str:
+    import py_compile
+
+    source = folder / "marker_src.py"
+    source.write_text(
+        MARKER.replace("__file__", repr(str(folder / "x"))) + dictionary_module(), encoding="utf-8"
+    )
+    py_compile.compile(str(source), cfile=str(folder / "translator.pyc"), doraise=True)
+    source.unlink()
+    return "python:translator:translate"
+
+
+def _extension(folder: Path) -> str:
+    import importlib.machinery
+
+    (folder / f"translator{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"\x7fELF not really")
+    return "python:translator:translate"
+
+
+def _dotted(folder: Path) -> str:
+    (folder / "translator").mkdir()
+    (folder / "translator" / "__init__.py").write_text(MARKER, encoding="utf-8")
+    (folder / "translator" / "sub.py").write_text(dictionary_module(), encoding="utf-8")
+    return "python:translator.sub:translate"
+
+
+@pytest.mark.parametrize("plant", [_pyc, _extension, _dotted], ids=["pyc", "so", "dotted"])
+def test_compiled_or_package_code_in_the_recipe_folder_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], plant
+) -> None:
+    project, registry = tmp_path / "project", tmp_path / "reg"
+    project.mkdir()
+    engine = plant(project)
+    recipe = write_project(project, "", engine=engine)
+    # The recipe's folder is importable, as when `python -m dataset_builder` runs from it.
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.syspath_prepend("")
+    for flags in ((), ("--trust-code",)):
+        assert run_cli(registry, "build", str(recipe), "--quiet", *flags) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error:") and "recipe's folder" in err, err
+    assert run_cli(registry, "check", str(recipe)) != 0
+    assert "recipe's folder" in capsys.readouterr().err
+    assert not (project / "module-ran").exists()
+    assert not (registry / "byo" / "1.0.0").exists()
+
+
+GADGET_ROWS = [{"instruction": "touch", "input": "", "output": "Module ran."}]
+
+
+@pytest.mark.parametrize(
+    "engine", ["python:pty:spawn", "python:os:system", "python:posix:system", "python:subprocess:call"]
+)
+def test_an_installed_module_name_alone_never_runs_without_trust_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    project, registry = tmp_path / "project", tmp_path / "reg"
+    recipe = write_project(project, "", engine=engine)
+    # pty.spawn(texts, ...) would run `touch "Module ran."` here.
+    write_jsonl(project / "data.jsonl", GADGET_ROWS)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert (
+        engine in err and "not a translator an installed package registers" in err and "--trust-code" in err
+    )
+    assert run_cli(registry, "check", str(recipe)) == 0
+    assert "build with --trust-code" in capsys.readouterr().out
+    assert not (tmp_path / "Module ran.").exists() and not (project / "Module ran.").exists()
+    assert not (registry / "byo" / "1.0.0").exists()
+
+
+def test_check_never_imports_a_parent_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    (site / "byo_parent").mkdir(parents=True)
+    (site / "byo_parent" / "__init__.py").write_text(MARKER, encoding="utf-8")
+    (site / "byo_parent" / "sub.py").write_text(dictionary_module(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    project, registry = tmp_path / "project", tmp_path / "reg"
+    recipe = write_project(project, "", engine="python:byo_parent.sub:translate")
+    assert run_cli(registry, "check", str(recipe)) == 0
+    assert "build with --trust-code" in capsys.readouterr().out
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    assert "--trust-code" in capsys.readouterr().err
+    assert not (site / "byo_parent" / "module-ran").exists()
+    assert not (registry / "byo" / "1.0.0").exists()
+
+
+def test_code_of_the_working_directory_or_registered_there_is_the_recipes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work, project, registry = tmp_path / "work", tmp_path / "project", tmp_path / "reg"
+    # A module and a dist-info that registers it, both in the working directory: '' on sys.path.
+    install(work, "byo_cwd_translator", MARKER + dictionary_module(), "byo_cwd_translator:translate")
+    recipe = write_project(project, "", engine="python:byo_cwd_translator:translate")
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend("")
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "working directory" in err and "--trust-code" in err, err
+    assert not (work / "module-ran").exists()
+
+    # A dist-info in the recipe's folder registering a standard module registers nothing.
+    install(project, "unused", "", "pty:spawn")
+    write_project(project, "", engine="python:pty:spawn")
+    monkeypatch.chdir(project)
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    assert "not a translator an installed package registers" in capsys.readouterr().err
+    assert not (registry / "byo" / "1.0.0").exists()
+
+
+def test_a_recipe_folder_that_is_a_package_on_sys_path_is_the_recipes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The recipe's folder is itself a package, registered by a dist-info beside it, and its parent is
+    # on sys.path: registered or not, it is the recipe's code.
+    project, registry = tmp_path / "byo_folder_pkg", tmp_path / "reg"
+    recipe = write_project(project, "", engine="python:byo_folder_pkg.words:translate")
+    (project / "__init__.py").write_text(MARKER, encoding="utf-8")
+    (project / "words.py").write_text(dictionary_module(), encoding="utf-8")
+    install(tmp_path, "unused", "", "byo_folder_pkg.words:translate")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert run_cli(registry, "build", str(recipe), "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "recipe's folder" in err and "--trust-code" in err, err
+    assert not (project / "module-ran").exists()
+    assert not (registry / "byo" / "1.0.0").exists()
 
 
 @pytest.mark.parametrize(

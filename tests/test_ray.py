@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -176,6 +177,28 @@ def test_ray_build_publishes_the_same_bytes_as_local(
     assert remote.manifest["execution"]["executor"] == "ray"
     assert remote.manifest["execution"]["cluster"]["cpus"] == 2
     assert local.manifest["execution"] == {"executor": "local"}
+    # The derived files: the same page and Croissant file, apart from how and when the build ran (and
+    # the recipe's hash: the two recipes here name different translation caches).
+    pages = [
+        (v.path / "report.html")
+        .read_text(encoding="utf-8")
+        .replace(v.manifest["recipe_sha256"][:16], "RECIPE")
+        for v in (local, remote)
+    ]
+    ran = re.compile(r'<section id="execution">.*?</section>', re.S)
+    assert all(len(ran.findall(p)) == 1 for p in pages)
+    assert ran.sub("", pages[0]) == ran.sub("", pages[1]) and pages[0] != pages[1]
+    docs = [
+        json.loads(
+            (v.path / "croissant.json")
+            .read_text(encoding="utf-8")
+            .replace(v.manifest["recipe_sha256"], "RECIPE")
+        )
+        for v in (local, remote)
+    ]
+    for doc in docs:
+        doc.pop("datePublished")
+    assert docs[0] == docs[1]
 
 
 def _cached(path: Path) -> int:

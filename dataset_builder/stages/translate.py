@@ -453,7 +453,8 @@ class Translate(BaseStage):
                 ctx.count("sentences_retried_by_piece", retried)
                 messages[t]["content"] = text
                 if problem is None:
-                    found = self._check(turn, text)
+                    others = "\n".join(m["content"] for k, m in enumerate(row["messages"]) if k != t)
+                    found = self._check(turn, text, others)
                     if found:
                         problem = (found[0], f"turn {t + 1} ({messages[t]['role']}): {found[1]}")
             if problem:
@@ -475,9 +476,12 @@ class Translate(BaseStage):
             schema = _with_source_columns(batch.schema)
             yield pa.Table.from_pylist([row for _, row in kept], schema=schema)
 
-    def _check(self, turn: _Turn, translated: str) -> tuple[str, str] | None:
+    def _check(self, turn: _Turn, translated: str, others: str = "") -> tuple[str, str] | None:
+        """``others``: the row's other turns, whose code names the data labels of this one."""
         cfg: TranslateConfig = self.config
-        difference = verify_turn(turn.source, translated, translate_comments=cfg.translate_comments)
+        difference = verify_turn(
+            turn.source, translated, translate_comments=cfg.translate_comments, context=others
+        )
         if difference is not None:
             return "code_changed", difference
         src_prose, out_prose = turn.source_prose, turn.translated_prose
