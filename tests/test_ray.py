@@ -416,8 +416,16 @@ max_rejected_fraction = 1.0
     remote_files = sorted(p.relative_to(remote.path) for p in remote.path.rglob("*") if p.is_file())
     assert local_files == remote_files
     for name in local_files:
-        if name.name != "manifest.json":
+        if name.name not in ("manifest.json", "croissant.json", "report.html"):
             assert (remote.path / name).read_bytes() == (local.path / name).read_bytes(), name
+    # The files derived from the manifest differ only where they say when and how the build ran.
+    croissant = [json.loads((b.path / "croissant.json").read_text(encoding="utf-8")) for b in (local, remote)]
+    undated = [{k: v for k, v in c.items() if k != "datePublished"} for c in croissant]
+    assert undated[0] == undated[1]
+    pages = [(b.path / "report.html").read_text(encoding="utf-8") for b in (local, remote)]
+    ran = re.compile(r'<section id="execution">.*?</section>', re.DOTALL)
+    assert all(len(ran.findall(page)) == 1 for page in pages)
+    assert ran.sub("", pages[0]) == ran.sub("", pages[1])
     assert _without_run_record(remote.manifest) == _without_run_record(local.manifest)
     assert remote.manifest["files"] == local.manifest["files"]
     assert remote.manifest["execution"]["executor"] == "ray"
