@@ -9,6 +9,7 @@ is a no-op. Names, versions and the file paths a manifest lists become paths onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,6 +85,11 @@ class VersionInfo:
 class Registry:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = default_registry_path(root).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(
+                f"registry {self.root}: is a file, not a folder; give --registry (or "
+                f"${REGISTRY_ENV}) a folder, a new one or one that holds published versions"
+            )
 
     def version_dir(self, name: str, version: str) -> Path:
         where = f"{name}@{version}"
@@ -178,6 +184,7 @@ class Registry:
         check_version(version, where)
         if version == LATEST:
             raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
+        made = [p for p in (self.root, self.root / name) if not p.exists()]
         self.root.mkdir(parents=True, exist_ok=True)
         parent = inside(self.root, name, where)
         parent.mkdir(exist_ok=True)
@@ -188,6 +195,11 @@ class Registry:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+            # A failed first build leaves no empty NAME/ (or registry) folder behind; rmdir removes
+            # only an empty one, so a version or a failure report another build wrote stays.
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     @contextmanager
     def download_area(self) -> Iterator[Path]:
@@ -226,14 +238,18 @@ class Registry:
         return False
 
     def publish_check(
-        self, name: str, version: str, content_hash: str, hint: str = "bump dataset.version in the recipe"
+        self,
+        name: str,
+        version: str,
+        content_hash: str,
+        hint: str = "build it as a new version with --set-version",
     ) -> None:
         """Refuse ``content_hash`` for a version that is published with other content."""
         existing = self.get(f"{name}@{version}").manifest.get("content_hash")
         if existing != content_hash:
             raise PublishError(
-                f"{name}@{version}: already published with different content ({existing} != {content_hash}); "
-                f"versions are immutable: {hint}"
+                f"{name}@{version}: already published with different content ({_short(existing)} then, "
+                f"{_short(content_hash)} now); versions are immutable: {hint}"
             )
 
     def verify(self, ref: str) -> list[str]:
@@ -309,6 +325,13 @@ def check_manifest(manifest: Any, where: str) -> dict[str, str]:
         if not isinstance(meta, dict) or meta.get("file") not in out:
             raise VerificationError(f"{where}: key splits.{split}.file is not one of the manifest's files")
     return out
+
+
+def _short(content_hash: object) -> str:
+    """``sha256:0123456789ab``: enough of a hash to tell two apart in a message."""
+    text = str(content_hash)
+    algorithm, _, digest = text.rpartition(":")
+    return f"{algorithm}:{digest[:12]}" if algorithm else text[:12]
 
 
 def _valid_name(name: str) -> bool:
