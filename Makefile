@@ -27,10 +27,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 # demo fetches the en->ru Argos package once where there is a network; offline the build says it
-# skipped translation and keeps the English rows labelled "en".
+# skipped translation and keeps the English rows labelled "en". The install's own error line says
+# why it could not fetch one.
 demo: setup
-	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru 2>/dev/null \
-		|| echo "note: no en->ru Argos package and no network to fetch one; the build will skip translation"
+	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru \
+		|| echo "note: no en->ru Argos package installed (the line above says why); the build will skip translation"
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 

@@ -206,8 +206,10 @@ def fetch_from_index(from_code: str, to_code: str, root: str | Path | None = Non
     """Download and install a package from the Argos index (needs a network)."""
     from dataset_builder.sources.readers import check_host_reachable
 
+    # The index argostranslate itself reads: $ARGOS_PACKAGE_INDEX, else its default on GitHub.
+    index = os.environ.get("ARGOS_PACKAGE_INDEX") or "https://raw.githubusercontent.com"
     check_host_reachable(
-        "https://raw.githubusercontent.com",
+        index,
         what="the Argos package index",
         hint=(
             f"; on a machine with a network, download the {from_code}->{to_code} .argosmodel file "
