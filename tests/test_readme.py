@@ -184,6 +184,19 @@ def test_the_readme_top_to_bottom(order: str, checkout: Path, translations: Path
     else:
         assert "skipped" in translation("registry") and "package" not in translation("registry")
 
+    # The card counts the rows sent for translation, not only the ones that passed its checks:
+    # counted here from the rejected rows themselves.
+    import pyarrow.parquet as pq
+
+    version = work / "tryout" / "python-ru-sample" / "0.1.0"
+    rejected = (
+        pq.read_table(version / "rejected" / "rejected.parquet").select(["stage", "reason"]).to_pylist()
+    )
+    failed = sum(r["stage"] == "translate" and r["reason"] != "other_language" for r in rejected)
+    done = translation("tryout").get("rows_translated", 0)
+    card = (version / "README.md").read_text(encoding="utf-8")
+    assert failed > 0 and f"{done} rows translated of {done + failed} attempted ({failed} failed" in card
+
     adapter = work / "adapters" / "tiny"
     provenance = json.loads((adapter / "provenance.json").read_text(encoding="utf-8"))
     assert provenance["metrics"]["global_step"] == 20 and provenance["training_config"]["load_in_4bit"]
