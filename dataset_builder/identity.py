@@ -86,7 +86,7 @@ def _compare_recipe(now: dict[str, Any], then: Any, out: Comparison) -> None:
         return
     for key in _changed_keys(now, then, ""):
         if key.endswith(" (new setting)"):
-            # A setting the toolkit added since (filled with its default): only the rows can tell.
+            # A setting the toolkit added (filled with its default) or dropped since: the rows tell.
             out.unknown.append(f"recipe {key}")
         else:
             out.differences.append(f"recipe key {key}")
@@ -101,7 +101,12 @@ def _changed_keys(now: Any, then: Any, prefix: str) -> list[str]:
                 keys.append(f"{path} (new setting)")
             else:
                 keys += _changed_keys(now[key], then[key], path)
-        keys += [f"{prefix}.{key}" if prefix else str(key) for key in then if key not in now]
+        # A setting the toolkit no longer has: like a new one, only the rows can tell.
+        keys += [
+            f"{prefix}.{key} (new setting)" if prefix else f"{key} (new setting)"
+            for key in then
+            if key not in now
+        ]
         return keys
     if isinstance(now, list) and isinstance(then, list) and len(now) == len(then):
         return [
