@@ -35,8 +35,10 @@ demo: setup
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 
+# Two processes (pytest-xdist), one thread each (tests/conftest.py); a test file stays in one
+# process, so its module fixtures (one local Ray, one tiny model, ...) are made once.
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
