@@ -14,9 +14,16 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 TORCH_INDEX ?=
 PIP_TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean chromium
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed chromium
+
+# The report page test renders report.html in Debian's headless chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "note: the report page test needs Debian's chromium: sudo apt-get install -y chromium"; fi; }
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +59,13 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(REGISTRY) .pytest_cache
+
+# qlora-trainer benchmark runs generated code only inside bubblewrap (and setpriv, util-linux).
+.PHONY: sandbox-tools
+setup: sandbox-tools
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; \
+		else echo "note: bubblewrap is missing; install it (sudo apt-get install bubblewrap): without it qlora-trainer benchmark refuses to run generated code"; fi; }
+	@command -v setpriv >/dev/null 2>&1 || echo "note: setpriv is missing; install util-linux"

@@ -2,6 +2,7 @@
 
     python benchmarks/code_safety.py [--data new_codealpaca.json] [--package PATH.argosmodel]
                                      [--rows N] [--beam 1] [--skip-argos-sized]
+    python benchmarks/code_safety.py --adversary NAME|all [--rows N]   (see code_safety_adversary.py)
 
 Real multi-language instruction rows (CodeAlpaca's later release: Python, JavaScript, C/C++, Java,
 PHP, Ruby, SQL, shell...) go through a real build: JSON source -> normalize -> translate (quality
@@ -277,7 +278,9 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     report["code_rejected_of_rows_with_code"] = round(
         sum(_key(r["source_key"]) in with_code for r in code_rejects) / max(len(with_code), 1), 4
     )
-    intact, identical, per_kind, failures, wordless_rows = 0, 0, Counter(), [], 0
+    import code_safety_adversary
+
+    intact, identical, per_kind, failures, wordless_rows, judged_rows = 0, 0, Counter(), [], 0, 0
     kind_ok: Counter[str] = Counter()
     for row in published:
         record = by_key[_key(row["source_key"])]
@@ -295,6 +298,11 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
         row_identical = all(d is None for d in diffs)
         wordless = [wordless_lines_changed(r, a["content"]) for r, a in zip(raw, translated, strict=True)]
         wordless_rows += any(wordless)
+        judged_rows += bool(
+            code_safety_adversary.judge_row(
+                record, [t["content"] for t in before], [t["content"] for t in translated]
+            )
+        )
         if any(wordless) and len(failures) < 5:
             failures.append(
                 {"source_key": row["source_key"], "difference": "a line without plain words changed"}
@@ -312,6 +320,7 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     report["published_intact"] = round(intact / max(len(published), 1), 4)
     report["published_byte_identical_from_source"] = round(identical / max(len(published), 1), 4)
     report["published_rows_with_a_wordless_line_changed"] = wordless_rows
+    report["published_rows_code_changed_judge"] = judged_rows
     report["per_kind"] = {k: {"turns": per_kind[k], "intact": kind_ok[k]} for k in sorted(per_kind)}
     report["first_failures"] = failures
     return report
@@ -329,7 +338,8 @@ def print_report(label: str, report: dict) -> None:
         f"   published rows intact {report['published_intact']:.2%}, byte-identical from source "
         f"{report['published_byte_identical_from_source']:.2%}, rows with code rejected for code "
         f"{report['code_rejected_of_rows_with_code']:.2%}; rows with a wordless line changed (byte judge): "
-        f"{report['published_rows_with_a_wordless_line_changed']}"
+        f"{report['published_rows_with_a_wordless_line_changed']}; rows with code changed (code_judge.py): "
+        f"{report['published_rows_code_changed_judge']}"
     )
     for kind, counts in report["per_kind"].items():
         print(f"   {kind:24s} {counts['intact']:5d} / {counts['turns']:5d} turns intact")
@@ -346,7 +356,28 @@ def main() -> None:
         "--beam", type=int, default=1, help="beam size (1: greedy; code safety does not depend on it)"
     )
     parser.add_argument("--skip-argos-sized", action="store_true")
+    parser.add_argument(
+        "--adversary",
+        action="append",
+        metavar="NAME",
+        help="instead: real builds with an adversarial translator (benchmarks/adversaries.py; 'all' for "
+        "every one), judged by benchmarks/code_judge.py and the labelled rows",
+    )
+    parser.add_argument("--keep-work", type=Path, default=None, help="with --adversary: build in this folder")
+    parser.add_argument(
+        "--final", action="store_true", help="with --adversary: also show examples from the reporting half"
+    )
     args = parser.parse_args()
+    if args.adversary:
+        import code_safety_adversary
+        from adversaries import ADVERSARIES
+
+        names = list(ADVERSARIES) if "all" in args.adversary else args.adversary
+        unknown = [name for name in names if name not in ADVERSARIES]
+        if unknown:
+            sys.exit(f"error: --adversary {unknown[0]}: unknown; choose from {', '.join(ADVERSARIES)} or all")
+        code_safety_adversary.main(names, args.data, args.rows, args.keep_work, args.final)
+        return
     records = json.loads(args.data.read_text(encoding="utf-8"))[: args.rows]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

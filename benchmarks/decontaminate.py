@@ -16,10 +16,24 @@ Part 2 (defaults, with ``--real FILE``, e.g. ../shared/data/codealpaca-new-4.5k/
 n-gram size and threshold: planted copies found, and unplanted rows flagged (in a set like this,
 mostly paraphrases of the same task).
 
-Goal: part 1 under 30 s per method on 2 cores (the shingling of every text included), the same
-matches as the baseline. Last line: JSON.
+Part 1 also runs ``copy`` (the paper recipe's method), which has no plain-Python twin (its edit
+counts are checked case by case in tests/test_decontaminate.py): it must remove every row that
+containment removes for the 100 templated prompts (the heavy case), and take at most 1.2 times
+containment's time (``--repeat N`` runs the methods N times, interleaved, and reports the median).
 
-    python benchmarks/decontaminate.py [--rows 65000] [--real FILE]
+Part 3 (``--shared FILE``, by default ../shared/data/codealpaca-new-4.5k/new_codealpaca.json; skipped
+with a message when absent): the shared rows cut in two halves, one half's prompts (instruction and
+input) the eval set and the other half's rows the training rows, 50 copies of each of seven kinds
+planted (quoted in a longer turn, one word dropped, and harder edits reported apart). Planted
+copies removed per kind, and clean rows removed, for ``copy``, containment 0.6 and the lm-eval style
+13-gram overlap. ``--phase tune`` is the half the settings were chosen on; ``report`` (default) the
+other.
+
+Goal: part 1 under 30 s per method on 2 cores (the shingling of every text included), the same
+matches as the baseline; part 3: ``copy`` removes every quoted and one-word-dropped copy and at
+most 1.5% of clean rows. Last line: JSON.
+
+    python benchmarks/decontaminate.py [--rows 65000] [--repeat 1] [--real FILE] [--shared FILE]
 """
 
 from __future__ import annotations
@@ -246,11 +260,220 @@ def tune(real: Path) -> list[dict]:
     return out
 
 
+# -- part 3: copies and shared phrasing on real rows ------------------------------------------
+
+SHARED = ROOT.parent / "shared" / "data" / "codealpaca-new-4.5k" / "new_codealpaca.json"
+PREAMBLES = ["I am preparing for an interview and got this task:", "Can you help me with my homework?",
+             "Here is an exercise from our course.", "My teacher gave us the following problem.",
+             "Please solve this and explain each step:", "Quick question from work."]  # fmt: skip
+CLOSINGS = ["Thanks in advance!", "Please explain your answer.", "Keep it short.", "I am stuck on this.", "",
+            "Use comments in the code."]  # fmt: skip
+# Words a person editing a prompt would swap for one meaning the same.
+SYNONYMS = {"function": "method", "write": "create", "create": "write", "returns": "outputs", "given": "provided",
+            "list": "array", "number": "integer", "string": "text", "program": "script", "script": "program",
+            "implement": "build", "calculates": "computes", "calculate": "compute", "compute": "calculate",
+            "find": "locate", "design": "develop", "develop": "design", "takes": "accepts", "accepts": "takes",
+            "prints": "outputs", "check": "verify", "checks": "verifies", "determine": "decide",
+            "input": "argument", "sum": "total", "largest": "biggest", "smallest": "tiniest", "count": "number",
+            "reverse": "invert", "reverses": "inverts", "explain": "describe", "output": "result",
+            "value": "number", "array": "list", "method": "function", "provide": "give", "simple": "basic",
+            "basic": "simple"}  # fmt: skip
+# quoted and dropped are the goal; the others are harder edits, reported apart.
+KINDS = ["quoted", "dropped", "swapped", "synonym", "reordered", "case_punct", "dropped_and_synonym"]
+
+
+def _prompt(rec: dict) -> str:
+    return rec["instruction"] + ("\n" + rec["input"] if rec["input"].strip() else "")
+
+
+def _edited(kind: str, rec: dict, rng: random.Random) -> str | None:
+    """A copy of an eval prompt (instruction and input) edited as ``kind`` says; None: not applicable."""
+    import re
+
+    text = _prompt(rec)
+    if kind == "quoted":
+        return f"{rng.choice(PREAMBLES)} {text} {rng.choice(CLOSINGS)}".strip()
+    if kind == "case_punct":
+        # Upper case, sentence punctuation and quotes at word edges dropped (inside a word, as in
+        # file.txt or it's, a person would keep them).
+        return re.sub(r"[.,?!:;]+(?=\s|$)|(?<!\S)['\"]+|['\"]+(?!\S)", "", text).upper()
+    if kind == "reordered":  # the input first, or the instruction's sentences in another order
+        if rec["input"].strip():
+            return rec["input"].strip() + "\n" + rec["instruction"]
+        sentences = re.split(r"(?<=[.?!])\s+", rec["instruction"].strip())
+        return " ".join(sentences[1:] + sentences[:1]) if len(sentences) > 1 else None
+    words = text.split()  # words as a person sees them: whitespace-separated
+    if kind == "dropped":
+        del words[rng.randrange(len(words))]
+    elif kind == "swapped":
+        a, b = rng.sample(range(len(words)), 2)
+        words[a], words[b] = words[b], words[a]
+    else:
+        options = [i for i, w in enumerate(words) if w.lower() in SYNONYMS]
+        if not options:
+            return None
+        i = rng.choice(options)
+        words[i] = SYNONYMS[words[i].lower()]
+        if kind == "dropped_and_synonym":
+            del words[rng.choice([k for k in range(len(words)) if k != i])]
+    return " ".join(words)
+
+
+def shared_cases(path: Path, per_kind: int = 50, seed: int = 18) -> list[tuple[str, list[dict], list[dict]]]:
+    """The shared rows cut in two halves: ``tune`` takes the first half's prompts (instruction and
+    input) as the eval set and the second half's rows as training rows, ``report`` the other way
+    round. Into each training half go ``per_kind`` copies of each kind, each of a different eval item."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    order = list(range(len(data)))
+    random.Random(seed).shuffle(order)
+    halves = order[: len(order) // 2], order[len(order) // 2 :]
+    cases = []
+    for phase, evals, train in (("tune", *halves), ("report", *halves[::-1])):
+        rng = random.Random(f"{seed}-{phase}")
+        items = [{"task_id": f"E/{i}", "instruction": data[i]["instruction"], "input": data[i]["input"]}
+                 for i in evals]  # fmt: skip
+        rows = [{"key": f"clean:{i}", "user": _prompt(data[i]), "answer": data[i]["output"]} for i in train]
+        pool = list(evals)
+        rng.shuffle(pool)
+        for kind in KINDS:
+            made = 0
+            while made < per_kind:
+                i = pool.pop()
+                text = _edited(kind, data[i], rng)
+                if text is None or (text == _prompt(data[i]) and kind != "quoted"):
+                    continue
+                rows.append({"key": f"{kind}:E/{i}", "user": text, "answer": data[i]["output"]})
+                made += 1
+        cases.append((phase, items, rows))
+    return cases
+
+
+def run_shared_case(items: list[dict], rows: list[dict], settings: dict, folder: Path) -> dict:
+    """The decontaminate stage with ``settings`` on one case: planted copies removed (naming their
+    item) per kind, and clean rows removed."""
+    import pyarrow as pa
+
+    from dataset_builder.rows import MESSAGES_TYPE, make_row_id
+    from dataset_builder.stages.base import RejectSink, StageContext, StageStats
+    from dataset_builder.stages.decontaminate import Decontaminate, DecontaminateConfig
+
+    with (folder / "items.jsonl").open("w", encoding="utf-8") as fh:
+        for item in items:
+            fh.write(json.dumps(item) + "\n")
+    table = []
+    for r in rows:
+        messages = [{"role": "user", "content": r["user"]}, {"role": "assistant", "content": r["answer"]}]
+        table.append({"row_id": make_row_id("rows", messages), "source": "rows", "source_key": r["key"],
+                      "lang": "en", "messages": messages})  # fmt: skip
+    schema = pa.schema([("row_id", pa.string()), ("source", pa.string()), ("source_key", pa.string()),
+                        ("lang", pa.string()), ("messages", MESSAGES_TYPE)])  # fmt: skip
+    cfg = DecontaminateConfig(**settings, test_split=False, eval_sets=[
+        {"name": "half", "paths": ["items.jsonl"], "columns": ["instruction", "input"], "id_column": "task_id"}])  # fmt: skip
+    ctx = StageContext("decontaminate", StageStats("decontaminate"), RejectSink(), folder, False, folder,
+                       {"rows": {"language": "en"}})  # fmt: skip
+    start = time.perf_counter()
+    for _ in Decontaminate(cfg).run(iter([pa.Table.from_pylist(table, schema=schema)]), ctx):
+        pass
+    seconds = time.perf_counter() - start
+    removed = {r["source_key"]: r["detail"] for r in ctx.rejects.table().to_pylist()}
+    clean = [r["key"] for r in rows if r["key"].startswith("clean:")]
+    out: dict = {"settings": cfg.settings(), "seconds": round(seconds, 2),
+                 "clean_removed": sum(k in removed for k in clean), "clean_rows": len(clean)}  # fmt: skip
+    for kind in KINDS:
+        keys = [r["key"] for r in rows if r["key"].startswith(f"{kind}:")]
+        out[kind] = {"planted": len(keys),
+                     "removed": sum(k in removed and f"item {k.split(':', 1)[1]}:" in removed[k] for k in keys)}  # fmt: skip
+    out["details"] = removed
+    return out
+
+
+def shared_part(path: Path, phases: tuple[str, ...], methods: dict[str, dict]) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for phase, items, rows in shared_cases(path):
+            if phase not in phases:
+                continue
+            for name, settings in methods.items():
+                r = run_shared_case(items, rows, settings, Path(tmp))
+                r.pop("details")
+                results[f"{phase}:{name}"] = r
+                share = 100 * r["clean_removed"] / r["clean_rows"]
+                kinds = ", ".join(f"{k} {r[k]['removed']}/{r[k]['planted']}" for k in KINDS)
+                print(f"{phase} {name}: clean removed {r['clean_removed']}/{r['clean_rows']} ({share:.2f}%); "
+                      f"planted removed: {kinds} ({r['seconds']} s)")  # fmt: skip
+    return results
+
+
+SHARED_METHODS = {
+    "copy": {"method": "copy"},
+    "containment-0.6": {"method": "containment"},
+    "ngram-13": {"method": "ngram"},
+}
+
+
+def _templated(matches: list[list[str]]) -> set[str]:
+    """Rows removed naming one of the templated prompts (the heavily contaminated part)."""
+    return {k for k, d in matches if int(d.split(" item T/", 1)[1].split(":", 1)[0]) < TEMPLATED}
+
+
+def scale_part(args: argparse.Namespace, methods: list[str]) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results["input"] = make_input(args.rows, folder)
+        print(f"input: {results['input']}")
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        for _ in range(args.repeat):  # interleaved, so a change of load on the machine hits every method
+            for method in methods:
+                cmd = [sys.executable, __file__, "--_child", str(folder), method, "0"]
+                runs[method].append(
+                    json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                )
+        # No plain-Python twin for the copy alignment (tests/test_decontaminate.py checks it case by
+        # case); on this input it must remove every row containment removes for the templated
+        # prompts, each of them copied into a thousand rows or more.
+        heavy = _templated(runs["containment"][-1]["matches"]) if "containment" in runs else set()
+        for method in methods:
+            ours = runs[method][-1]
+            times = sorted(r["seconds"] for r in runs[method])
+            ours["seconds"], ours["all_seconds"] = times[len(times) // 2], times
+            matches = ours.pop("matches")
+            if method == "copy":
+                ours["heavy_case"] = {"rows": len(heavy), "removed": len(heavy & {k for k, _ in matches})}
+                print(f"copy: {ours['seconds']} s (runs {times}), {ours['peak_rss_mb']} MB, removed {ours['removed']} "
+                      f"of {ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; heavy case "
+                      f"(rows containment removes for the templated prompts): {ours['heavy_case']['removed']} of "
+                      f"{ours['heavy_case']['rows']} removed")  # fmt: skip
+                results[method] = ours
+                continue
+            small = run_ours(folder, method, args.baseline_rows)
+            base = run_baseline(folder, method, args.baseline_rows)
+            same = sorted([k, *_parse(d)] for k, d in small["matches"]) == [list(m) for m in base["matches"]]
+            ours["baseline"] = {"rows": base["rows"], "seconds": base["seconds"],
+                                "ours_seconds": small["seconds"], "same_matches": same,
+                                "matches": len(base["matches"])}  # fmt: skip
+            results[method] = ours
+            print(f"{method}: {ours['seconds']} s (runs {times}), {ours['peak_rss_mb']} MB, removed {ours['removed']} "
+                  f"of {ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; baseline on "
+                  f"{base['rows']} rows {base['seconds']} s vs ours {small['seconds']} s, same: {same}")  # fmt: skip
+    if "copy" in results and "containment" in results:
+        ratio = results["copy"]["seconds"] / results["containment"]["seconds"]
+        results["copy_vs_containment_time"] = round(ratio, 3)
+        print(f"copy takes {ratio:.2f}x the time of containment (the method it replaces in the paper recipe)")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=65_000)
     parser.add_argument("--baseline-rows", type=int, default=3_000)
+    parser.add_argument("--methods", default="containment,ngram,minhash,copy", help="part 1's methods")
+    parser.add_argument("--repeat", type=int, default=1, help="time each method of part 1 this many times")
+    parser.add_argument("--skip-scale", action="store_true", help="skip part 1")
     parser.add_argument("--real", type=Path)
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared rows for part 3 (JSON)")
+    parser.add_argument("--phase", choices=["report", "tune"], default="report",
+                        help="part 3's half: tune (used to choose the settings) or report")  # fmt: skip
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:  # one measurement in its own process, so peak RSS is its own
@@ -258,30 +481,18 @@ def main() -> None:
         print(json.dumps(run_ours(folder, method, limit or None)))
         return
 
-    results: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        results["input"] = make_input(args.rows, folder)
-        print(f"input: {results['input']}")
-        for method in ("containment", "ngram", "minhash"):
-            cmd = [sys.executable, __file__, "--_child", str(folder), method, "0"]
-            ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            small = run_ours(folder, method, args.baseline_rows)
-            base = run_baseline(folder, method, args.baseline_rows)
-            same = sorted([k, *_parse(d)] for k, d in small["matches"]) == [list(m) for m in base["matches"]]
-            ours.pop("matches")
-            ours["baseline"] = {"rows": base["rows"], "seconds": base["seconds"],
-                                "ours_seconds": small["seconds"], "same_matches": same,
-                                "matches": len(base["matches"])}  # fmt: skip
-            results[method] = ours
-            print(f"{method}: {ours['seconds']} s, {ours['peak_rss_mb']} MB, removed {ours['removed']} of "
-                  f"{ours['rows']}, planted found {ours['planted_found']}/{ours['planted']}; baseline on "
-                  f"{base['rows']} rows {base['seconds']} s vs ours {small['seconds']} s, same: {same}")  # fmt: skip
+    results: dict = {} if args.skip_scale else scale_part(args, args.methods.split(","))
     if args.real:
         results["containment_grid"] = tune(args.real)
         for r in results["containment_grid"]:
             print(f"containment n={r['ngram']} t={r['threshold']}: planted found {r['planted_found']}, "
                   f"unplanted rows flagged {r['unplanted_rows_flagged']} of {r['rows']}")  # fmt: skip
+    if args.shared.is_file():
+        results["shared"] = shared_part(args.shared, (args.phase,), SHARED_METHODS)
+    else:
+        print(f"part 3 skipped: no shared rows at {args.shared} (pass --shared FILE, e.g. "
+              "../shared/data/codealpaca-new-4.5k/new_codealpaca.json)")  # fmt: skip
+        results["shared"] = None
     print(json.dumps(results))
 
 

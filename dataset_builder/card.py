@@ -53,6 +53,9 @@ _FIELDS = {
     "prompt": "`text` up to and including the last assistant header",
     "completion": "the rest of `text`: the answer a completion-only loss is computed on",
     "num_tokens": "tokens in `text` with the tokenizer named under Tokens (BOS included)",
+    "mt_quality": "translation quality of a translated row (null if not translated): round-trip chrF "
+    "(null when not in the scored sample), prose length ratio, Cyrillic share, repetition, untranslated "
+    "share, scored (see Translation quality)",
 }
 
 # Sizes as the Hub names them: ``n<1K`` up to 999 rows, ``1K<n<10K`` from 1,000, and so on.
@@ -174,6 +177,9 @@ def _details(manifest: dict[str, Any]) -> list[str]:
         f"- **License:** {ds['license']}",
         f"- **Rows:** {rows} ({_counts({s: m['rows'] for s, m in splits.items()})})",
         f"- **Method:** [arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})",
+        "- **Look at it:** `report.html` (one offline page: what each stage removed and why, translations "
+        "beside their originals, near duplicates, decontamination, token lengths, translation quality); "
+        "metadata in `croissant.json` (Croissant 1.1, with checksums and provenance)",
         "",
     ]
     return lines
@@ -312,7 +318,8 @@ def _creation(manifest: dict[str, Any]) -> list[str]:
         ),
         f"Rejected rows: {manifest['rejected']['rows']}.\n",
     ]
-    parts += _translation(manifest) + _replay(manifest) + _chat_format(manifest) + _tokens(manifest)
+    parts += _translation(manifest) + _mt_quality(manifest) + _replay(manifest) + _chat_format(manifest)
+    parts += _tokens(manifest)
     return parts
 
 
@@ -345,6 +352,60 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
                 "from the cache. Code (fenced, indented and bare blocks, inline code, identifiers, paths, URLs) "
                 "was kept byte-identical; rows failing the checks are in `rejected/`.\n"
             )
+        elif "engine" in c:
+            eng = c["engine"]
+            version = f" version `{eng['version']}`" if eng.get("version") else ""
+            parts.append(
+                f"#### Translation\n\nPython translator `{eng['module']}:{eng['function']}`{version} "
+                f"({_engine_origin(eng)}, module sha256 "
+                f"`{eng['sha256']}`). {c.get('rows_translated', 0)} rows translated, "
+                f"{c.get('routed_already_target_language', 0)} already in the target language; "
+                f"{c.get('sentences_translated', 0)} sentences sent to the translator, {c.get('cache_hits', 0)} "
+                "taken from the cache. Code was kept byte-identical and checked as for any engine; rows failing "
+                "the checks are in `rejected/`.\n"
+            )
+    return parts
+
+
+def _mt_quality(manifest: dict[str, Any]) -> list[str]:
+    """The round-trip scoring: how, how many rows, and the distribution of scores (every row scored,
+    before the stage's filters)."""
+    parts = []
+    settings = [st for st in manifest["recipe"]["stages"] if st["type"] == "mt_quality"]
+    stats = [st for st in manifest["stages"] if st["stage"].startswith("mt_quality")]
+    for cfg, st in zip(settings, stats, strict=False):
+        c = st["counters"]
+        if not sum(int(c.get(k, 0)) for k in ("rows_scored", "rows_not_sampled", "rows_without_prose")):
+            continue  # no row was translated: nothing was scored
+        if "engine" in c:
+            by = f"the Python translator `{c['engine']['module']}:{c['engine']['function']}`"
+        elif "package" in c:
+            by = f"Argos package `{c['package']['code']}` {c['package']['version']}"
+        else:
+            by = "no back-translation (" + _public(str(c.get("round_trip_skipped", "not sampled"))) + ")"
+        scored = int(c.get("rows_scored", 0))
+        mean = f", mean {c.get('round_trip_chrf_sum', 0) / scored:.1f}" if scored else ""
+        bands = [(k.removeprefix("round_trip_chrf_"), v) for k, v in c.items() if k[-1].isdigit()]
+        bands = sorted(b for b in bands if b[0][:2].isdigit())
+        histogram = ", ".join(f"{band.replace('_', '-')}: {n}" for band, n in bands)
+        filters = ", ".join(
+            f"{key} {cfg[key]}"
+            for key in ("min_round_trip_chrf", "min_target_script_share", "max_untranslated_share",
+                        "max_repetition", "min_length_ratio", "max_length_ratio")
+            if cfg.get(key) is not None
+        )  # fmt: skip
+        parts.append(
+            f"#### Translation quality\n\nEvery translated row has `mt_quality`: the prose (never the code) "
+            f"translated back {cfg['from_lang']}->{cfg['to_lang']} by {by} and compared with the original by "
+            f"sacrebleu's sentence chrF (round-trip chrF, 0-100), on a seeded share of {cfg['sample_fraction']} "
+            f"of the rows (seed {cfg['seed']}), and, for every row, the prose length ratio, the share of "
+            f"Cyrillic letters, repeated word 3-grams and the share of source sentences left unchanged. "
+            f"{scored} rows scored{mean}" + (f" (by band: {histogram})" if histogram else "") + ". "
+            "A high score alone does not mean a good translation (prose left untranslated scores 100), "
+            "which is why the cheap signals are checked first"
+            + (f"; filters: {filters}" if filters else "")
+            + ".\n"
+        )
     return parts
 
 
@@ -400,6 +461,13 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _translator_words(translate: list[dict[str, Any]]) -> str:
+    engines = [st["counters"]["engine"] for st in translate if "engine" in st["counters"]]
+    if not engines:
+        return "a small general-purpose model"
+    return "the translator " + ", ".join(f"`{e['module']}:{e['function']}`" for e in engines)
+
+
 def _translation_checks(cfg: dict[str, Any]) -> str:
     """The checks a translate stage ran, as the card's limitations name them."""
     checks = ["language"] if cfg.get("verify_language") else []
@@ -418,10 +486,16 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     translate = [st for st in manifest["stages"] if st["stage"].startswith("translate")]
     if _translated_rows(manifest):
         items.append(
-            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by a small "
-            "general-purpose model: expect literal phrasing, mistranslated technical terms and prose that "
+            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by "
+            f"{_translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
             f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
-            "but no check measures whether a translation is right."
+            + (
+                "and the round-trip chrF in `mt_quality` (see Translation quality) flags translations "
+                "that do not survive a translation back, but it is a proxy: no check measures whether a "
+                "translation is right."
+                if any(st["type"] == "mt_quality" for st in recipe["stages"])
+                else "but no check measures whether a translation is right."
+            )
         )
     elif any("skipped" in st["counters"] for st in translate):
         items.append(
@@ -462,7 +536,7 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
         items.append(
             f"**Decontamination** removed training rows overlapping {', '.join(against) or 'nothing'} "
             f"({_overlap_rule(dec)}, in each set's language: translated rows are compared through their "
-            "original turns too); benchmarks not listed were not checked."
+            f"original turns too){_removal_rates(manifest)}; benchmarks not listed were not checked."
         )
     fmt = stages.get("format")
     if fmt and fmt.get("max_tokens"):
@@ -473,9 +547,28 @@ def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     return ["## Bias, Risks, and Limitations\n", "\n".join(f"- {item}" for item in items) + "\n"]
 
 
+def _removal_rates(manifest: dict[str, Any]) -> str:
+    """Rows removed per eval set, as a share of the training rows compared."""
+    stage = next((st for st in manifest["stages"] if st["stage"].startswith("decontaminate")), None)
+    counters = stage["counters"] if stage else {}
+    compared = counters.get("rows_compared")
+    rates = [
+        f"{key.split(':', 1)[1]} {n:,} ({100 * n / compared:.2f}%)"
+        for key, n in counters.items()
+        if key.startswith("contaminated:") and compared
+    ]
+    return f"; rows removed of {compared:,} compared: {', '.join(rates)}" if rates else ""
+
+
 def _overlap_rule(dec: dict) -> str:
     """The decontamination rule in words, from the stage's resolved settings."""
     n = dec.get("ngram")
+    if dec["method"] == "copy":
+        return (
+            f"copies of an eval text: all its words in order with at most 1 + {dec.get('edit_rate')} edits per "
+            f"rare word {n}-gram of it the row holds, or any row holding 0.6 of its {n}-grams when "
+            f"{dec.get('min_copies')} rows or more hold {dec.get('copy_containment')} of them"
+        )
     if dec["method"] == "ngram":
         return f"at least {dec.get('min_overlap')} shared word {n}-grams"
     if dec["method"] == "containment":
@@ -560,3 +653,11 @@ def restore_built_card(path: Path) -> None:
     if built != raw:
         path.unlink()  # a new file, never written through whatever the download left there
         path.write_bytes(built)
+
+
+def _engine_origin(engine: dict[str, Any]) -> str:
+    if engine.get("from_recipe"):
+        return "from the recipe"
+    if engine.get("registered_by"):
+        return f"registered by the installed package `{engine['registered_by']}`"
+    return "an installed module"

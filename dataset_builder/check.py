@@ -224,7 +224,8 @@ def _hub_down(recipe: Recipe) -> str | None:
 def _check_stage(
     kind: str, cfg: Any, key: str, base: Path, sample_rows: int, hub_ok: bool = True
 ) -> list[Finding]:
-    if kind == "translate":
+    if kind in ("translate", "mt_quality"):
+        # mt_quality's back-translation is found and tried as a translation is.
         return _check_translate(cfg, key, base)
     if kind == "decontaminate":
         specs = [spec for spec in cfg.eval_sets if hub_ok or not getattr(spec, "hub_id", None)]
@@ -270,6 +271,9 @@ def _check_eval_set(spec: Any, key: str, base: Path, sample_rows: int) -> list[F
 def _check_translate(cfg: Any, key: str, base: Path) -> list[Finding]:
     from dataset_builder.translate import packages
 
+    if cfg.engine.startswith("python:"):
+        return _check_python_engine(cfg.engine, key, base) + _check_cache(cfg, key, base)
+
     try:
         package = packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir)
     except packages.PackageError as exc:
@@ -279,15 +283,40 @@ def _check_translate(cfg: Any, key: str, base: Path) -> list[Finding]:
     missing = [p for p in ("model/model.bin", "sentencepiece.model") if not (package.path / p).is_file()]
     if missing:
         return [_problem(f"{key}: package {package.path} is incomplete (no {missing[0]}); install it again")]
-    findings = _check_engine(cfg, key, package)
-    if cfg.cache:
-        from dataset_builder.translate.cache import default_cache_path
+    return _check_engine(cfg, key, package) + _check_cache(cfg, key, base)
 
-        path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
-        path = path if path.is_absolute() else base / path
-        if not _writable(path):
-            findings.append(_problem(f"{key}: translation cache {path} cannot be written"))
-    return findings
+
+def _check_cache(cfg: Any, key: str, base: Path) -> list[Finding]:
+    if not cfg.cache:
+        return []
+    from dataset_builder.translate.cache import default_cache_path
+
+    path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
+    path = path if path.is_absolute() else base / path
+    return [] if _writable(path) else [_problem(f"{key}: translation cache {path} cannot be written")]
+
+
+def _check_python_engine(engine: str, key: str, base: Path) -> list[Finding]:
+    """Where the translator's module is; never imported here (importing runs it)."""
+    from dataset_builder.translate.python_engine import TranslatorError, locate
+
+    try:
+        ref = locate(engine, base)
+    except TranslatorError as exc:
+        return [_problem(f"{key}: {exc}")]
+    if ref.registered_by:
+        return [
+            _note(
+                f"{key}: this recipe runs code: engine {engine!r} calls the translator {ref.module}:{ref.function} "
+                f"that the installed package {ref.registered_by!r} registers"
+            )
+        ]
+    return [
+        _note(
+            f"{key}: this recipe runs code: engine {engine!r} imports and calls {ref.label} "
+            f"({ref.unregistered_because}); read it, then build with --trust-code"
+        )
+    ]
 
 
 def _check_engine(cfg: Any, key: str, package: Any) -> list[Finding]:

@@ -67,6 +67,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         recipe = set_version(recipe, args.set_version)
     if args.executor is not None or args.address is not None:
         recipe = recipe.with_run(executor=args.executor, address=args.address)
+    if args.trust_code:
+        recipe = recipe.trusting_code()
     result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
     if result.published:
         state = "published"
@@ -167,6 +169,19 @@ def cmd_dups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dataset_builder.report_page import report_path
+
+    path = report_path(_registry(args).get(args.ref))
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(path.as_uri()):
+            raise UserError(f"{path}: no browser to open it with; open the file yourself")
+    print(path)
+    return 0
+
+
 def cmd_models_install(args: argparse.Namespace) -> int:
     from dataset_builder.translate import packages
 
@@ -205,7 +220,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from dataset_builder.hub import push
+    from dataset_builder.hub import naming_note, push
 
     registry = _registry(args)
     info = registry.get(args.ref)
@@ -215,13 +230,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     commit = push(info, args.repo, private=args.private)
     print(f"{info.ref} -> {args.repo}@{info.version} (commit {commit[:12]})")
     print(f"  load with: datasets.load_dataset({args.repo!r}, revision={info.version!r})")
+    if note := naming_note(args.repo, info):
+        print(note)
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from dataset_builder.hub import pull
 
-    info = pull(args.ref, _registry(args))
+    info = pull(args.ref, _registry(args), as_name=args.as_name)
     print(f"{args.ref} -> {info.ref} in {info.path} (every checksum verified)")
     return 0
 
@@ -261,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="only check the recipe and its inputs (as `check`)")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow Python code the recipe names to run (engine = 'python:...' other than a registered "
+        "installed translator); read the recipe and its folder first",
+    )
     p.add_argument(
         "--executor",
         choices=["local", "ray"],
@@ -308,11 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "ref", metavar="ORG/NAME@VERSION", help="a version tag, or ORG/NAME@latest (the newest tag)"
     )
+    p.add_argument(
+        "--as",
+        dest="as_name",
+        default=None,
+        metavar="NAME",
+        help="publish under NAME (needed when the version's manifest names a dataset other than the repo's NAME)",
+    )
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
     p.add_argument("ref", metavar="NAME@VERSION")
     p.add_argument("--top", type=_count, default=10, help="how many clusters (default 10)")
     p.add_argument("--width", type=_count, default=60, help="column width (default 60)")
+
+    p = add("report", cmd_report, "print the path of a version's report.html (--open: open it in a browser)")
+    p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
 
     models = sub.add_parser("models", help="Argos Translate packages", description="Argos Translate packages")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -10,8 +10,8 @@ atomically (a temporary folder renamed into place), so a report is either whole 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import traceback
 import uuid
 from collections.abc import Mapping
@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dataset_builder.anchored import Folder, LinkRefused
+from dataset_builder.names import check_name, check_version
 from dataset_builder.stages.base import RejectSink
 from dataset_builder.writer import write_table
 
+log = logging.getLogger("dataset_builder")
 FAILED_DIR = "failed"
 REPORT = "report.json"
 REJECTED = "rejected.parquet"
@@ -60,39 +63,59 @@ def write_report(
     rows_by_source: Mapping[str, Mapping[str, int]],
     recipe: Mapping[str, Any],
 ) -> Path:
-    """Write the report folder for a failed build; return its path."""
-    target = failure_dir(registry_root, name, version)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        write_table(tmp / REJECTED, rejects.table())
-        by_reason = {f"{stage}/{reason}": n for (stage, reason), n in sorted(rejects.by_stage_reason.items())}
-        report = {
-            "ref": f"{name}@{version}",
-            "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "error": str(error),
-            "error_type": type(error).__name__,
-            "failed_stage": failed_stage,
-            "traceback": "".join(traceback.format_exception(error)),
-            "stages": stages,
-            "rows_by_source": rows_by_source,
-            "rejected": {"rows": rejects.count, "file": REJECTED, "by_stage_reason": by_reason},
-            "recipe": recipe,
-        }
-        (tmp / REPORT).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        old = None
-        if target.exists():
-            old = target.parent / f".old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    """Write the report folder for a failed build; return its path. ``failed/`` and everything in
+    it are reached through open folders (:mod:`dataset_builder.anchored`): a link planted at
+    ``failed`` or at the report's folder is refused or replaced, never written through."""
+    entry = _entry(name, version)
+    with Folder.open_root(registry_root, create=True) as root, root.open(FAILED_DIR, create=True) as failed:
+        tmp = failed.make_private(".tmp-")
+        try:
+            with failed.open(tmp) as folder:
+                out = folder.fd_path()
+                write_table(out / REJECTED, rejects.table())
+                by_reason = {
+                    f"{stage}/{reason}": n for (stage, reason), n in sorted(rejects.by_stage_reason.items())
+                }
+                report = {
+                    "ref": entry,
+                    "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "error": str(error),
+                    "error_type": type(error).__name__,
+                    "failed_stage": failed_stage,
+                    "traceback": "".join(traceback.format_exception(error)),
+                    "stages": stages,
+                    "rows_by_source": rows_by_source,
+                    "rejected": {"rows": rejects.count, "file": REJECTED, "by_stage_reason": by_reason},
+                    "recipe": recipe,
+                }
+                (out / REPORT).write_text(
+                    json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+                )
+            old = None
+            if failed.lstat(entry) is not None:
+                old = f".old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                failed.rename(entry, old)
+            failed.rename(tmp, entry)
+            if old is not None:
+                failed.remove_tree(old, ignore_errors=True)
+        finally:
+            failed.remove_tree(tmp, ignore_errors=True)
+    return failure_dir(registry_root, name, version)
 
 
 def clear_report(registry_root: Path, name: str, version: str) -> None:
-    """Remove the report of an earlier failure of a version that has now been published."""
-    shutil.rmtree(failure_dir(registry_root, name, version), ignore_errors=True)
+    """Remove the report of an earlier failure of a version that has now been published. A link
+    at ``failed`` is not the registry's folder: there is no report of ours to remove through it."""
+    entry = _entry(name, version)
+    try:
+        with Folder.open_root(registry_root) as root, root.open(FAILED_DIR) as failed:
+            failed.remove_tree(entry, ignore_errors=True)
+    except FileNotFoundError:
+        return
+    except LinkRefused as exc:
+        log.warning("%s; no failure report removed", exc)
+
+
+def _entry(name: str, version: str) -> str:
+    where = f"{name}@{version}"
+    return f"{check_name(name, where)}@{check_version(version, where)}"

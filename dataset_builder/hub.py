@@ -17,29 +17,32 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dataset_builder.anchored import Folder
 from dataset_builder.card import CARD, card_for_hub, restore_built_card
 from dataset_builder.errors import PublishError, UserError, VerificationError
 from dataset_builder.names import (
     LATEST,
+    check_name,
     check_relpath,
     inside,
     parse_hub_ref,
     parse_ref,
 )
 from dataset_builder.registry import MANIFEST, Registry, VersionInfo, check_manifest, is_trial, version_key
-from dataset_builder.sources.readers import check_host_reachable, file_sha256, hub_endpoint, hub_offline
+from dataset_builder.sources.readers import check_host_reachable, hub_endpoint, hub_offline
 
 log = logging.getLogger("dataset_builder")
 T = TypeVar("T")
 # Files a Hub repo holds for itself, never part of a version: kept by push, skipped by pull.
 _REPO_FILES = frozenset({".gitattributes"})
 
-__all__ = ["latest_tag", "local_ref", "parse_hub_ref", "pull", "push"]
+__all__ = ["latest_tag", "local_ref", "naming_note", "parse_hub_ref", "pull", "push"]
 
 
 def _retry(what: str, func: Callable[[], T], attempts: int = 4, delay: float = 1.0) -> T:
@@ -194,20 +197,19 @@ _HUB_INDEX = ".hub-refs.json"
 
 
 def _read_index(registry: Registry) -> dict[str, str]:
-    path = registry.root / _HUB_INDEX
     try:
-        index = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}  # only a cache of earlier pulls: unreadable means pull again
+        with Folder.open_root(registry.root) as root:
+            index = json.loads(root.read_bytes(_HUB_INDEX).decode("utf-8"))
+    except (OSError, UserError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # only a cache of earlier pulls: missing, a link or unreadable means pull again
     return index if isinstance(index, dict) else {}
 
 
 def _remember(registry: Registry, hub_ref: str, local: str) -> None:
     index = _read_index(registry)
     index[hub_ref] = local
-    tmp = registry.root / f"{_HUB_INDEX}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(index, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(registry.root / _HUB_INDEX)
+    with Folder.open_root(registry.root, create=True) as root:
+        root.write_bytes(_HUB_INDEX, json.dumps(index, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def local_ref(hub_ref: str, registry: Registry) -> str | None:
@@ -239,9 +241,43 @@ def _check_manifest(manifest: Any, hub_ref: str, version: str) -> tuple[str, dic
     return manifest["name"], files
 
 
-def pull(ref: str, registry: Registry) -> VersionInfo:
-    """Download ``ORG/NAME@VERSION`` (or ``@latest``) into the local registry, verifying every file."""
+def repo_name(repo_id: str) -> str:
+    return repo_id.rpartition("/")[2]
+
+
+def naming_note(repo_id: str, info: VersionInfo) -> str | None:
+    """What to say when ``info`` is pushed to a repo named differently from the dataset: a pull
+    publishes under the repo's name only, so pulling it back needs ``--as``."""
+    if repo_name(repo_id) == info.name:
+        return None
+    return (
+        f"note: {repo_id} is not named {info.name}; pull it back with "
+        f"`dataset-builder pull {repo_id}@{info.version} --as {info.name}`"
+    )
+
+
+def _local_name(manifest_name: str, repo_id: str, hub_ref: str, as_name: str | None) -> str:
+    """The name a pulled version is published under: ``as_name`` if given, else the manifest's
+    name, which must then be the repo's (a repo may not add versions to another dataset)."""
+    if as_name is not None:
+        return check_name(as_name, "--as")
+    if manifest_name != repo_name(repo_id):
+        raise PublishError(
+            f"{hub_ref}: its {MANIFEST} names the dataset {manifest_name!r}, not {repo_name(repo_id)!r} "
+            f"(the repo's name); to publish it, name it: pull {hub_ref} --as {manifest_name} (or --as NAME)"
+        )
+    return manifest_name
+
+
+def pull(ref: str, registry: Registry, *, as_name: str | None = None) -> VersionInfo:
+    """Download ``ORG/NAME@VERSION`` (or ``@latest``) into the local registry, verifying every file.
+
+    The version is published as ``NAME@VERSION`` when its manifest names the dataset ``NAME`` (the
+    repo's name); otherwise only under the name ``as_name`` gives (the manifest's copy in the
+    registry then says that name, and ``pulled_from`` the repo, commit and name it came with)."""
     repo_id, version = parse_hub_ref(ref)
+    if as_name is not None:
+        check_name(as_name, "--as")
     if version == LATEST:
         version = latest_tag(repo_id)
     hub_ref = f"{repo_id}@{version}"
@@ -270,39 +306,51 @@ def pull(ref: str, registry: Registry) -> VersionInfo:
         )  # fmt: skip
         return _untrusted(hub_ref, lambda: inside(folder, rel, "downloaded file"))
 
-    with registry.download_area() as work:
+    # huggingface_hub writes by path (it resolves the folder it is given once, then writes below
+    # it), so it downloads into a private temporary folder, never into the registry; each file
+    # is then copied into the staging folder through open folders, and its copy is what is hashed.
+    with tempfile.TemporaryDirectory(prefix="dataset-builder-pull-") as tmp:
+        work = Path(tmp)
         raw = download(MANIFEST, work).read_bytes()
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
-    name, files = _check_manifest(manifest, hub_ref, version)
-    local = f"{name}@{version}"
-    if registry.exists(name, version):  # decided without downloading: versions are immutable
-        registry.publish_check(
-            name, version, manifest["content_hash"], f"pull {hub_ref} into another registry"
-        )
-        _remember(registry, hub_ref, local)
-        return registry.get(local)
-    missing = sorted(set(files) - set(listing))
-    if missing:
-        raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
-    ignored = sorted(set(listing) - set(files) - {MANIFEST} - _REPO_FILES)
-    if ignored:
-        log.warning("%s: not downloading %d file(s) not in the manifest: %s", hub_ref, len(ignored),
-                    ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))  # fmt: skip
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VerificationError(f"{hub_ref}: {MANIFEST} is not JSON ({exc})") from None
+        pulled_name, files = _check_manifest(manifest, hub_ref, version)
+        name = _local_name(pulled_name, repo_id, hub_ref, as_name)
+        if name != pulled_name:
+            manifest = {
+                **manifest,
+                "name": name,
+                "pulled_from": {"repo": repo_id, "commit": commit, "name": pulled_name},
+            }
+            raw = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        local = f"{name}@{version}"
+        if registry.exists(name, version):  # decided without downloading: versions are immutable
+            registry.publish_check(
+                name, version, manifest["content_hash"], f"pull {hub_ref} into another registry"
+            )
+            _remember(registry, hub_ref, local)
+            return registry.get(local)
+        missing = sorted(set(files) - set(listing))
+        if missing:
+            raise VerificationError(f"{hub_ref}: {missing[0]} is in the manifest but not in the repo")
+        ignored = sorted(set(listing) - set(files) - {MANIFEST} - _REPO_FILES)
+        if ignored:
+            log.warning("%s: not downloading %d file(s) not in the manifest: %s", hub_ref, len(ignored),
+                        ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))  # fmt: skip
 
-    with registry.staging(name, version) as staging:
-        (staging / MANIFEST).write_bytes(raw)
-        for rel, sha256 in sorted(files.items()):
-            path = download(rel, staging)
-            if rel == CARD:
-                restore_built_card(path)
-            if file_sha256(path) != sha256:
-                raise VerificationError(f"{hub_ref}: {rel} does not match its sha256 in the manifest")
-        _remove_download_state(staging)
-        _check_only(staging, {*files, MANIFEST}, hub_ref)
-        registry.publish(staging, name, version, manifest["content_hash"])
+        with registry.staging(name, version) as staging:
+            folder = registry.staged_folder(staging)
+            folder.write_bytes(MANIFEST, raw)
+            for rel, sha256 in sorted(files.items()):
+                path = download(rel, work / "files")
+                if rel == CARD:
+                    restore_built_card(path)
+                if folder.copy_in(rel, path, f"{hub_ref} {MANIFEST} key files") != sha256:
+                    raise VerificationError(f"{hub_ref}: {rel} does not match its sha256 in the manifest")
+            _check_only(staging, {*files, MANIFEST}, hub_ref)
+            registry.publish(staging, name, version, manifest["content_hash"])
     _remember(registry, hub_ref, local)
     return registry.get(local)
 
@@ -338,10 +386,3 @@ def _check_only(folder: Path, expected: set[str], hub_ref: str) -> None:
             rel = path.relative_to(folder).as_posix()
             if path.is_symlink() or (path.is_file() and rel not in expected):
                 raise VerificationError(f"{hub_ref}: {rel} is not a file of the version; nothing published")
-
-
-def _remove_download_state(folder: Path) -> None:
-    """``hf_hub_download`` keeps its bookkeeping in ``.cache/`` of the folder it writes to."""
-    import shutil
-
-    shutil.rmtree(folder / ".cache", ignore_errors=True)

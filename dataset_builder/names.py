@@ -9,6 +9,11 @@ turns such strings into paths through this module only, so there is one set of r
 - a file path inside a version is relative, ``/``-separated, with no empty, ``.`` or ``..``
   component, no backslash, NUL or control character, and no leading dot in any component;
 - the resolved path stays inside its root, and nothing on the way is a symbolic link.
+
+:func:`inside` checks a path that is then read. Whatever writes, renames or deletes under the
+registry does not check first and act later: :mod:`dataset_builder.anchored` takes the same
+relative paths (checked by :func:`check_relpath`) and walks them relative to open folders with
+``O_NOFOLLOW``, so the kernel refuses a link at the moment of use.
 """
 
 from __future__ import annotations
@@ -100,8 +105,9 @@ def check_relpath(rel: object, where: str, *, allow_hidden: bool = False) -> str
 
 
 def inside(root: Path, rel: str, where: str) -> Path:
-    """``root / rel`` after checking ``rel``; refused if the result resolves outside ``root`` or
-    if anything between ``root`` and the file (the file included) is a symbolic link."""
+    """``root / rel`` after checking ``rel``, to read; refused if the result resolves outside
+    ``root`` or if anything between ``root`` and the file (the file included) is a symbolic link.
+    Never a path to write, rename or delete: see :mod:`dataset_builder.anchored`."""
     check_relpath(rel, where)
     path = root
     for part in rel.split("/"):

@@ -88,8 +88,8 @@ def raise_with_report(
             recipe=recipe.resolved(),
         )
         look = f"stage counts and rejected rows in {where}"
-    except OSError as report_error:
-        look = f"no failure report ({report_error.strerror or report_error})"
+    except (OSError, UserError) as report_error:  # a full disk, a link planted at failed/
+        look = f"no failure report ({getattr(report_error, 'strerror', None) or report_error})"
     if isinstance(exc, KeyboardInterrupt):
         return
     so_far = (

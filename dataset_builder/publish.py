@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from dataset_builder import __version__, conservation
 from dataset_builder.card import arrow_nbytes, render_card
+from dataset_builder.croissant import write_croissant
 from dataset_builder.durable import fsync_tree
 from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
@@ -28,6 +29,7 @@ from dataset_builder.failures import top_reasons
 from dataset_builder.recipe import Recipe
 from dataset_builder.registry import MANIFEST, Registry, hash_files
 from dataset_builder.report import TOKEN_PLOT, token_histogram, token_stats
+from dataset_builder.report_page import stage_funnel, write_report
 from dataset_builder.rows import canonical_json
 from dataset_builder.sources import LoadResult
 from dataset_builder.stages import StageStats
@@ -104,6 +106,9 @@ def publish_build(
 
     features = Features.from_arrow_schema(writer.schema)._to_yaml_list()
     (staging / "README.md").write_text(render_card(manifest, features), encoding="utf-8")
+    # Derived from the version, hashed in its files but not part of its content hash.
+    write_croissant(staging, manifest)
+    write_report(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
     manifest["files"] = hash_files(staging)
     (staging / MANIFEST).write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False) + "\n",

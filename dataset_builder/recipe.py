@@ -134,6 +134,9 @@ class Recipe(BaseModel):
     publish: PublishSection = Field(default_factory=PublishSection)
     run: RunSection = Field(default_factory=RunSection)
     path: Path | None = Field(default=None, exclude=True)
+    # The user's permission (``build --trust-code``) for Python code the recipe names to run; never
+    # read from the recipe itself, whose author is not the one to grant it.
+    trust_code: bool = Field(default=False, exclude=True)
 
     @field_validator("sources")
     @classmethod
@@ -161,6 +164,10 @@ class Recipe(BaseModel):
             key, msg = _first_error(exc, ("run",))
             raise RecipeError(f"{self.path or '<recipe>'}: key '{key}': {msg}") from None
         return self.model_copy(update={"run": run})
+
+    def trusting_code(self) -> Recipe:
+        """This recipe with its Python code allowed to run (``build --trust-code``)."""
+        return self.model_copy(update={"trust_code": True})
 
     def resolved(self) -> dict[str, Any]:
         """The recipe as plain data, every default filled in: what the manifest records. ``[run]``
@@ -213,6 +220,8 @@ def parse_recipe(data: dict[str, Any], path: Path | None = None) -> Recipe:
     where = str(path) if path else "<recipe>"
     if "dataset" not in data and "sources" not in data:
         raise RecipeError(f"{where}: not a recipe (no [dataset] table and no [[sources]]){_what_it_is(data)}")
+    if "trust_code" in data:
+        raise RecipeError(f"{where}: key 'trust_code': unknown key (code runs only with build --trust-code)")
     raw_stages = data.get("stages", [])
     if not isinstance(raw_stages, list):
         raise RecipeError(f"{where}: key 'stages': must be an array of tables ([[stages]])")

@@ -5,6 +5,8 @@ A version is written in a staging folder beside its final place and renamed into
 immutable: publishing different content under an existing version is refused; identical content
 is a no-op. Names, versions and the file paths a manifest lists become paths only through
 :mod:`dataset_builder.names`, so nothing read from a manifest or a ref can point outside the root.
+Every folder the registry makes, renames or deletes (staging, downloads, versions) is reached
+through :mod:`dataset_builder.anchored`: relative to an open folder, never through a link.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.durable import fsync_path, pid_alive
+from dataset_builder.anchored import Folder
+from dataset_builder.durable import pid_alive
 from dataset_builder.errors import PublishError, UserError, VerificationError
 from dataset_builder.names import (
     LATEST,
@@ -71,6 +72,16 @@ def default_registry_path(path: str | Path | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class _Staged:
+    """A staging folder handed out by :meth:`Registry.staging`: where it was made, open."""
+
+    name: str
+    parent: Folder
+    entry: str
+    folder: Folder
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     name: str
     version: str
@@ -90,6 +101,7 @@ class Registry:
                 f"registry {self.root}: is a file, not a folder; give --registry (or "
                 f"${REGISTRY_ENV}) a folder, a new one or one that holds published versions"
             )
+        self._staged: dict[Path, _Staged] = {}
 
     def version_dir(self, name: str, version: str) -> Path:
         where = f"{name}@{version}"
@@ -178,64 +190,84 @@ class Registry:
 
     @contextmanager
     def staging(self, name: str, version: str) -> Iterator[Path]:
-        """A private folder for one build; removed unless published."""
+        """A private folder for one build, beside the versions of ``name``; removed unless
+        published. The path handed out names the open folder itself (see
+        :meth:`Folder.fd_path`), so a link swapped in above it later cannot redirect a write."""
         where = f"{name}@{version}"
         check_name(name, where)
         check_version(version, where)
         if version == LATEST:
             raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
         made = [p for p in (self.root, self.root / name) if not p.exists()]
-        self.root.mkdir(parents=True, exist_ok=True)
-        parent = inside(self.root, name, where)
-        parent.mkdir(exist_ok=True)
-        self._remove_stale_staging(parent)
-        path = parent / f"{_STAGING_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir()
         try:
-            yield path
+            with self._open_root(create=True) as root, root.open(name, create=True) as parent:
+                _remove_stale_staging(root)  # download folders that pulls once made here
+                _remove_stale_staging(parent)
+                with self._private(parent, f"{_STAGING_PREFIX}{version}-", name) as path:
+                    yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
             # A failed first build leaves no empty NAME/ (or registry) folder behind; rmdir removes
-            # only an empty one, so a version or a failure report another build wrote stays.
+            # only an empty folder (never a link), so a version or a failure report stays.
             for folder in reversed(made):
                 with contextlib.suppress(OSError):
                     folder.rmdir()
 
-    @contextmanager
-    def download_area(self) -> Iterator[Path]:
-        """A private folder inside the registry for files fetched before their version is known
-        (a Hub manifest); removed on exit."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_staging(self.root)
-        path = self.root / f"{_STAGING_PREFIX}download-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir()
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
+    def staged_folder(self, staging: Path) -> Folder:
+        """The open folder behind a path :meth:`staging` handed out (to write into it by fd)."""
+        staged = self._staged.get(staging)
+        if staged is None:
+            raise PublishError(f"{staging} is not a staging folder of {self.root}")
+        return staged.folder
 
-    @staticmethod
-    def _remove_stale_staging(parent: Path) -> None:
-        for child in parent.glob(f"{_STAGING_PREFIX}*"):
-            pid = child.name.rsplit("-", 2)[-2]
-            if pid.isdigit() and not pid_alive(int(pid)):
-                shutil.rmtree(child, ignore_errors=True)
+    def _open_root(self, *, create: bool = False) -> Folder:
+        return Folder.open_root(self.root, create=create)
+
+    @contextmanager
+    def _private(self, parent: Folder, prefix: str, name: str) -> Iterator[Path]:
+        entry = parent.make_private(prefix)
+        try:
+            with parent.open(entry) as folder:
+                path = folder.fd_path()
+                self._staged[path] = _Staged(name, parent, entry, folder)
+                try:
+                    yield path
+                finally:
+                    del self._staged[path]
+        finally:
+            parent.remove_tree(entry, ignore_errors=True)
 
     def publish(self, staging: Path, name: str, version: str, content_hash: str) -> bool:
-        """Move a finished staging folder into place. True if published, False if identical exists."""
-        target = self.version_dir(name, version)
-        if staging.resolve().parent != target.parent.resolve():  # else the rename would not be atomic
-            raise PublishError(f"{name}@{version}: staging folder {staging} is not beside {target}")
-        if not self.exists(name, version):
-            try:
-                os.rename(staging, target)
-                fsync_path(target.parent)
-                return True
-            except OSError:
-                if not self.exists(name, version):
-                    raise
-        self.publish_check(name, version, content_hash)
-        return False
+        """Move a finished staging folder into place. True if published, False if identical exists.
+
+        The rename is made inside the open folder the staging folder was made in, then checked:
+        if ``ROOT/NAME/VERSION`` reached from the root without following a link is not the folder
+        just renamed (``NAME`` was swapped for a link meanwhile), the rename is undone."""
+        where = f"{name}@{version}"
+        check_name(name, where)
+        check_version(version, where)
+        staged = self._staged.get(staging)
+        if staged is None or staged.name != name:
+            raise PublishError(f"{where}: {staging} is not a staging folder of {name} in {self.root}")
+        try:
+            staged.parent.rename(staged.entry, version)
+        except OSError:
+            if not self.exists(name, version):
+                raise
+            self.publish_check(name, version, content_hash)
+            return False
+        try:
+            with self._open_root() as root, root.open_path(f"{name}/{version}", where) as placed:
+                moved = not placed.same_as(staged.folder)
+        except (OSError, UserError):
+            moved = True
+        if moved:
+            staged.parent.rename(version, staged.entry)
+            raise PublishError(
+                f"{where}: {self.root / name} was replaced (by a symbolic link?) while publishing; "
+                "nothing published; remove what replaced it and build again"
+            )
+        staged.parent.fsync()
+        return True
 
     def publish_check(
         self,
@@ -332,6 +364,15 @@ def _short(content_hash: object) -> str:
     text = str(content_hash)
     algorithm, _, digest = text.rpartition(":")
     return f"{algorithm}:{digest[:12]}" if algorithm else text[:12]
+
+
+def _remove_stale_staging(parent: Folder) -> None:
+    """Staging folders of processes that no longer run (killed builds)."""
+    for child in parent.names():
+        if child.startswith(_STAGING_PREFIX):
+            pid = child.rsplit("-", 2)[-2]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                parent.remove_tree(child, ignore_errors=True)
 
 
 def _valid_name(name: str) -> bool:

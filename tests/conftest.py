@@ -114,3 +114,13 @@ def tiny_mistral(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataset_builder.testing import build_tiny_mistral
 
     return build_tiny_mistral(tmp_path_factory.mktemp("tiny-mistral"))
+
+
+@pytest.fixture(scope="session")
+def report_version(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> dict:
+    """A version built to fill every section of its report page and Croissant file: translated rows
+    (the tiny package, checks relaxed so its output passes), near duplicates, a decontaminated row,
+    rows over ``max_tokens``, and hostile markup in row text."""
+    from report_data import build_report_version
+
+    return build_report_version(tmp_path_factory.mktemp("report-version"), tiny_argos["packages_dir"])

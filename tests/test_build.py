@@ -58,6 +58,7 @@ def test_manifest_records_everything(built: Registry) -> None:
         "exact_dedup",
         "near_dedup",
         "translate",
+        "mt_quality",
         "near_dedup#2",
         "split",
         "decontaminate",
@@ -109,6 +110,8 @@ def test_manifest_records_everything(built: Registry) -> None:
         "data/test-00000-of-00001.parquet",
         "rejected/rejected.parquet",
         "plots/token_lengths.png",
+        "report.html",
+        "croissant.json",
     }
 
 

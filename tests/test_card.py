@@ -269,7 +269,7 @@ def test_pushed_card_loads_from_the_hub_and_pull_restores_the_built_card(
         assert sample_registry.verify(REF) == []
 
         fresh = Registry(tmp_path / "fresh")
-        proc = cli("--registry", str(fresh.root), "pull", "org/cards@0.1.0")
+        proc = cli("--registry", str(fresh.root), "pull", "org/cards@0.1.0", "--as", "python-ru-sample")
         assert proc.returncode == 0, proc.stderr
         assert (fresh.get(REF).path / "README.md").read_bytes() == built_card
         assert fresh.verify(REF) == []

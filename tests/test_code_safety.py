@@ -123,7 +123,7 @@ def test_verifier_sees_any_code_line_translated(
 def test_verifier_reports_the_first_difference() -> None:
     text = "Use this query:\nSELECT name\nFROM users\nWHERE id = 1;"
     found = verify_turn(text, text.replace("FROM users", "ИЗ пользователей"))
-    assert found == "line 3: code token 'FROM' lost: 'FROM users' -> 'ИЗ пользователей'"
+    assert found == "line 3: SQL statement changed: 'FROM users' -> 'ИЗ пользователей'"
     assert verify_turn(text, text + "\n") == "line count changed: 4 -> 5"
     c_code = "int a = 1;\n \nint b = 2;"
     assert (

@@ -239,6 +239,9 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
         "method": "containment", "ngram": 3, "threshold": 0.6, "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="minhash").settings() == {
         "method": "minhash", "ngram": 5, "threshold": 0.8, "min_eval_words": 3}  # fmt: skip
+    assert DecontaminateConfig(method="copy").settings() == {
+        "method": "copy", "ngram": 3, "edit_rate": 0.7, "rare_rows": 1, "min_copies": 50, "copy_containment": 0.8,
+        "min_eval_words": 3}  # fmt: skip
     assert DecontaminateConfig(method="containment", ngram=8).settings()["threshold"] == 0.6
     # The resolved settings a manifest records validate again to the same settings.
     cfg = DecontaminateConfig(method="containment", threshold=0.75)
@@ -252,7 +255,9 @@ def test_method_defaults_are_filled_in_and_recorded(tmp_path: Path) -> None:
     ("settings", "message"),
     [('method = "ngram"\nthreshold = 0.5', "'threshold' applies to method containment or minhash, not 'ngram'"),
      ('method = "containment"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'containment'"),
-     ('method = "minhash"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'minhash'")],
+     ('method = "minhash"\nmin_overlap = 2', "'min_overlap' applies to method ngram, not 'minhash'"),
+     ('method = "containment"\nedit_rate = 0.5', "'edit_rate' applies to method copy, not 'containment'"),
+     ('method = "copy"\nthreshold = 0.5', "'threshold' applies to method containment or minhash, not 'copy'")],
 )  # fmt: skip
 def test_a_setting_of_another_method_is_a_recipe_error(settings: str, message: str) -> None:
     import tomllib
@@ -511,7 +516,7 @@ max_length_ratio = 1e9
 check_repetition = false
 [[stages]]
 type = "decontaminate"
-method = "containment"
+method = "copy"
 test_split = false
 [[stages.eval_sets]]
 name = "prose"
@@ -546,5 +551,191 @@ max_rejected_fraction = 1.0
     stage = next(s for s in result.manifest["stages"] if s["stage"] == "decontaminate")
     assert stage["counters"]["contaminated:prose"] + stage["counters"]["contaminated:code"] == len(planted)
     assert stage["counters"]["originals_compared"] > 0
+    assert stage["counters"]["rows_compared"] == len(records)
     card = (result.path / "README.md").read_text(encoding="utf-8")
-    assert "overlapping prose, code (at least 0.6 of an eval text's word 3-grams found in the row" in card
+    assert (
+        "overlapping prose, code (copies of an eval text: all its words in order with at most 1 + 0.7" in card
+    )
+    # 4 of the 27 rows are copies of prose items, 3 of code items.
+    assert "rows removed of 27 compared: prose 4 (14.81%), code 3 (11.11%); benchmarks not listed" in card
+
+
+# -- method copy: copies of an eval item are removed, rows that only share its phrasing kept ---------
+
+# Eval items as instruction + input (the input is part of the item). Words as the stage folds them.
+COPY_ITEMS = [
+    ("Write a Python function that returns the second largest distinct value in a list of integers, "
+     "or None when there is none.", "[4, 1, 4, 3]"),
+    ("Compute the factorial of a given number.", "9"),
+    ("What is the output of the following code?", "print(1 + 2 * 3)"),
+    ("Write a Python function that checks whether a number is prime. Test it with 123 random inputs.", ""),
+]  # fmt: skip
+# Other tasks that share "the factorial of a given number" or "what is the output of the following":
+# phrasing any two programming tasks share (as in the issue that asked for this method).
+PHRASE_ROWS = [
+    "Find and fix the error in the following C++ code for calculating the factorial of a given number.",
+    "Design a simple C++ program that computes the factorial of a given number with a loop.",
+    "How would you implement a PHP function to calculate the factorial of a given number?",
+    "Explain the recursion depth problem when computing the factorial of a given number in Python.",
+    "Write a Rust function that returns the factorial of a given number as a u128.",
+    "Show a Haskell one-liner that yields the factorial of a given number.",
+    "What is the output of the following Java code?\nSystem.out.println(7 / 2);",
+    "What is the output of the following JavaScript snippet?\nconsole.log(typeof null);",
+    "What is the output of the following SQL query on an empty table?\nSELECT COUNT(*) FROM t;",
+    "What is the output of the following shell command?\necho $((3 ** 2))",
+]
+
+
+# Forty more tasks around the same phrase, so it is in many rows.
+MANY_PHRASE_ROWS = [
+    f"Write a {lang} program that prints the factorial of a given number using {how}."
+    for lang in ("Go", "Kotlin", "Lua", "Perl", "Ruby", "Swift", "Scala", "Julia")
+    for how in ("a loop", "recursion", "memoization", "a stack", "big integers")
+]
+
+
+def _copy_run(tmp_path: Path, users: dict[str, str], **settings) -> tuple[dict[str, str], dict]:
+    write_jsonl(tmp_path / "items.jsonl", [{"task_id": f"E/{i}", "instruction": a, "input": b}
+                                           for i, (a, b) in enumerate(COPY_ITEMS)])  # fmt: skip
+    rows = [_row(key, user, "Here is an answer with some code.") for key, user in users.items()]
+    rows += [_row(f"phrase{i}", text, "An answer.") for i, text in enumerate(PHRASE_ROWS + MANY_PHRASE_ROWS)]
+    spec = {
+        "name": "ev",
+        "paths": ["items.jsonl"],
+        "columns": ["instruction", "input"],
+        "id_column": "task_id",
+    }
+    _, removed, counters = _run(rows, tmp_path, method="copy", test_split=False, eval_sets=[spec], **settings)
+    return removed, counters
+
+
+def _item(i: int) -> str:
+    return COPY_ITEMS[i][0] + ("\n" + COPY_ITEMS[i][1] if COPY_ITEMS[i][1] else "")
+
+
+def test_copy_removes_quoted_and_one_word_dropped_copies_and_keeps_shared_phrasing(tmp_path: Path) -> None:
+    quoted = f"I am preparing for an interview and got this task: {_item(0)}\nThanks in advance!"
+    dropped = _item(0).replace(" distinct ", " ")
+    removed, counters = _copy_run(tmp_path, {"quoted": quoted, "dropped": dropped})
+    assert set(removed) == {"quoted", "dropped"}
+    assert all("item E/0: copy: " in d for d in removed.values())
+    assert "copy: 0 edits in its 26 words" in removed["quoted"]
+    assert "copy: 1 edits in its 26 words" in removed["dropped"]
+    assert counters["contaminated:ev"] == 2
+    # The rows kept are the hard case for containment: several hold 0.6 of an item's 3-grams
+    # (computed here with plain sets).
+    shares = [max(len(_grams(_words(r), 3) & _grams(_words(_item(k)), 3)) / len(_grams(_words(_item(k)), 3))
+                  for k in (1, 2)) for r in PHRASE_ROWS]  # fmt: skip
+    assert sum(s >= 0.6 for s in shares) >= 3, shares
+    assert not any(k.startswith("phrase") for k in removed)  # the forty other factorial tasks too
+    _, removed_by_containment, _ = _run(
+        [_row(f"phrase{i}", t, "An answer.") for i, t in enumerate(PHRASE_ROWS)], tmp_path, method="containment",
+        test_split=False, eval_sets=[{"name": "ev", "paths": ["items.jsonl"], "columns": ["instruction", "input"]}],
+    )  # fmt: skip
+    assert len(removed_by_containment) == sum(s >= 0.6 for s in shares)
+
+
+def test_copy_counts_the_items_input(tmp_path: Path) -> None:
+    removed, _ = _copy_run(tmp_path, {
+        "same-input": "Compute the factorial of a given number.\n9",
+        "other-input": "Compute the factorial of a given number.\n12",
+        "same-code": "What is the output of the following code?\nprint(1 + 2 * 3)",
+        "other-code": "What is the output of the following code?\nprint(4 + 5 * 6)",
+    })  # fmt: skip
+    assert set(removed) == {"same-input", "same-code"}
+    assert "item E/1: copy: 0 edits in its 8 words" in removed["same-input"]
+    assert "item E/2: copy: 0 edits in its 12 words" in removed["same-code"]
+
+
+def test_copy_removes_an_item_copied_into_many_rows(tmp_path: Path) -> None:
+    """Thirty rows hold item E/3 with its number changed (2 edits each): its n-grams are in thirty
+    rows, but those rows are its copies, so they stay evidence; the rows sharing its opening only
+    (other tasks) are kept."""
+    copies = {f"copy{i}": _item(3).replace("123", str(1000 + i)) for i in range(30)}
+    others = {f"other{i}": f"Write a Python function that checks whether a {w} is sorted. Test it with {i} inputs."
+              for i, w in enumerate(["list", "tuple", "string", "deque", "range", "array"])}  # fmt: skip
+    item = _grams(_words(_item(3)), 3)
+    assert all(len(_grams(_words(t), 3) & item) / len(item) >= 0.8 for t in copies.values())  # its copies
+    removed, _ = _copy_run(tmp_path, {**copies, **others})
+    assert set(removed) == set(copies)
+    assert all("item E/3: copy: 2 edits in its 17 words" in removed[k] for k in copies)
+    # With min_copies at 30 the same rows are removed as a text found in many rows.
+    removed, _ = _copy_run(tmp_path, {**copies, **others}, min_copies=30)
+    assert set(removed) == set(copies)
+    assert all("found in 30 rows" in removed[k] for k in copies)
+
+
+def test_copy_detail_names_the_item_and_the_ngrams(tmp_path: Path) -> None:
+    quoted = f"Please help. {_item(1)}"
+    removed, _ = _copy_run(tmp_path, {"quoted": quoted})
+    # Of the item's six 3-grams, "compute the factorial" and "given number 9" are in no row but this
+    # copy: rare. The other four are in the phrase rows. So 1 + floor(0.7 * 2) edits are allowed.
+    assert removed == {
+        "quoted": "eval set 'ev' item E/1: copy: 0 edits in its 8 words (at most 2: 1 + 0.7 per rare 3-gram, "
+        '2 held); shared 3-grams 6 of 6: "compute the factorial", "the factorial of", "factorial of a", '
+        '"of a given" (+2 more), in the row\'s original (en)'
+    }
+
+
+def _edits_by_hand(text: list[int], joined: list[bool], row: list[int], edges: set[int]) -> int:
+    """The copy method's edit count, written out case by case: ``cost[(g, j)]`` after placing the
+    text's first ``i`` words in the row's first ``j`` words, ``g``: the last text word was dropped."""
+    far = 10**9
+    cost = {(0, j): 0 for j in range(len(row) + 1)}  # row words before the text are free
+    for i, word in enumerate(text):
+        nxt: dict[tuple[int, int], int] = {}
+        for (g, j), c in cost.items():
+            drop = 0 if (joined[i] and g) else 1
+            if i == 0 and j not in edges:
+                drop += 1  # the first word gone where the turn goes on before it: replaced
+            nxt[(1, j)] = min(nxt.get((1, j), far), c + drop)
+            if j < len(row) and row[j] == word:
+                nxt[(0, j + 1)] = min(nxt.get((0, j + 1), far), c)
+        for j in range(len(row)):  # a row word inserted inside the text
+            here = min(nxt.get((0, j), far), nxt.get((1, j), far))
+            nxt[(0, j + 1)] = min(nxt.get((0, j + 1), far), here + 1)
+        cost = nxt
+    ends = [c + (1 if g and j not in edges else 0) for (g, j), c in cost.items()]
+    return min(ends)
+
+
+def test_copy_edit_counts_match_a_case_by_case_computation() -> None:
+    import numpy as np
+
+    from dataset_builder.dedup.align import edit_counts
+    from dataset_builder.dedup.shingles import Shingles
+
+    rng = random.Random(3)
+    texts, rows, joins, edge_sets = [], [], [], []
+    for _ in range(300):
+        text = [rng.randint(2, 6) for _ in range(rng.randint(2, 9))]
+        row = list(text)
+        for _ in range(rng.randint(0, 3)):  # edits: drop, insert, replace
+            k = rng.randrange(len(row) + 1)
+            op = rng.choice("dir")
+            if op == "d" and k < len(row):
+                del row[k]
+            elif op == "i":
+                row.insert(k, rng.randint(2, 8))
+            elif k < len(row):
+                row[k] = rng.randint(2, 8)
+        row = [rng.randint(2, 8) for _ in range(rng.randint(0, 3))] + row + [rng.randint(2, 8) for _ in range(rng.randint(0, 3))]  # fmt: skip
+        joins.append([False] + [rng.random() < 0.3 for _ in text[1:]])
+        edge_sets.append({0, len(row)} | {k for k in range(len(row)) if rng.random() < 0.2})
+        texts.append(text)
+        rows.append(row)
+
+    def pack(seqs: list[list[int]]) -> Shingles:
+        return Shingles(np.array([w for s in seqs for w in s], dtype=np.uint64),
+                        np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64))  # fmt: skip
+
+    row_words = pack(rows)
+    edges = np.array(
+        sorted(int(row_words.offsets[k]) + e for k, es in enumerate(edge_sets) for e in es), np.int64
+    )
+    pairs = np.arange(len(texts))
+    got = edit_counts(pack(texts), row_words, pairs, pairs, np.zeros(len(texts), np.int64),
+                      np.full(len(texts), 40), edges, np.array([j for js in joins for j in js]))  # fmt: skip
+    want = [_edits_by_hand(t, j, r, e) for t, j, r, e in zip(texts, joins, rows, edge_sets, strict=True)]
+    assert got.tolist() == want
+    assert len(set(want)) >= 4  # the cases spread over several edit counts

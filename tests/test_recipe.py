@@ -18,6 +18,7 @@ def test_sample_recipe_is_valid(sample_recipe: Path) -> None:
         "exact_dedup",
         "near_dedup",
         "translate",
+        "mt_quality",
         "near_dedup",
         "split",
         "decontaminate",

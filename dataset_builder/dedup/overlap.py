@@ -39,6 +39,9 @@ class Overlaps:
     query: np.ndarray  # int64
     shared: np.ndarray  # int64
     query_size: np.ndarray  # int64, one per query
+    # The queries' distinct shingles (sorted) and how many documents hold each.
+    vocab: np.ndarray | None = None  # uint64
+    doc_freq: np.ndarray | None = None  # int64
 
 
 def _unique(values: np.ndarray) -> np.ndarray:
@@ -200,4 +203,4 @@ def shared_shingles(queries: Shingles, docs: Shingles, need: np.ndarray) -> Over
         keys, c_doc[query_side] * width, q_id, start[on_query], size[on_query]
     )
     keep = shared >= need[c_query]
-    return Overlaps(c_doc[keep], c_query[keep], shared[keep], size)
+    return Overlaps(c_doc[keep], c_query[keep], shared[keep], size, vocab, freq.astype(np.int64))

@@ -149,7 +149,9 @@ class Executor:
         for entry, stage_name in zip(recipe.stages, stage_names(recipe), strict=True):
             stage = stage_class(entry.type)(entry.config)
             stats = StageStats(stage_name)
-            ctx = StageContext(stage_name, stats, run.rejects, workdir, show_progress, base, options)
+            ctx = StageContext(
+                stage_name, stats, run.rejects, workdir, show_progress, base, options, recipe.trust_code
+            )
             # Rows in are counted where the stage reads them, not copied from the stage before.
             inputs.append(Meter(iter(outputs[-1])))
             outputs.append(Meter(self.run_stage(stage, entry, iter(inputs[-1]), ctx)))

@@ -36,8 +36,8 @@ INSTALL_HINT = (
     "(in a checkout: .venv/bin/pip install -e '.[ray]'), or build with --executor local"
 )
 # Stages whose workers reserve the recipe's num_gpus (the others need no accelerator).
-ACCELERATED = {"translate"}
-ROW_WISE_TYPES = {"translate"}
+ACCELERATED = {"translate", "mt_quality"}
+ROW_WISE_TYPES = {"translate", "mt_quality"}
 
 
 def is_row_wise(stage: Stage, entry: StageEntry) -> bool:
@@ -161,6 +161,7 @@ class RayExecutor(Executor):
                 "stage_name": ctx.stage,
                 "base_dir": str(ctx.base_dir),
                 "source_options": ctx.source_options,
+                "trust_code": ctx.trust_code,
                 "cache_keeper": keeper,
             },
             batch_format="pyarrow",
@@ -227,7 +228,7 @@ def _replay(envelope: dict[str, Any], ctx: StageContext, from_ipc: Any) -> None:
 
 def _cache_path(entry: StageEntry, base_dir: Path) -> Path | None:
     """Where a translate stage keeps its cache, resolved as the stage resolves it; None: no cache."""
-    if entry.type != "translate" or not entry.config.cache:
+    if entry.type not in ("translate", "mt_quality") or not entry.config.cache:
         return None
     from dataset_builder.translate.cache import default_cache_path
 

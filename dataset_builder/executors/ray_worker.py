@@ -127,6 +127,7 @@ class StageWorker:
         base_dir: str,
         source_options: dict[str, dict[str, Any]],
         cache_keeper: Any = None,
+        trust_code: bool = False,
     ) -> None:
         cls = stage_class(stage_type)
         self.stage = cls(cls.Config.model_validate(settings))
@@ -141,6 +142,7 @@ class StageWorker:
             False,
             Path(base_dir),
             source_options,
+            trust_code,
         )
         self.pump = _Pump(lambda batches: self.stage.run(batches, self.ctx))
         self.seq = -1

@@ -17,6 +17,7 @@ STAGES: dict[str, str] = {
     "near_dedup": "dataset_builder.stages.near_dedup:NearDedup",
     "decontaminate": "dataset_builder.stages.decontaminate:Decontaminate",
     "translate": "dataset_builder.stages.translate:Translate",
+    "mt_quality": "dataset_builder.stages.mt_quality:MtQuality",
     "replay": "dataset_builder.stages.replay:Replay",
     "split": "dataset_builder.stages.split:Split",
     "format": "dataset_builder.stages.format:Format",

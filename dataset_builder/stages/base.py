@@ -142,6 +142,8 @@ class StageContext:
     base_dir: Path = field(default_factory=Path.cwd)
     # Per-source options from the recipe ({"language": "en", "translate": True}), by source name.
     source_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Whether the user allowed Python code the recipe brings (``build --trust-code``) to run.
+    trust_code: bool = False
 
     def reject(
         self,

@@ -4,14 +4,21 @@ Evaluation sets are the build's own test split and any external sets the recipe 
 file or a Hub dataset, with the columns to compare). A training row is compared through each text
 it has: its turns (``messages``) and, for a row a translate stage translated, its original turns
 (``source_messages``, in ``source_lang``); it is contaminated when either matches an evaluation
-text. Three measures, all over word n-grams of the same size ``ngram``:
+text. Four measures, all over word n-grams of the same size ``ngram``:
 
 - ``ngram``: at least ``min_overlap`` distinct n-grams shared with one evaluation text (GPT-3's
   13-gram rule);
 - ``containment``: the share of an evaluation text's distinct n-grams found in the row reaches
   ``threshold`` (a row that quotes an evaluation prompt inside a longer turn still matches);
 - ``minhash``: the Jaccard of the two n-gram sets reaches ``threshold`` (the name recipes have
-  used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed).
+  used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed);
+- ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
+  order with at most 1 + ``edit_rate`` word edits per rare n-gram of the text the row holds
+  (:mod:`dataset_builder.dedup.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
+  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams): a phrase
+  in hundreds of rows is no evidence, a text copied into hundreds of rows still is. Rows that only
+  share phrasing with a text ("the factorial of a given number") are kept: one edit away at most.
+  A text found in ``min_copies`` rows or more is removed from every row holding 0.6 of its n-grams.
 
 Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
 
@@ -25,6 +32,8 @@ set's language that are now in another language without their original turns sto
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,8 +44,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from dataset_builder.dedup.align import diagonals, edit_counts
 from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
-from dataset_builder.dedup.shingles import Shingles, ngrams, words
+from dataset_builder.dedup.shingles import Shingles, fold_text, ngrams, words
 from dataset_builder.errors import InputError, RecipeError, UserError
 from dataset_builder.sources import display_names
 from dataset_builder.sources.readers import (
@@ -50,7 +60,7 @@ from dataset_builder.sources.readers import (
 from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
 from dataset_builder.stages.near_dedup import Role, row_text
 
-Method = Literal["ngram", "containment", "minhash"]
+Method = Literal["ngram", "containment", "minhash", "copy"]
 
 # Per method: the n-gram size and the settings that apply to it, with their defaults. One value
 # does not fit all: 13-grams make sense for counting verbatim overlaps (GPT-3), but a containment
@@ -59,8 +69,15 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "ngram": {"ngram": 13, "min_overlap": 1},
     "containment": {"ngram": 3, "threshold": 0.6},
     "minhash": {"ngram": 5, "threshold": 0.8},
+    # Chosen on half of a real instruction set, its other half kept for the figures (docs/benchmarks.md).
+    "copy": {"ngram": 3, "edit_rate": 0.7, "rare_rows": 1, "min_copies": 50, "copy_containment": 0.8},
 }
-_METHOD_KEYS = ("min_overlap", "threshold")
+_METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "rare_rows", "min_copies", "copy_containment")
+# The copy method looks at pairs sharing at least this share of the text's n-grams (what
+# containment removed by default). One dropped word of a text of 10 words or more leaves that much
+# of its 3-grams (of 8 or 9 words, a word dropped inside it does not: such a copy is missed); a text
+# found in min_copies rows is removed from all of these rows.
+_COPY_CANDIDATES = 0.6
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -93,6 +110,10 @@ class DecontaminateConfig(StageConfig):
     ngram: int = Field(default=13, ge=1, le=64)
     min_overlap: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    edit_rate: float | None = Field(default=None, ge=0.0, le=5.0)
+    rare_rows: int | None = Field(default=None, ge=0)
+    min_copies: int | None = Field(default=None, ge=2)
+    copy_containment: float | None = Field(default=None, gt=_COPY_CANDIDATES, le=1.0)
     min_eval_words: int = Field(default=3, ge=1)
 
     @model_validator(mode="before")
@@ -135,6 +156,10 @@ class _Match:
     text: int  # which text of the set
     view: int  # which text of the row (see _views)
     n: int  # the n-gram size compared
+    edits: int = -1  # copy: the edits of the text's best alignment in the row
+    copies: int = 0  # copy: rows holding copy_containment of the text's n-grams
+    rare: int = 0  # copy: the text's rare n-grams the row holds
+    shared: int = 0  # copy: the text's distinct n-grams the row holds
 
 
 def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
@@ -199,6 +224,75 @@ def _views(
     return texts, owner, original, lang
 
 
+def _view_messages(rows: list[dict[str, Any]], train: list[int]) -> list[list[dict[str, str]]]:
+    """The turns behind each text of :func:`_views`, in the same order."""
+    return [
+        turns
+        for i in train
+        for turns in (rows[i]["messages"], rows[i].get("source_messages"))
+        if turns is not None
+    ]
+
+
+def _token_continuations(texts: list[str], q_words: Shingles) -> np.ndarray:
+    """Per word of ``q_words`` (the words of ``texts``): whether it continues the whitespace-separated
+    token of the word before it (``input_string`` folds into two words, ``/path/to/x`` into three)."""
+    tokens = [t.split() for t in texts]
+    per_text = np.array([len(ts) for ts in tokens], dtype=np.int64)
+    counts = words([w for ts in tokens for w in ts]).counts()
+    owner = np.repeat(np.arange(len(texts)), per_text)
+    totals = np.bincount(owner, weights=counts, minlength=len(texts)).astype(np.int64)
+    joined = np.ones(int(counts.sum()), dtype=bool)
+    joined[(np.cumsum(counts) - counts)[counts > 0]] = False
+    # A token folded alone as it was in its text (NFKC could differ at a token's edge; then the
+    # text's words are left unjoined).
+    agree = totals == q_words.counts()
+    out = np.zeros(len(q_words.hashes), dtype=bool)
+    out[np.repeat(agree, q_words.counts())] = joined[np.repeat(agree, totals)]
+    return out
+
+
+def _distinct_shingles(sh: Shingles) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, hash)`` of every distinct shingle of every document, by owner then hash."""
+    owner = np.repeat(np.arange(sh.num_docs, dtype=np.int64), sh.counts())
+    order = np.lexsort((sh.hashes, owner))
+    owner, hashes = owner[order], sh.hashes[order]
+    keep = (
+        np.concatenate([[True], (owner[1:] != owner[:-1]) | (hashes[1:] != hashes[:-1])])
+        if len(owner)
+        else owner.astype(bool)
+    )
+    return owner[keep], hashes[keep]
+
+
+def _longest_tokens(joined: np.ndarray, q_words: Shingles) -> np.ndarray:
+    """Per text: the words of its longest whitespace-separated token (at least 1)."""
+    token = np.cumsum(~joined) - 1  # the token of each word, numbered over all texts
+    per_token = (
+        np.bincount(token, minlength=int(token.max(initial=-1)) + 1) if len(token) else np.zeros(0, np.int64)
+    )
+    owner = np.repeat(np.arange(q_words.num_docs), q_words.counts())
+    out = np.ones(q_words.num_docs, dtype=np.int64)
+    if len(token):
+        np.maximum.at(out, owner, per_token[token])
+    return out
+
+
+def _turn_edges(
+    messages: list[list[dict[str, str]]], roles: list[str], views: np.ndarray, d_words: Shingles
+) -> np.ndarray:
+    """Sorted positions in ``d_words.hashes`` where a turn (of ``roles``) of one of ``views`` starts or ends."""
+    turns = [[m["content"] for m in messages[v] if m["role"] in roles] for v in views.tolist()]
+    flat = [t for ts in turns for t in ts]
+    per_view = np.array([len(ts) for ts in turns], dtype=np.int64)
+    counts = words(flat).counts() if flat else np.zeros(0, np.int64)
+    owner = np.repeat(views, per_view)
+    # Words before each turn's end within its text: a running sum restarted at each text.
+    run = np.cumsum(counts)
+    before = np.repeat(np.concatenate([[0], run])[np.cumsum(per_view) - per_view], per_view)
+    return np.unique(np.concatenate([d_words.offsets[views], d_words.offsets[owner] + run - before]))
+
+
 def _check_languages(
     spec: EvalSet, rows: list[dict[str, Any]], train: list[int], kept_sources: bool, ctx: StageContext
 ) -> int:
@@ -229,9 +323,109 @@ def _check_languages(
     return other
 
 
+@functools.lru_cache(maxsize=4096)
+def _grams_of(text: tuple[str, ...], n: int) -> list[str]:
+    return list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
+
+
+def _copy_evidence(cfg: DecontaminateConfig, match: _Match, text: str, row: str) -> str:
+    """What decided a copy: its edits, or the rows holding it; and the n-grams it shares with the
+    row (both texts folded as they were compared)."""
+    n = match.n
+    words_of_text = text.split()
+    grams = _grams_of(tuple(words_of_text), n)
+    joined = f" {' '.join(row.split())} "
+    first = list(itertools.islice((g for g in grams if f" {g} " in joined), 4))
+    quoted = ", ".join(f'"{g}"' for g in first) + (
+        f" (+{match.shared - len(first)} more)" if match.shared > len(first) else ""
+    )
+    allowed = 1 + int(np.floor(round((cfg.edit_rate or 0.0) * match.rare, 9)))
+    if 0 <= match.edits <= allowed:
+        why = (f"copy: {match.edits} edits in its {len(words_of_text)} words (at most {allowed}: 1 + {cfg.edit_rate:g} "
+               f"per rare {n}-gram, {match.rare} held)")  # fmt: skip
+    else:
+        why = (f"copy: a text found in {match.copies} rows (holding {cfg.copy_containment:g} of its {n}-grams or "
+               f"more; at least {cfg.min_copies} remove every row holding {_COPY_CANDIDATES:g})")  # fmt: skip
+    return f"{why}; shared {n}-grams {match.shared} of {len(grams)}: {quoted}"
+
+
 class Decontaminate(Stage):
     name = "decontaminate"
     Config = DecontaminateConfig
+
+    def _copies(
+        self,
+        queries: Shingles,
+        docs: Shingles,
+        q_words: Shingles,
+        d_words: Shingles,
+        turns: list[list[dict[str, str]]],
+        joined: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """``(doc, query, score, edits, copies, rare, shared)`` of every pair where the row holds a copy of the
+        text: few enough edits (score: 1 - edits per word; edits -1 when not counted), or a text
+        found in ``min_copies`` rows or more."""
+        cfg: DecontaminateConfig = self.config
+        assert cfg.edit_rate is not None and cfg.min_copies is not None and cfg.copy_containment is not None
+        assert cfg.rare_rows is not None
+        n = cfg.ngram
+        distinct = distinct_counts(queries)
+        found = shared_shingles(
+            queries, docs, np.ceil(np.round(_COPY_CANDIDATES * distinct, 9)).astype(np.int64)
+        )
+        assert found.vocab is not None and found.doc_freq is not None
+        doc, query, shared = found.doc, found.query, found.shared
+        size = found.query_size
+        # A text copied into many rows: its n-grams are common because of its copies, not because
+        # it is common phrasing, and every one of those rows holds it.
+        near = shared >= np.ceil(np.round(cfg.copy_containment * size[query], 9))
+        crowd = np.bincount(query[near], minlength=queries.num_docs)
+        copies = crowd[query]
+        many = copies >= cfg.min_copies
+
+        # The text's rare n-grams: held by at most rare_rows rows that are not its copies. Its copies
+        # can lower an n-gram's count by at most their number, so only those n-grams are probed.
+        q_owner, q_hash = _distinct_shingles(queries)
+        freq = found.doc_freq[np.searchsorted(found.vocab, q_hash)]
+        maybe = freq - crowd[q_owner] <= cfg.rare_rows
+        candidates = Shingles(
+            q_hash[maybe],
+            np.concatenate([[0], np.cumsum(np.bincount(q_owner[maybe], minlength=queries.num_docs))]).astype(
+                np.int64
+            ),
+        )
+        # (Pairs of a text found in min_copies rows are decided already, and so are its copies.)
+        open_pairs = np.flatnonzero(~many)
+        _, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
+        held_pair = open_pairs[held]
+        vocab_id = np.searchsorted(found.vocab, held_hash)
+        width = np.int64(len(found.vocab))
+        keys = query[held_pair] * width + vocab_id
+        in_copies, times = np.unique(keys[near[held_pair]], return_counts=True)
+        at = np.minimum(np.searchsorted(in_copies, keys), max(len(in_copies) - 1, 0))
+        by_copies = np.where(in_copies[at] == keys, times[at], 0) if len(in_copies) else 0
+        rare = np.bincount(
+            held_pair[found.doc_freq[vocab_id] - by_copies <= cfg.rare_rows], minlength=len(doc)
+        )
+        allowed = 1 + np.floor(np.round(cfg.edit_rate * rare, 9)).astype(np.int64)
+
+        # An edit loses at most n + (words of the longest token - 1) of the text's n-grams: pairs that
+        # lost more than their allowed edits can have are not aligned.
+        longest = _longest_tokens(joined, q_words)
+        reach = (n + longest - 1)[query]
+        length = q_words.counts()[query]
+        aligned = np.flatnonzero(~many & (shared >= size[query] - reach * allowed))
+        edits = np.full(len(doc), -1, dtype=np.int64)
+        if len(aligned):
+            offset, _, _ = diagonals(queries, docs, doc[aligned], query[aligned])
+            edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
+            slack = allowed[aligned] * longest[query[aligned]] + n
+            edits[aligned] = edit_counts(
+                q_words, d_words, query[aligned], doc[aligned], offset, slack, edges, joined
+            )
+        hit = many | ((edits >= 0) & (edits <= allowed))
+        score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
+        return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit], shared[hit]
 
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
@@ -260,14 +454,23 @@ class Decontaminate(Stage):
         return found.doc[hit], found.query[hit], score[hit]
 
     def _matches(
-        self, sets: list[_Texts], doc_words: Shingles, owner: np.ndarray, ctx: StageContext
+        self,
+        sets: list[_Texts],
+        doc_words: Shingles,
+        owner: np.ndarray,
+        turns: list[list[dict[str, str]]],
+        ctx: StageContext,
     ) -> list[dict[int, _Match]]:
         """For each set, the best match of every training row that matches any of its texts: the
         highest score, and on a tie the earliest item (so a report does not depend on order)."""
         cfg: DecontaminateConfig = self.config
         plans: list[tuple[Shingles, np.ndarray]] = []
+        joined: list[Shingles] = []
         for evals in sets:
             q_words = words(evals.texts)
+            if cfg.method == "copy":
+                flags = _token_continuations(evals.texts, q_words).astype(np.uint64)
+                joined.append(Shingles(flags, q_words.offsets))
             size = np.minimum(q_words.counts(), cfg.ngram)
             short = q_words.counts() < cfg.min_eval_words
             size[short] = 0
@@ -278,32 +481,67 @@ class Decontaminate(Stage):
         for n in sorted({int(s) for _, size in plans for s in size if s > 0}, reverse=True):
             # One n-gram size at a time: the rows' n-grams of each size are made once, for all sets.
             docs = ngrams(doc_words, n)
-            for hits, (q_words, size) in zip(found, plans, strict=True):
+            for k, (hits, (q_words, size)) in enumerate(zip(found, plans, strict=True)):
                 texts = np.flatnonzero(size == n)
-                if len(texts):
+                if not len(texts):
+                    continue
+                if cfg.method == "copy":
+                    chosen = q_words.take(texts)
+                    view, query, score, *evidence = self._copies(
+                        ngrams(chosen, n),
+                        docs,
+                        chosen,
+                        doc_words,
+                        turns,
+                        joined[k].take(texts).hashes.astype(bool),
+                    )
+                else:
                     view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    hits.append((view, texts[query], score, np.full(len(view), n)))
+                    none = np.zeros(len(view), np.int64)
+                    evidence = [none - 1, none, none, none]
+                hits.append((view, texts[query], score, np.full(len(view), n), *evidence))
         best: list[dict[int, _Match]] = []
         for hits in found:
             if not hits:
                 best.append({})
                 continue
-            view, text, score, size = (np.concatenate(a) for a in zip(*hits, strict=True))
+            view, text, score, size, edits, copies, rare, shared = (
+                np.concatenate(a) for a in zip(*hits, strict=True)
+            )
             row = owner[view]
             order = np.lexsort((text, -score, row))
             first = np.ones(len(order), dtype=bool)
             first[1:] = row[order][1:] != row[order][:-1]
             best.append(
                 {
-                    int(row[i]): _Match(float(score[i]), int(text[i]), int(view[i]), int(size[i]))
+                    int(row[i]): _Match(
+                        float(score[i]),
+                        int(text[i]),
+                        int(view[i]),
+                        int(size[i]),
+                        int(edits[i]),
+                        int(copies[i]),
+                        int(rare[i]),
+                        int(shared[i]),
+                    )
                     for i in order[first]
                 }
             )
         return best
 
-    def _describe(self, evals: _Texts, match: _Match, original: bool, lang: str | None) -> str:
+    def _describe(
+        self,
+        evals: _Texts,
+        match: _Match,
+        original: bool,
+        lang: str | None,
+        folded: dict[str, str],
+        view: str,
+    ) -> str:
         cfg: DecontaminateConfig = self.config
-        if cfg.method == "ngram":
+        if cfg.method == "copy":
+            how = _copy_evidence(cfg, match, folded[evals.texts[match.text]], folded[view])
+        elif cfg.method == "ngram":
             how = f"ngram: {match.score:g} shared {match.n}-grams"
         elif cfg.method == "containment":
             how = f"containment {match.score:.3f} of its {match.n}-grams"
@@ -360,13 +598,30 @@ class Decontaminate(Stage):
             sets.append(evals)
         ctx.stats.counters["eval_sets"] = info
 
-        best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), ctx)
+        turns = _view_messages(rows, train) if cfg.method == "copy" else []
+        best = self._matches(sets, words(texts), np.asarray(owner, dtype=np.int64), turns, ctx)
+        # The words of each text a removal names, folded as they were compared (for its detail).
+        named = (
+            sorted(
+                {
+                    evals.texts[m.text]
+                    for evals, per_row in zip(sets, best, strict=True)
+                    for m in per_row.values()
+                }
+                | {texts[m.view] for per_row in best for m in per_row.values()}
+            )
+            if cfg.method == "copy"
+            else []
+        )
+        folded = dict(zip(named, fold_text(named).to_pylist(), strict=True)) if named else {}
         removed: dict[int, str] = {}
         for evals, per_row in zip(sets, best, strict=True):
             n = 0
             for k, match in sorted(per_row.items()):
                 if train[k] not in removed:
-                    removed[train[k]] = self._describe(evals, match, original[match.view], lang[match.view])
+                    removed[train[k]] = self._describe(
+                        evals, match, original[match.view], lang[match.view], folded, texts[match.view]
+                    )
                     n += 1
             ctx.stats.counters[f"contaminated:{evals.name}"] = n
         if not removed:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dataset_builder.progress import new_bar
 from dataset_builder.rows import MESSAGES_TYPE
@@ -50,6 +50,9 @@ Handling = Literal["translate", "pass", "reject"]
 
 
 class TranslateConfig(StageConfig):
+    # "argos" (an installed Argos package), or "python:MODULE:FUNCTION": a translator of the
+    # user's own (dataset_builder.translate.python_engine), run only when the user allows it.
+    engine: str = "argos"
     from_lang: str = "en"
     to_lang: str = "ru"
     package_version: str | None = None
@@ -85,6 +88,13 @@ class TranslateConfig(StageConfig):
     max_latin_share: float = Field(default=0.35, ge=0.0, le=1.0)
     check_repetition: bool = True
 
+    @field_validator("engine")
+    @classmethod
+    def _engine_name(cls, engine: str) -> str:
+        from dataset_builder.translate.python_engine import check_spec
+
+        return check_spec(engine)
+
 
 class Translator:
     """Sentences in, translations out, through the cache; misses go to the engine in chunks."""
@@ -97,29 +107,17 @@ class Translator:
         ctx: StageContext,
         open_cache: Callable[[Path, str], Any] | None = None,
     ) -> None:
-        from dataset_builder.translate import packages
-        from dataset_builder.translate.cache import TranslationCache, cache_namespace, default_cache_path
-        from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+        from dataset_builder.translate.cache import TranslationCache, default_cache_path
 
         self.ctx = ctx
         self.chunk = cfg.chunk_sentences
         self.bar: Any = None
-        version = cfg.package_version if from_lang == cfg.from_lang else None
-        self.package = packages.find(from_lang, cfg.to_lang, version, cfg.packages_dir)
-        decode = DecodeSettings(cfg.beam_size, cfg.length_penalty, cfg.max_decoding_length)
-        runtime = RuntimeSettings(
-            cfg.device, cfg.compute_type, cfg.inter_threads, cfg.intra_threads, cfg.batch_tokens
-        )
-        self.engine = Engine(self.package, decode, runtime)
+        self.engine, namespace = _engine(cfg, from_lang, base_dir, ctx)
         self.cache = None
         if cfg.cache:
             path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path()
             path = path if path.is_absolute() else base_dir / path
-            self.cache = (open_cache or TranslationCache)(path, cache_namespace(self.engine))
-        key = "package" if from_lang == cfg.from_lang else f"package:{from_lang}"
-        ctx.stats.counters[key] = self.package.describe()
-        ctx.stats.counters["decode"] = {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}
-        ctx.stats.counters["device"] = self.engine.device
+            self.cache = (open_cache or TranslationCache)(path, namespace)
 
     def translate(self, sentences: list[str]) -> dict[str, str]:
         unique = list(dict.fromkeys(s for s in sentences if s.strip()))
@@ -150,6 +148,33 @@ class Translator:
             self.bar.close()
         if self.cache:
             self.cache.close()
+
+
+def _engine(cfg: TranslateConfig, from_lang: str, base_dir: Path, ctx: StageContext) -> tuple[Any, str]:
+    """The engine that translates ``from_lang`` (``translate(list[str]) -> list[str]``) and its
+    cache namespace; what it is goes into the stage's counters, for the manifest and the card."""
+    from dataset_builder.translate.python_engine import PythonEngine, is_python_engine
+
+    if is_python_engine(cfg.engine):
+        engine = PythonEngine(cfg.engine, from_lang, cfg.to_lang, base_dir, ctx.trust_code)
+        ctx.stats.counters["engine"] = engine.describe()
+        return engine, engine.cache_namespace()
+    from dataset_builder.translate import packages
+    from dataset_builder.translate.cache import cache_namespace
+    from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+
+    version = cfg.package_version if from_lang == cfg.from_lang else None
+    package = packages.find(from_lang, cfg.to_lang, version, cfg.packages_dir)
+    decode = DecodeSettings(cfg.beam_size, cfg.length_penalty, cfg.max_decoding_length)
+    runtime = RuntimeSettings(
+        cfg.device, cfg.compute_type, cfg.inter_threads, cfg.intra_threads, cfg.batch_tokens
+    )
+    argos = Engine(package, decode, runtime)
+    key = "package" if from_lang == cfg.from_lang else f"package:{from_lang}"
+    ctx.stats.counters[key] = package.describe()
+    ctx.stats.counters["decode"] = {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}
+    ctx.stats.counters["device"] = argos.device
+    return argos, cache_namespace(argos)
 
 
 class _Turn:
@@ -309,6 +334,10 @@ class Translate(BaseStage):
             ctx.stats.counters["skipped"] = f"no Argos package installed for {langs}"
             yield from batches
             return
+        except BaseException:
+            for translator in translators.values():
+                translator.close()
+            raise
         try:
             for batch in batches:
                 yield from self._translate_batch(batch, translators, ctx)
@@ -419,7 +448,8 @@ class Translate(BaseStage):
                 ctx.count("sentences_retried_by_piece", retried)
                 messages[t]["content"] = text
                 if problem is None:
-                    found = self._check(turn, text)
+                    others = "\n".join(m["content"] for k, m in enumerate(row["messages"]) if k != t)
+                    found = self._check(turn, text, others)
                     if found:
                         problem = (found[0], f"turn {t + 1} ({messages[t]['role']}): {found[1]}")
             if problem:
@@ -441,9 +471,12 @@ class Translate(BaseStage):
             schema = _with_source_columns(batch.schema)
             yield pa.Table.from_pylist([row for _, row in kept], schema=schema)
 
-    def _check(self, turn: _Turn, translated: str) -> tuple[str, str] | None:
+    def _check(self, turn: _Turn, translated: str, others: str = "") -> tuple[str, str] | None:
+        """``others``: the row's other turns, whose code names the data labels of this one."""
         cfg: TranslateConfig = self.config
-        difference = verify_turn(turn.source, translated, translate_comments=cfg.translate_comments)
+        difference = verify_turn(
+            turn.source, translated, translate_comments=cfg.translate_comments, context=others
+        )
         if difference is not None:
             return "code_changed", difference
         src_prose, out_prose = turn.source_prose, turn.translated_prose

@@ -113,6 +113,7 @@ _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*[.,:;!?]?")
 _LABELLED_VALUE = re.compile(r"^[A-Za-z][\w -]{0,30}:\s+(\S.*)$")
 _QUOTED_OR_TICKED = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|'[^'\n]*'")
 _COLON = re.compile(r"[:?][ \t]+(?=\S)")
+_DOCSTRING_OPEN = re.compile(r"^\s*[rRuU]?(?:\"\"\"|\'\'\')")
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|\S+\s)|\+\+\+ (?:b/|\S)|@@ -\d)")
 _DIFF_LINE = re.compile(r"^(?:[ +\-@\\]|diff |index |new file|deleted file|similarity|rename)")
 _TRACE_START = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
@@ -177,12 +178,38 @@ def _is_sentence(line: str) -> bool:
     return reads_as_prose(line) and line.rstrip()[-1:] in (".", "!", "?")
 
 
+_TRAILING_COMMENT = re.compile(r"^(\s*\S.*?(?:[;{}\])]|\+\+|--))\s+(?://|#)\s")
+_SQL_LOWER = re.compile(
+    r"^\s*(?:select\s+\S.*\sfrom\s+\w|insert\s+into\s+\w|update\s+\w+\s+set\s|delete\s+from\s+\w|"
+    r"(?:from|where|group\s+by|order\s+by|having|(?:inner\s+|left\s+|right\s+)?join)\s+\w)"
+)
+_ARTICLE = re.compile(r"(?i)\b(?:the|an?|your|this|these|those)\b")
+_MAPPING_LINE = re.compile(r"^\s*(?:-\s+)?[a-z_][\w-]*:\s+\S")
+_ONE_LITERAL = re.compile(r"""^\s*(["'])[^"'\n]{20,}\1\s*[,;]?\s*$""")
+
+
 @lru_cache(maxsize=1 << 16)
 def is_code_line(line: str) -> bool:
     """Code by its own shape, whatever surrounds it."""
     stripped = line.strip()
     if not stripped:
         return False
+    head = _TRAILING_COMMENT.match(line)
+    if head and _is_code_shape(head.group(1)):
+        return True  # "server.listen(8080); // The server listens": code with its comment
+    if re.fullmatch(r"""[rRuU]?(\"\"\"|\'\'\').*\1""", stripped):
+        return True  # a one-line docstring
+    if re.fullmatch(r"[A-Za-z]", stripped):
+        return True  # a one-letter answer or value: "A", "c"
+    if (_SQL_LOWER.match(line) and not _ARTICLE.search(stripped)) or _ONE_LITERAL.match(line):
+        return True
+    if _MAPPING_LINE.match(line) and not reads_as_prose(line):
+        return True  # "name: my build job", "  - uses: actions/checkout@v3"
+    return _is_code_shape(line)
+
+
+def _is_code_shape(line: str) -> bool:
+    stripped = line.strip()
     if _CODE_START.match(line) or _CODE_SHAPE.search(line):
         # "Select the rows you need." starts like code but reads like a sentence; code keywords are
         # lower case, so a line that starts with one is code.
@@ -249,7 +276,17 @@ def _label_lines(lines: list[str]) -> list[str]:
                 labels[k] = "fenced"
             i = j + 1
             continue
-        if _DIFF_START.match(line):
+        if line.lstrip().startswith("/*"):
+            j = i
+            while j < n and "*/" not in (lines[j].lstrip()[2:] if j == i else lines[j]):
+                j += 1
+            j = min(j + 1, n)  # a block comment, its " * " lines and its closing line
+        elif _DOCSTRING_OPEN.match(line) and len(re.findall(r'"""|\'\'\'', line)) == 1:
+            j = i + 1
+            while j < n and not re.search(r'"""|\'\'\'', lines[j]):
+                j += 1
+            j = min(j + 1, n)  # a docstring, whether or not the code around it parses
+        elif _DIFF_START.match(line):
             j = _block_end(lines, i + 1, lambda ln: bool(_DIFF_LINE.match(ln)))
         elif _TRACE_START.match(line) or re.match(r"^\s*(?:>>>|\$)\s", line):
             j = _block_end(lines, i + 1, lambda ln: True)
@@ -282,6 +319,8 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("blank")
         elif is_code_line(line):
             kinds.append("code")
+        elif re.match(r"^\s*(?://|<!--)", line):
+            kinds.append("code")  # never Markdown: a comment line of code
         elif _COMMENT.match(line):
             kinds.append("other")  # a comment in code, or a heading in prose: the context decides
         elif reads_as_prose(line):
@@ -334,6 +373,9 @@ def _split_prose_line(line: str) -> list[Span]:
             Span("raw", inline.group(3) + newline),
         ]
     colon = _COLON.search(body)
+    quotes = re.findall(r"\"|(?<![A-Za-z])'|'(?![A-Za-z])", body[: colon.start()]) if colon else []
+    if quotes.count('"') % 2 or quotes.count("'") % 2:
+        colon = None  # a colon inside a quoted literal: "the format 'Name: Count'"
     if colon and re.search(r"[A-Za-z]", body[: colon.start()]) and body[colon.end() :].strip():
         head, tail = body[: colon.end()], body[colon.end() :]
         code = tail.strip("'\"` ")
@@ -537,11 +579,39 @@ class Protected:
         return out
 
 
+_CHUNK = re.compile(r"[^\s(\[\"'«“‘*_]\S*")
+_CHUNK_TAIL = re.compile(r"(?:['’]s)?[)\]\"'»”’.,;:!?*_]*$")
+_PLAIN = re.compile(
+    r"[A-Za-zÀ-ÿ]+(?:['’\-/][A-Za-zÀ-ÿ0-9]+)*|[-+]?[\d.,:%]+|[-–—/_]+|#{1,6}|>+|(?:[A-Za-z]\.){1,3}"
+)
+
+
+def _glued_code(prose: str) -> list[tuple[int, int]]:
+    """Words glued to code characters (``C++``, ``C#``, ``x++``, ``i<nums.length``, ``.txt``,
+    ``r^2``): the whole run is code, not just its symbols."""
+    found = []
+    for m in _CHUNK.finditer(prose):
+        chunk = m.group(0)
+        core = chunk[: len(chunk) - len(_CHUNK_TAIL.search(chunk).group(0))]
+        if core and re.search(r"[A-Za-z]", core) and not _PLAIN.fullmatch(core):
+            found.append((m.start(), m.start() + len(core)))
+    return found
+
+
 def protect(prose: str) -> Protected:
+    ranges = sorted([(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose))
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
     spans: list[str] = []
-
-    def repl(match: re.Match[str]) -> str:
-        spans.append(match.group(0))
-        return PLACEHOLDER.format(len(spans) - 1)
-
-    return Protected(_INLINE.sub(repl, prose), tuple(spans))
+    out, pos = [], 0
+    for start, end in merged:
+        out.append(prose[pos:start])
+        spans.append(prose[start:end])
+        out.append(PLACEHOLDER.format(len(spans) - 1))
+        pos = end
+    out.append(prose[pos:])
+    return Protected("".join(out), tuple(spans))

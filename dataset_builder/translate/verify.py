@@ -1,169 +1,271 @@
-"""Prove that a translation left the code alone, without asking the segmenter what code is.
+"""Prove that a translation left the code alone, by a principle the segmenter does not use.
 
-The translate stage decides what to send to the model with :mod:`~dataset_builder.translate.segment`.
-This module shares no code and no rule table with it, so a segmenter mistake cannot hide here. It
-compares a source turn with its translation in five ways, and reports the first difference:
+The translate stage decides what to send to the model with :mod:`~dataset_builder.translate.segment`,
+which judges each line by its shape (keywords, statement ends, how much of it reads as prose).
+This module imports nothing from it and judges differently: it **lexes** the turn and asks of
+every token whether it is a natural-language word of a sentence. Only those may change; every
+other token must come through. Step by step:
 
-1. **Lines.** Translation keeps the line structure (prose is translated inside its line), so line
-   *i* of the source faces line *i* of the output; a different number of lines is a failure.
-2. **Fenced blocks** (found by a scanner of its own): every line inside a fence is unchanged.
-3. **Python as a whole**: a turn or fenced block that Python parses must give the same
-   ``ast.dump`` after translation (docstrings blanked when comments are translated).
-4. **Changed lines must read as prose.** A line that changed is a failure when it is not clearly
-   prose and either carries code by its own shape (a third of it code tokens, indentation with
-   code tokens, a statement end) or sits between lines that do (a line between code lines is code).
-   After a program-output header ("Output:", "Expected output:") the block that follows is output
-   and must not change at all.
-5. **Code tokens.** Every code-carrying token of a changed line reappears in the translated line:
-   identifiers with ``_``, digits, camelCase or in capitals, dotted names, bracket/operator runs,
-   format placeholders and quoted literals. Translation may reorder words in a sentence, so the
-   tokens are compared as a multiset per line, not in order.
+1. **Lines.** Translation keeps the line structure, so line *i* faces line *i*.
+2. **Structure the lexer sees across lines**: fenced blocks; ``/* ... */`` block comments and
+   their `` * `` lines; triple-quoted strings (docstrings, parsed or not); program output after
+   an output header, REPL/shell sessions, patches and stack traces. Lines inside these are code:
+   they do not change (a comment or docstring may, with ``translate_comments``, behind its
+   unchanged marker).
+3. **Python as a whole** (the turn, or a fenced Python block that parses): the same ``ast.dump``.
+4. **Chunks.** Every other line is cut at whitespace. A chunk is a *word* when, without its
+   sentence punctuation, it is letters alone (an inner ``'`` or ``-`` allowed) in lower case or
+   with one leading capital. Anything else is *code-bearing*: operators and brackets
+   (``x++``, ``i<nums.length``, ``<html>``, ``std::map``, ``Map<Character,``), inner dots,
+   underscores, digits among letters, inner capitals, ALL CAPS, a glued ``#``, quoted literals.
+   A trailing ``//``, ``#`` or ``--`` comment after code is lexed off first: the code before it
+   is a code line, the comment its comment.
+5. **Sentences.** A line is prose when its words are at least 60% of its chunks and it reads
+   as a sentence by its *function words* (``the``, ``is``, ``you``, ``should`` ...: words code
+   does not use), by a capital start with three words, or by a sentence end after a word. A
+   line with no code-bearing chunk and at least one word is prose too (titles, list items,
+   recipes, addresses, poems), unless it is a lower-case SQL statement or a ``key: value``
+   mapping, or a short line between code lines (``end``, ``done``).
+6. **What may change.** In a prose line, words may change and move; its code-bearing chunks must
+   all come through (as a multiset: translation reorders sentences), and on a *label* line
+   (``State: Texas``) a value that the row's code uses (``'Texas'`` in the query) too. Every
+   other line must come through byte for byte, except comment text under ``translate_comments``.
 
-With ``translate_comments`` the comment text of a line (after ``#``) may change, and a prose
-docstring line may too; everything else is held to the same rules.
+Differences are reported with the line and the rule that caught them.
 """
 
 from __future__ import annotations
 
 import ast
-import itertools
 import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
-# ---- code tokens ---------------------------------------------------------------------------------
+# ---- chunks --------------------------------------------------------------------------------------
 
-_WORD = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_PUNCT_RUN = re.compile(r"[^\w\s]+")
-_BACKTICKS = re.compile(r"(`+)[^`\n]+?\1")
-_CALL = re.compile(r"[A-Za-z_][\w.]*[?!]?\([^()\n]{0,80}\)")
-_FLAG = re.compile(r"(?<!\S)--?[A-Za-z][\w-]*")
-_QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`])""")
-_FORMAT = re.compile(r"%[-+ 0#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b")
-# Characters that only code uses in running text: one of them makes a punctuation run code.
-_CODE_CHARS = set("=<>{}[]|&^~$@\\+`")
+_LEAD = "([\"'«“‘*_"
+_TRAIL = ")]\"'»”’.,;:!?*_"
+_WORD_CORE = re.compile(r"[A-Za-zÀ-ÿ][a-zà-ÿ]*(?:['’\-][A-Za-zÀ-ÿ]+)*")
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.){1,3}[A-Za-z]?")  # e.g, i.e, U.S
+_CODE_CHAR = set("=<>{}[]|&^~$@\\;`+%")
+# English words that code does not use: their presence makes a run of words a sentence.
+_FUNCTION_WORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "of",
+        "to",
+        "you",
+        "your",
+        "we",
+        "our",
+        "they",
+        "their",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "i",
+        "my",
+        "me",
+        "should",
+        "would",
+        "could",
+        "will",
+        "can",
+        "may",
+        "might",
+        "must",
+        "has",
+        "have",
+        "had",
+        "does",
+        "did",
+        "please",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "what",
+        "why",
+        "there",
+        "here",
+        "than",
+        "then",
+        "into",
+        "onto",
+        "about",
+        "also",
+        "only",
+        "just",
+        "very",
+        "each",
+        "every",
+        "some",
+        "any",
+        "all",
+        "both",
+        "such",
+        "our",
+        "us",
+    ]
+)
 
 
-def _word_is_code(word: str) -> bool:
-    if "." in word:
-        parts = word.split(".")
-        # "e.g", "i.e", "U.S": dotted single letters are abbreviations, not attribute access.
-        return any(len(p) > 1 for p in parts)
-    if "_" in word or any(ch.isdigit() for ch in word):
-        return True
-    letters = [ch for ch in word if ch.isalpha()]
-    if len(letters) >= 2 and all(ch.isupper() for ch in letters):
-        return True  # ALL_CAPS: constants, SQL keywords, acronyms
-    # camelCase / PascalCase with an inner capital after a lower-case letter: myVar, HttpClient
-    return any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
+def _core(chunk: str) -> str:
+    return chunk.lstrip(_LEAD).rstrip(_TRAIL)
 
 
-def _punct_is_code(run: str) -> bool:
-    if any(ch in _CODE_CHARS for ch in run):
-        return True
-    if "()" in run or "//" in run or "::" in run or "->" in run:
-        return True
-    return (len(run) >= 2 and ";" in run) or ("*" in run and run.strip("*") != "")
+def chunk_kind(chunk: str) -> str:
+    """'word', 'letter' (a single letter), 'neutral' (numbers, dashes, blanks like ``___``,
+    list marks) or 'code'."""
+    core = _core(chunk)
+    if not core:
+        return "neutral"
+    if _WORD_CORE.fullmatch(core):
+        return "letter" if len(core) == 1 else "word"
+    if re.fullmatch(r"[-+]?\d+(?:[.,:]\d+)*%?|[-–—/]+|_+|\d{1,3}[.)]|#{1,6}|>+", core):
+        return "neutral"
+    if _ABBREVIATION.fullmatch(core):
+        return "word"
+    if re.fullmatch(r"\S+['’]s", core):
+        return chunk_kind(core[:-2])  # a possessive: "JavaScript's" is JavaScript
+    if "-" in core.strip("-") and not core.startswith("-"):
+        # "12-hour", "well-known": a compound is code only when one of its parts is
+        parts = [chunk_kind(p) for p in core.split("-") if p]
+        return "code" if "code" in parts else "word"
+    if re.fullmatch(r"[A-Za-z]+(?:/[A-Za-z]+)+", core) and not core.isupper():
+        return "word"  # "and/or", "input/output"
+    return "code"
+
+
+def _chunks(text: str) -> list[tuple[str, str]]:
+    return [(c, chunk_kind(c)) for c in text.split()]
+
+
+_QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'[^'\n]+'|`[^`\n]+`)(?![\w'"`])""")
 
 
 def code_tokens(line: str) -> list[str]:
-    """The code-carrying tokens of one line, in order of appearance."""
+    """What must come through a translated prose line: its code-bearing chunks and its short
+    quoted literals, in order."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
-    for pattern in (_BACKTICKS, _CALL, _QUOTED, _FORMAT, _FLAG):
-        for m in pattern.finditer(line):
-            if not any(taken[m.start() : m.end()]):
-                found.append((m.start(), m.group(0)))
-                taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
-    for m in _WORD.finditer(line):
-        if not any(taken[m.start() : m.end()]) and _word_is_code(m.group(0)):
+    for m in _QUOTED_LITERAL.finditer(line):
+        if len(m.group(0)) <= 82:
             found.append((m.start(), m.group(0)))
-    for m in _PUNCT_RUN.finditer(line):
-        if not any(taken[m.start() : m.end()]) and _punct_is_code(m.group(0)):
-            found.append((m.start(), m.group(0)))
+            taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    for m in re.finditer(r"\S+", line):
+        if any(taken[m.start() : m.end()]) or chunk_kind(m.group(0)) != "code":
+            continue
+        core = m.group(0).lstrip(_LEAD)
+        start = m.start() + len(m.group(0)) - len(core)
+        core = re.sub(r"['’]s$", "", core.rstrip(".,:!?"))
+        if "-" in core.strip("-") and not core.startswith("-"):
+            # only the code parts of a compound ("URL" of "URL-friendly") must stay as they are
+            found.extend((start, p) for p in core.split("-") if p and chunk_kind(p) == "code")
+        else:
+            found.append((start, core))
     return [tok for _, tok in sorted(found)]
 
 
-# ---- how a line reads ----------------------------------------------------------------------------
+def _is_sentence(words: list[str], body: str, last_kind: str) -> bool:
+    lowered = [_core(w).lower() for w in words]
+    long_words = [w for w in lowered if len(w) > 1]
+    # "a" and "I" are function words only among real words: "return a + b" is no sentence.
+    if any(w in _FUNCTION_WORDS for w in long_words) or (
+        len(long_words) >= 3 and ("a" in lowered or "i" in lowered)
+    ):
+        return True
+    lead = body.lstrip(_LEAD + "-+>#0123456789.) ")[:1]
+    if lead.isupper() and len(words) >= 3:
+        return True
+    return len(words) >= 2 and last_kind == "word" and body.rstrip()[-1:] in ".!?"
 
-_NATURAL_WORD = re.compile(r"^[(\[\"'«“]*[A-Za-zÀ-ÿ][a-zà-ÿ'’\-]*[)\]\"'»”.,;:!?]*$")
-_PROSE_BREAKER = re.compile(r"[{};\\]\s*$|=>\s*$|->\s*$")
-_LIST_MARK = re.compile(r"^(?:[-*+>#]+\s*|\d{1,3}[.)]\s*)+")
-_STATEMENT_END = re.compile(r"(?:[{};]|\)\s*:|=>|->|\\)\s*$")
-_OUTPUT_WORDS = {"output", "outputs", "stdout", "print", "prints", "printed", "run", "content", "contents"}
-_OUTPUT_KINDS = {"expected", "sample", "example", "program", "console"}
-_LINKING_WORDS = {"is", "are", "will", "would", "should", "be"}
 
-
-def is_output_header(line: str) -> bool:
-    """A line that announces program output or file contents: at most seven words ending in an
-    output word (a linking verb may follow it) and a colon ("Output:", "The program prints:",
-    "data.csv contents:"), or "Expected output" on its own."""
-    body = line.strip().strip("#*>_- ").rstrip("*_ ")
-    words = body.lower().rstrip(":").split()
-    if not words or len(words) > 9:
+@lru_cache(maxsize=1 << 16)
+def reads_as_sentence(line: str) -> bool:
+    """A sentence, with or without code in it: words are at least 60% of the chunks and the
+    words read as a sentence (see the module's rule 5)."""
+    # A quoted literal is one code-bearing chunk: `echo "The number is even"` is no sentence.
+    # Code the author marked with backticks is set aside: the words around it are the sentence.
+    chunks = _chunks(_QUOTED_LITERAL.sub(lambda m: " — " if m.group(0)[0] == "`" else " `q` ", line))
+    if not any(k == "word" for _, k in chunks):
         return False
-    if not body.endswith(":"):
-        return len(words) == 2 and words[0] in _OUTPUT_KINDS and words[1] == "output"
-    while len(words) > 1 and words[-1] in _LINKING_WORDS:
-        words.pop()
-    return words[-1] in _OUTPUT_WORDS and len(words) <= 7
+    # Single letters in a line with words are words ("a", "I", "x").
+    counted = [(c, "word" if k == "letter" else k) for c, k in chunks if k != "neutral"]
+    words = [c for c, k in counted if k == "word"]
+    if len(words) < 0.5 * len(counted):
+        return False
+    return _is_sentence(words, line, counted[-1][1])
 
 
-_OUTPUT_INLINE = re.compile(r"(?i)^[\s#*>_-]*(?:expected\s+)?output\s*:\s*(\S.*)$")
-
-
+# Kept for the benchmark's kinds of code: a prose line in the verifier's sense.
 def clearly_prose(line: str) -> bool:
-    """A sentence, not a line of code with words in it: at least three natural-language words
-    make up the line once its code tokens are set aside (numbers and single letters are neutral),
-    it starts like a sentence (a capital, a quote, a list marker) or runs to six words, and, around
-    inline code, the words are at least 40% of its characters. Code keeps its plain words
-    (``std::cout << x``, ``for file in "$dir"/*``, ``ls | wc -l``): none of those is prose."""
-    body = line.strip()
-    if not body or _PROSE_BREAKER.search(body):
-        return False
-    tokens = code_tokens(body)
-    rest = body
-    for tok in tokens:
-        rest = rest.replace(tok, " ", 1)
-    parts = [p for p in rest.split() if _letters(p) >= 2 or p.lower() in ("a", "i")]
-    words = [p for p in parts if (_NATURAL_WORD.match(p) and _letters(p) >= 2) or p.lower() in ("a", "i")]
-    if len(words) < 0.8 * len(parts):
-        return False
-    if tokens and len(words) >= 2 and all(t.startswith("`") for t in tokens):
-        return True  # the author marked the code: "Then run `python main.py`."
-    if len(words) < 3:
-        return False
-    lead = _LIST_MARK.sub("", body)[:1]
-    if not (lead.isupper() or lead in "\"'“«(" or len(words) >= 6):
-        return False
-    if tokens:
-        nonspace = len(body) - body.count(" ")
-        return sum(len(w) for w in words) >= 0.4 * nonspace
-    return len(words) >= 5 or body[-1] in ".!?:"
+    return line_is_prose(line)
 
 
-def _letters(word: str) -> int:
-    return sum(ch.isalpha() for ch in word)
+_SQL_STATEMENT = re.compile(
+    r"(?i)^\s*(?:select\s+\S.*\bfrom\s+\w|insert\s+into\s+\w|update\s+\w+\s+set\s|delete\s+from\s+\w|"
+    r"create\s+(?:table|index|view|database)\s+\w|alter\s+table\s+\w|drop\s+(?:table|index|view)\s+\w)"
+)
+_SQL_CLAUSE = re.compile(
+    r"(?i)^\s*(?:from|where|group\s+by|order\s+by|having|limit|(?:left|right|inner|outer)?\s*join)\s+\w"
+)
+_MAPPING = re.compile(r"^\s*(?:-\s+)?[a-z_][\w.-]*:(?:\s|$)")
+_ARTICLES = re.compile(r"(?i)\b(?:the|an?|your|this|these|those)\b")
 
 
-def carries_code(line: str) -> bool:
-    """A line that is code by its own shape, whatever surrounds it."""
+@lru_cache(maxsize=1 << 16)
+def line_is_prose(line: str) -> bool:
+    """May the words of this line be translated? (The module's rule 5, without neighbours.)"""
     body = line.strip()
     if not body:
         return False
-    if _STATEMENT_END.search(body):
-        return True
-    tokens = code_tokens(body)
-    if not tokens:
+    chunks = _chunks(body)
+    kinds = [k for _, k in chunks]
+    if "word" not in kinds:
+        return False  # "A", "B", "x = 1", "42": nothing to translate
+    if (_SQL_STATEMENT.match(body) or _SQL_CLAUSE.match(body)) and not _ARTICLES.search(body):
         return False
-    if line[:1] in (" ", "\t") and len(line) - len(line.lstrip()) >= 2:
+    if _MAPPING.match(line) and not body[:1].isupper():
+        return False  # "name: my build job", "  - uses: actions/checkout@v3"
+    if _whole_literal(body):
+        return False
+    if re.search(r"[;{}]\s*$", body):
+        return False  # a statement end: code, whatever words it has
+    if is_output_header(body):
+        return True  # "data.csv contents:" is a label
+    if "code" not in kinds and not _QUOTED_LITERAL.search(body):
         return True
-    return sum(len(t) for t in tokens) >= 0.3 * len(body.replace(" ", ""))
+    return reads_as_sentence(body)
 
 
-# ---- structure -----------------------------------------------------------------------------------
+def _whole_literal(body: str) -> bool:
+    """A line that is one quoted literal (a trailing comma or semicolon allowed): data."""
+    m = re.fullmatch(r"""(["'`])(.*)\1\s*[,;]?""", body)
+    return bool(m) and m.group(1) not in m.group(2)
+
+
+# ---- lexing across lines -------------------------------------------------------------------------
 
 
 def fenced_lines(lines: list[str]) -> list[tuple[int, int, str]]:
@@ -189,6 +291,240 @@ def fenced_lines(lines: list[str]) -> list[tuple[int, int, str]]:
             continue
         i += 1
     return blocks
+
+
+@dataclass(frozen=True)
+class LineRole:
+    """How a source line may change: 'prose' (its words), 'code' (nothing, except the comment
+    text after ``keep`` characters when comments may be translated), 'comment' (the same, for a
+    line that is all comment or docstring)."""
+
+    role: str
+    why: str
+    keep: int = -1  # characters that stay put when the rest is comment text; -1: no comment
+
+
+def _trailing_comment(line: str) -> int:
+    """Where a ``//``, ``#`` or `` -- `` comment after code starts (its marker), or -1. Code
+    before it must carry code: ``Use // for division`` has no comment."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == "\\":
+                continue
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'`" and (i == 0 or not line[i - 1].isalnum()):
+            quote = ch
+            continue
+        marker = None
+        if line.startswith("//", i) and (i == 0 or line[i - 1] != ":"):
+            marker = "//"
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t") and line[i + 1 : i + 2] in (" ", ""):
+            marker = "#"
+        elif line.startswith(" -- ", i - 1 if i else 0) and line.startswith("--", i):
+            marker = "--"
+        if marker and i > 0:
+            before = line[:i].strip()
+            if before and (
+                re.search(r"[;{})\]]$|\+\+$|--$", before) or any(k == "code" for _, k in _chunks(before))
+            ):
+                return i
+    return -1
+
+
+_BLOCK_OPEN = re.compile(r"/\*")
+_BLOCK_CLOSE = re.compile(r"\*/")
+_LINE_COMMENT = re.compile(r"^(\s*(?://+|<!--|/\*+|\*+(?!\*)|#+|--)\s?)")
+
+
+def _triple_quotes(line: str) -> int:
+    return len(re.findall(r'"""|\'\'\'', line))
+
+
+def line_roles(lines: list[str]) -> list[LineRole | None]:
+    """The role of each line the lexer can decide from structure alone (None: judge the line)."""
+    roles: list[LineRole | None] = [None] * len(lines)
+    fences = fenced_lines(lines)
+    for first, last, _ in fences:
+        for k in range(first, last + 1):
+            roles[k] = LineRole("code", "fenced code")
+    for k, what in verbatim_lines(lines).items():
+        if roles[k] is None:
+            roles[k] = LineRole("code", what)
+    in_block = False  # inside /* ... */
+    in_string = False  # inside a triple-quoted string
+    for i, line in enumerate(lines):
+        if roles[i] is not None:
+            in_block = in_string = False
+            continue
+        stripped = line.strip()
+        if in_block:
+            roles[i] = LineRole("comment", "block comment", _comment_keep(line))
+            if _BLOCK_CLOSE.search(line):
+                in_block = False
+            continue
+        if in_string:
+            roles[i] = LineRole("comment", "docstring", len(line) - len(line.lstrip()))
+            if _triple_quotes(line) % 2:
+                in_string = False
+            continue
+        if stripped.startswith("/*"):
+            roles[i] = LineRole("comment", "block comment", _comment_keep(line))
+            in_block = not _BLOCK_CLOSE.search(stripped[2:])
+            continue
+        if stripped.startswith(('"""', "'''", 'r"""', "r'''")):
+            count = _triple_quotes(line)
+            lead = len(line) - len(line.lstrip()) + (4 if stripped[0] == "r" else 3)
+            roles[i] = LineRole("comment", "docstring", lead)
+            in_string = count % 2 == 1
+            continue
+        if _triple_quotes(line) % 2 and re.search(r"=\s*[rbuf]?(?:\"\"\"|''')|\(\s*(?:\"\"\"|''')", line):
+            roles[i] = LineRole("code", "string literal")
+            in_string = True
+            continue
+        if stripped.startswith(("//", "<!--")):
+            roles[i] = LineRole("comment", "comment line", _comment_keep(line))
+    return roles
+
+
+def _comment_keep(line: str) -> int:
+    m = _LINE_COMMENT.match(line)
+    return len(m.group(1)) if m else len(line) - len(line.lstrip())
+
+
+def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRole]:
+    """Roles for the lines structure left open: a trailing comment after code, a ``#`` or ``--``
+    comment line among code, a prose line, a code line, or a short line between code lines."""
+    judged: list[LineRole | None] = list(roles)
+    for i, line in enumerate(lines):
+        if judged[i] is not None or not line.strip():
+            continue
+        cut = _trailing_comment(line)
+        if cut >= 0:
+            marker = 2 if line.startswith(("//", "--"), cut) else 1
+            keep = cut + marker + (1 if line[cut + marker : cut + marker + 1] == " " else 0)
+            judged[i] = LineRole("code", "code with a trailing comment", keep)
+        elif (cut := _code_then_prose(line)) > 0:
+            judged[i] = LineRole("code", "statement before a sentence", cut)
+        elif line_is_prose(line):
+            judged[i] = LineRole("prose", "prose")
+        elif (cut := _prose_then_code(line)) > 0:
+            judged[i] = LineRole("prose", "prose then code", cut)
+        elif _continues_sentence(lines, judged, i):
+            judged[i] = LineRole("prose", "prose")  # the sentence of the line above goes on
+        else:
+            judged[i] = LineRole("code", _why_code(line))
+    # A fenced block speaks for itself: it does not make the lines around it code.
+    codeish = [r is not None and r.role in ("code", "comment") and r.why != "fenced code" for r in judged]
+    # Short or indented lines that are no sentence (`exit 1`, `fi`) take their side from the
+    # nearest lines that are not such lines themselves, so a run of them goes with its block.
+    undecided = [
+        r is not None
+        and r.role == "prose"
+        and not reads_as_sentence(ln.strip())
+        and (len(ln.split()) <= 2 or ln[:1] in (" ", "\t"))
+        for ln, r in zip(lines, judged, strict=True)
+    ]
+    out: list[LineRole] = []
+    for i, line in enumerate(lines):
+        role = judged[i]
+        if role is None:
+            out.append(LineRole("blank", "blank line"))
+            continue
+        if role.role == "prose":
+            up, down = (
+                _neighbour(lines, codeish, i, -1, undecided),
+                _neighbour(lines, codeish, i, 1, undecided),
+            )
+            near_code = up is not False and down is not False and (up or down)
+            stripped = line.strip()
+            if is_output_header(stripped):
+                pass  # "Output:", "data.csv contents:" between blocks: a label
+            elif near_code and stripped.startswith(("#", "--")) and not stripped.startswith("##"):
+                role = LineRole("comment", "comment line among code", _comment_keep(line))
+            elif (
+                near_code
+                and not reads_as_sentence(stripped)
+                and (len(stripped.split()) <= 2 or line[:1] in (" ", "\t"))
+            ):
+                role = LineRole("code", "short or indented line between code lines")
+        out.append(role)
+    return out
+
+
+def _neighbour(
+    lines: list[str], codeish: list[bool], i: int, step: int, skip: list[bool] | None = None
+) -> bool | None:
+    j = i + step
+    while 0 <= j < len(lines):
+        if skip is not None and not lines[j].strip():
+            return None  # the paragraph ends: its edge goes with the other side
+        if lines[j].strip() and not (skip and skip[j]):
+            return codeish[j]
+        j += step
+    return None
+
+
+def _continues_sentence(lines: list[str], judged: list[LineRole | None], i: int) -> bool:
+    """ "...a program that compiles" / "with C++.": the second line ends the sentence above."""
+    if not i or judged[i - 1] != LineRole("prose", "prose") or lines[i][:1] in (" ", "\t"):
+        return False
+    above, line = lines[i - 1].strip(), lines[i].strip()
+    ends = line[-1:] in ".!?" or any(_core(c).lower() in _FUNCTION_WORDS for c in line.split())
+    return (
+        ends
+        and not above.startswith(("#", "//", "--"))
+        and not re.search(r"[.!?:]$", above)
+        and reads_as_sentence(above)
+        and reads_as_sentence(f"{above} {lines[i].strip()}")
+    )
+
+
+def _code_then_prose(line: str) -> int:
+    """Where the sentence starts in "2. int y = x * 2; This doubles x.", or -1: a statement that
+    ends in ``;`` with code in it, then words."""
+    m = re.search(r";\s+(?=\S)", line)
+    if not m or not line[m.end() :].strip():
+        return -1
+    head = line[: m.start()]
+    if 0 < _prose_then_code(line) <= m.start():
+        return -1  # "Translate this code: a = 1; b = 2": the sentence comes first
+    if any(k == "code" for _, k in _chunks(head)) and not line_is_prose(head):
+        return m.end()
+    return -1
+
+
+def _prose_then_code(line: str) -> int:
+    """Where the code starts in "Fix the error in this code: def f(x):", or -1: a sentence up to
+    a colon, code after it."""
+    m = re.search(r"[:?]\s+(?=\S)", line)
+    if not m:
+        return -1
+    head, tail = line[: m.start() + 1], line[m.end() :]
+    if reads_as_sentence(head) and not line_is_prose(tail):
+        return m.end()
+    return -1
+
+
+def _why_code(line: str) -> str:
+    body = line.strip()
+    kinds = [k for _, k in _chunks(body)]
+    if "word" not in kinds:
+        return "no natural-language word"
+    if _SQL_STATEMENT.match(body) or _SQL_CLAUSE.match(body):
+        return "SQL statement"
+    if _MAPPING.match(line):
+        return "key: value mapping"
+    if _whole_literal(body):
+        return "quoted literal"
+    if re.search(r"[;{}]\s*$", body):
+        return "statement end"
+    return "code-bearing chunks, not a sentence"
+
+
+# ---- Python as a whole ---------------------------------------------------------------------------
 
 
 class _Blank(ast.NodeTransformer):
@@ -231,106 +567,6 @@ def python_tree(text: str, blank_docstrings: bool) -> str | None:
     return ast.dump(tree)
 
 
-def _without_comment(line: str) -> str:
-    """The line with a trailing ``# comment`` removed (a ``#`` inside quotes is left alone)."""
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#":
-            return line[:i].rstrip()
-    return line
-
-
-# ---- the check -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Difference:
-    line: int  # 1-based line of the source turn, 0 for the whole turn
-    what: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.what}" if self.line else self.what
-
-
-def _show(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
-def first_difference(source: str, translated: str, *, translate_comments: bool = False) -> Difference | None:
-    """None when every piece of code in ``source`` came through ``translated`` unchanged."""
-    src, out = source.split("\n"), translated.split("\n")
-    if len(src) != len(out):
-        return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
-    verbatim = verbatim_lines(src)
-
-    # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
-    # comment or docstring that translate_comments allows to change.
-    regions: list[tuple[int, int]] = []  # [first, last) line ranges of Python code
-    if python_tree(source, False) is not None:
-        regions.append((0, len(src)))
-    fenced: set[int] = set()
-    fence_marks: set[int] = set()
-    for first, last, info in fenced_lines(src):
-        fenced.update(range(first, last + 1))
-        fence_marks.update((first, last))
-        if info in ("", "python", "py", "python3") and python_tree("\n".join(src[first + 1 : last]), False):
-            regions.append((first + 1, last))
-    python_lines: set[int] = set()
-    for first, last in regions:
-        python_lines.update(range(first, last))
-        before, after = "\n".join(src[first:last]), "\n".join(out[first:last])
-        if python_tree(before, translate_comments) != python_tree(after, translate_comments):
-            i = next((k for k in range(first, last) if src[k] != out[k]), first)
-            return Difference(i + 1, f"Python code changed (AST differs): {_show(src[i])} -> {_show(out[i])}")
-        docstrings = _docstring_lines(before, first) if translate_comments else set()
-        for i in range(first, last):
-            if src[i] == out[i]:
-                continue
-            allowed = (
-                translate_comments
-                and i not in verbatim
-                and (i in docstrings or _without_comment(src[i]) == _without_comment(out[i]))
-            )
-            if not allowed:
-                return Difference(i + 1, f"Python code changed: {_show(src[i])} -> {_show(out[i])}")
-
-    for i in sorted(fenced - python_lines):
-        if src[i] != out[i]:
-            return Difference(i + 1, f"fenced code changed: {_show(src[i])} -> {_show(out[i])}")
-
-    # Fence lines are judged with their blocks, not as neighbours of the text around them.
-    code_like = [carries_code(line) and i not in fence_marks for i, line in enumerate(src)]
-    for i, (s, o) in enumerate(zip(src, out, strict=True)):
-        if s == o or i in fenced or i in python_lines:
-            continue
-        if i in verbatim:
-            return Difference(i + 1, f"{verbatim[i]} changed: {_show(s)} -> {_show(o)}")
-        if not s.strip() and not o.strip():
-            # Whitespace of a blank line is the code's only inside a code block (" \n" in C).
-            up = next((code_like[k] for k in range(i - 1, -1, -1) if src[k].strip()), False)
-            down = next((code_like[k] for k in range(i + 1, len(src)) if src[k].strip()), False)
-            if up and down:
-                return Difference(i + 1, f"blank line inside code changed: {_show(s)} -> {_show(o)}")
-            continue
-        inline = _OUTPUT_INLINE.match(s)
-        if inline and not o.endswith(inline.group(1)):
-            return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
-        lost = _lost_token(s, o)
-        if lost is not None:
-            return Difference(i + 1, f"code token {_show(lost, 40)} lost: {_show(s)} -> {_show(o)}")
-        # An output header ("input.txt content:") is a label: its words may be translated.
-        if clearly_prose(s) or _prose_then_same_code(s, o) or is_output_header(s):
-            continue
-        if code_like[i] or _between_code(src, code_like, i) or _in_code_paragraph(src, code_like, i):
-            return Difference(i + 1, f"code line changed: {_show(s)} -> {_show(o)}")
-    return None
-
-
 def _docstring_lines(code: str, first: int) -> set[int]:
     """Line indexes (offset by ``first``) inside the docstrings of ``code``, quotes included."""
     try:
@@ -353,6 +589,43 @@ def _docstring_lines(code: str, first: int) -> set[int]:
     return lines
 
 
+def _without_comment(line: str) -> str:
+    """The line with a trailing ``# comment`` removed (a ``#`` inside quotes is left alone)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i].rstrip()
+    return line
+
+
+# ---- verbatim blocks -----------------------------------------------------------------------------
+
+_OUTPUT_WORDS = {"output", "outputs", "stdout", "print", "prints", "printed", "run", "content", "contents"}
+_OUTPUT_KINDS = {"expected", "sample", "example", "program", "console"}
+_LINKING_WORDS = {"is", "are", "will", "would", "should", "be"}
+
+
+def is_output_header(line: str) -> bool:
+    """A line that announces program output or file contents: at most seven words ending in an
+    output word (a linking verb may follow it) and a colon ("Output:", "The program prints:",
+    "data.csv contents:"), or "Expected output" on its own."""
+    body = line.strip().strip("#*>_- ").rstrip("*_ ")
+    words = body.lower().rstrip(":").split()
+    if not words or len(words) > 9:
+        return False
+    if not body.endswith(":"):
+        return len(words) == 2 and words[0] in _OUTPUT_KINDS and words[1] == "output"
+    while len(words) > 1 and words[-1] in _LINKING_WORDS:
+        words.pop()
+    return words[-1] in _OUTPUT_WORDS and len(words) <= 7
+
+
+_OUTPUT_INLINE = re.compile(r"(?i)^[\s#*>_-]*(?:expected\s+)?output\s*:\s*(\S.*)$")
 _SESSION_PROMPT = re.compile(r"^\s*(?:>>>|\$)(?:\s|$)")
 _DIFF_HEADER = re.compile(r"^(?:diff --git |--- \S|\+\+\+ \S|@@ -\d)")
 _TRACEBACK = re.compile(r"^\s*(?:Traceback \(most recent call last\):|Exception in thread )")
@@ -380,34 +653,9 @@ def verbatim_lines(lines: list[str]) -> dict[int, str]:
     return found
 
 
-def _prose_then_same_code(source: str, translated: str) -> bool:
-    """ "Rewrite this code: x = [1, 2]" -> "...: x = [1, 2]": words before a colon or question
-    mark changed, and everything after it came through unchanged."""
-    for m in re.finditer(r"[:?] ", source):
-        head, tail = source[: m.start()], source[m.start() + 1 :]
-        if tail.strip() and translated.endswith(tail):
-            words = head.split()
-            natural = [w for w in words if _NATURAL_WORD.match(w)]
-            return len(natural) >= 2 and len(natural) >= 0.75 * len(words)
-    return False
-
-
-def _lost_token(source: str, translated: str) -> str | None:
-    """The first code token of ``source`` found fewer times in ``translated`` than in the source.
-    A token's word-character ends must stand free (``camelCase`` is not in ``camelCasean``);
-    punctuation may touch it (translation moves commas and dashes about)."""
-    counts = Counter(code_tokens(source))
-    for token in code_tokens(source):
-        lead = r"(?<![\w])" if token[0].isalnum() or token[0] == "_" else ""
-        trail = r"(?![\w])" if token[-1].isalnum() or token[-1] == "_" else ""
-        if len(re.findall(lead + re.escape(token) + trail, translated)) < counts[token]:
-            return token
-    return None
-
-
 def output_lines(lines: list[str]) -> set[int]:
     """Indexes of program-output lines: the block right after an output header. After a blank
-    line, a block that reads as prose is the text going on, not output."""
+    line, a block of sentences is the text going on, not output."""
     found: set[int] = set()
     for i, line in enumerate(lines):
         if not is_output_header(line):
@@ -419,33 +667,145 @@ def output_lines(lines: list[str]) -> set[int]:
         while j < len(lines) and lines[j].strip() and not is_output_header(lines[j]):
             block.append(j)
             j += 1
-        sentences = all(clearly_prose(lines[k]) and lines[k].rstrip()[-1:] in (".", "!", "?") for k in block)
+        sentences = all(reads_as_sentence(lines[k]) and lines[k].rstrip()[-1:] in ".!?" for k in block)
         if block and (block[0] == i + 1 or not sentences):
             found.update(block)
     return found
 
 
-def _in_code_paragraph(lines: list[str], code_like: list[bool], i: int) -> bool:
-    """The run of non-blank lines around line ``i`` has a line that carries code."""
-    first, last = i, i
-    while first > 0 and lines[first - 1].strip():
-        first -= 1
-    while last + 1 < len(lines) and lines[last + 1].strip():
-        last += 1
-    return any(code_like[k] for k in range(first, last + 1) if k != i)
+# ---- the row's own code --------------------------------------------------------------------------
 
 
-def _between_code(lines: list[str], code_like: list[bool], i: int) -> bool:
-    """The nearest non-blank lines above and below carry code (an edge of the turn counts as
-    agreeing with the other side, so the last line of a code block is judged by the block)."""
-    up = next((code_like[j] for j in range(i - 1, -1, -1) if lines[j].strip()), None)
-    down = next((code_like[j] for j in range(i + 1, len(lines)) if lines[j].strip()), None)
-    if up is None and down is None:
-        return False
-    return (up is not False) and (down is not False)
+def code_vocabulary(text: str) -> frozenset[str]:
+    """Names and quoted values that the code lines of ``text`` use: a label elsewhere in the row
+    that names one of them (``Table: customer`` for ``FROM customer``) is data, not prose."""
+    lines = text.split("\n")
+    roles = _judge_lines(lines, line_roles(lines))
+    found: set[str] = set()
+    for line, role in zip(lines, roles, strict=True):
+        if role.role != "code":
+            continue
+        found.update(re.findall(r"[A-Za-z_]\w*", line))
+        found.update(m.group(0)[1:-1] for m in _QUOTED_LITERAL.finditer(line))
+    return frozenset(found)
 
 
-def verify_turn(source: str, translated: str, *, translate_comments: bool = False) -> str | None:
+_LABEL = re.compile(r"^\s*[A-Z][\w ]{0,30}:\s+(\S.*?)\s*$")
+
+
+# ---- the check -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    line: int  # 1-based line of the source turn, 0 for the whole turn
+    what: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.what}" if self.line else self.what
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def first_difference(
+    source: str, translated: str, *, translate_comments: bool = False, context: str = ""
+) -> Difference | None:
+    """None when every piece of code in ``source`` came through ``translated`` unchanged.
+    ``context``: the row's other turns, whose code names the data labels of this one."""
+    if source == translated:
+        return None
+    src, out = source.split("\n"), translated.split("\n")
+    if len(src) != len(out):
+        return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
+
+    # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
+    # comment or docstring that translate_comments allows to change.
+    regions: list[tuple[int, int]] = []
+    if python_tree(source, False) is not None:
+        regions.append((0, len(src)))
+    for first, last, info in fenced_lines(src):
+        if info in ("", "python", "py", "python3") and python_tree("\n".join(src[first + 1 : last]), False):
+            regions.append((first + 1, last))
+    python_lines: set[int] = set()
+    for first, last in regions:
+        python_lines.update(range(first, last))
+        before, after = "\n".join(src[first:last]), "\n".join(out[first:last])
+        if python_tree(before, translate_comments) != python_tree(after, translate_comments):
+            i = next((k for k in range(first, last) if src[k] != out[k]), first)
+            return Difference(i + 1, f"Python code changed (AST differs): {_show(src[i])} -> {_show(out[i])}")
+        docstrings = _docstring_lines(before, first) if translate_comments else set()
+        for i in range(first, last):
+            if src[i] != out[i] and not (
+                translate_comments
+                and (i in docstrings or _without_comment(src[i]) == _without_comment(out[i]))
+            ):
+                return Difference(i + 1, f"Python code changed: {_show(src[i])} -> {_show(out[i])}")
+
+    roles = _judge_lines(src, line_roles(src))
+    vocabulary: frozenset[str] | None = None
+    for i, (s, o) in enumerate(zip(src, out, strict=True)):
+        if s == o or i in python_lines:
+            continue
+        role = roles[i]
+        if role.role == "blank":
+            if not o.strip():
+                up = _neighbour(src, [r.role in ("code", "comment") for r in roles], i, -1)
+                down = _neighbour(src, [r.role in ("code", "comment") for r in roles], i, 1)
+                if up and down:
+                    return Difference(i + 1, f"blank line inside code changed: {_show(s)} -> {_show(o)}")
+                continue
+            return Difference(i + 1, f"blank line got text: {_show(o)}")
+        if role.role in ("code", "comment"):
+            if translate_comments and role.keep >= 0 and o[: role.keep] == s[: role.keep]:
+                continue
+            if (
+                role.why == "statement before a sentence"
+                and o[: role.keep] == s[: role.keep]
+                and _lost_token(s[role.keep :], o[role.keep :]) is None
+            ):
+                continue
+            return Difference(i + 1, f"{role.why} changed: {_show(s)} -> {_show(o)}")
+        inline = _OUTPUT_INLINE.match(s)
+        if inline and not o.endswith(inline.group(1)):
+            return Difference(i + 1, f"program output changed: {_show(s)} -> {_show(o)}")
+        if role.why == "prose then code":
+            tail = s[role.keep :]
+            if not o.endswith(tail):
+                return Difference(i + 1, f"code after the sentence changed: {_show(s)} -> {_show(o)}")
+            continue
+        lost = _lost_token(s, o)
+        if lost is not None:
+            return Difference(i + 1, f"code token {_show(lost, 40)} lost: {_show(s)} -> {_show(o)}")
+        label = _LABEL.match(s)
+        if label and context and len(label.group(1).split()) <= 3:
+            if vocabulary is None:
+                vocabulary = code_vocabulary(context)
+            for value in [label.group(1).strip("'\"`"), *label.group(1).split()]:
+                if value.strip("'\"`.,") in vocabulary and not re.search(
+                    rf"(?<!\w){re.escape(value.strip(chr(39) + chr(34) + '`.,'))}(?!\w)", o
+                ):
+                    return Difference(i + 1, f"data label the code uses changed: {_show(s)} -> {_show(o)}")
+    return None
+
+
+def _lost_token(source: str, translated: str) -> str | None:
+    """The first token that must come through ``source`` found fewer times in ``translated``. A
+    token's word-character ends must stand free (``camelCase`` is not in ``camelCasean``)."""
+    tokens = code_tokens(source)
+    counts = Counter(tokens)
+    for token in tokens:
+        lead = r"(?<![\w])" if token[0].isalnum() or token[0] == "_" else ""
+        trail = r"(?![\w])" if token[-1].isalnum() or token[-1] == "_" else ""
+        if len(re.findall(lead + re.escape(token) + trail, translated)) < counts[token]:
+            return token
+    return None
+
+
+def verify_turn(
+    source: str, translated: str, *, translate_comments: bool = False, context: str = ""
+) -> str | None:
     """A one-line description of the first code difference, or None."""
-    found = first_difference(source, translated, translate_comments=translate_comments)
+    found = first_difference(source, translated, translate_comments=translate_comments, context=context)
     return None if found is None else str(found)

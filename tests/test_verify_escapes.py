@@ -1,0 +1,139 @@
+"""Each kind of code that once passed the verifier changed, spoiled exactly that way.
+
+The worst-case model is a transliterator: every Latin letter it is sent becomes Cyrillic. It is a
+legitimate adversary (it keeps placeholders and line structure, as a well-behaved model does) and
+it changes everything it touches, so whatever it is sent shows up in the output. Each case below
+spoils one thing, the way the escape was seen on real rows, and the verifier must name the line;
+the same turn with only its prose spoiled must pass, so no case passes by rejecting everything.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dataset_builder.stages.translate import _Turn
+from dataset_builder.translate.verify import verify_turn
+
+_LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CYRILLIC = "абцдефгхийклмнопqрстуввхызАБЦДЕФГХИЙКЛМНОПQРСТУВВХЫЗ"
+_TABLE = str.maketrans(_LATIN, _CYRILLIC)
+
+
+def transliterate(text: str) -> str:
+    return text.translate(_TABLE)
+
+
+def translate_words(text: str) -> str:
+    """A well-behaved model: the plain words change, everything else stays."""
+    return re.sub(r"(?<!\S)[A-Za-z][a-z]*(?=[.,:;!?]?(?:\s|$))", lambda m: transliterate(m.group(0)), text)
+
+
+def spoil(text: str, part: str, replacement: str | None = None) -> str:
+    assert part in text, part
+    return text.replace(part, transliterate(part) if replacement is None else replacement, 1)
+
+
+# (name, turn, the part the model changed, what it became (None: transliterated), the row's other
+#  turn, a prose part of the turn whose translation must pass, translate_comments)
+ESCAPES = [
+    ("trailing-comment", "Start the server:\n\nserver.listen('8080'); // The web server is now listening on port 8080",
+     "server.listen('8080'); // The web server is now listening on port 8080",
+     "server.listen('8080') // Веб-сервер теперь слушает порт 8080", "", "Start the server:", False),
+    ("trailing-comment-only", "Start it.\n\nserver.listen('8080'); // The web server is now listening",
+     "The web server is now listening", None, "", "Start it.", False),
+    ("comment-output", "function show(x) {\n  console.log(x);\n}\nshow(5);\n// Output:\n// 5",
+     "// Output:", None, "", None, False),
+    ("comment-implementation", "Here it is.\n\n// Implementation\n\nfunction add(a, b) {\n  return a + b;\n}",
+     "// Implementation", None, "", "Here it is.", False),
+    ("jsdoc", "/**\n * Function to compare two strings and return the longer one\n * @param {string} a\n */\nfunction longer(a, b) {\n  return a.length >= b.length ? a : b;\n}",
+     " * Function to compare two strings and return the longer one", None, "", None, False),
+    ("java-comment", "public class Main {\n    public static void main(String[] args) {\n        // Print the greeting to the console\n        System.out.println(\"Hi\");\n    }\n}",
+     "        // Print the greeting to the console", None, "", None, False),
+    ("csharp-comment", "Here is the C# version.\n\n// Doubles the number that it is given\n\nstatic int Twice(int x) => x * 2;",
+     "// Doubles the number that it is given", None, "", "Here is the C# version.", False),
+    ("docstring-not-parsing", "def double(x):\n  \"\"\"Return the double of the given number.\"\"\"\n    return x * 2",
+     "Return the double of the given number.", None, "", None, False),
+    ("docstring-in-code-input", "Explain what this function does.\ndef product(nums):\n    \"\"\"Find product of all numbers in the list\"\"\"\n    result = 1\n    for n in nums:\n        result *= n\n    return result",
+     "Find product of all numbers in the list", None, "", "Explain what this function does.", False),
+    ("program-output-answer", "A\nB\nC\nD\nE", "A\nB", None, "What will this code output?\nfor c in 'ABCDE': print(c)", None, False),
+    ("data-label-table", "Write a SQL query that lists the customers of one state.\nTable: customer\nState: Texas",
+     "Table: customer", None, "SELECT name FROM customer WHERE state = 'Texas';", "Write a SQL query that lists the customers of one state.", False),
+    ("data-label-value", "Write a SQL query that lists the customers of one state.\nTable: customer\nState: Texas",
+     "State: Texas", None, "SELECT name FROM customer WHERE state = 'Texas';", "Write a SQL query that lists the customers of one state.", False),
+    ("increment-with-comment", "Fix the loop.\n\nwhile (i < 10) {\n        i++;  // Include this line to fix the infinite loop\n}",
+     "i++;", None, "", "Fix the loop.", False),
+    ("sql-lower-case", "Here is the query you need.\n\nselect name from users where age is not null order by name",
+     "select name from users where age is not null order by name", None, "", "Here is the query you need.", False),
+    ("quoted-one-liner", "Count the vowels in this string.\n\"The quick brown fox jumps over the lazy dog while the old cat sleeps under the warm sun\"",
+     "The quick brown fox jumps over the lazy dog while the old cat sleeps under the warm sun", None, "", "Count the vowels in this string.", False),
+    ("list-item-code", "The steps are:\n1. int x = 5;\n2. int y = x * 2; This line doubles the value of x.", "int y", None, "", "The steps are:", False),
+    ("std-map-in-prose", "You can count the characters with a std::map in C++.", "std::map", None, "", None, False),
+    ("generic-in-prose", "In Java, store the counts in a Map<Character, Integer> instead.", "Map<Character, Integer>", None, "", None, False),
+    ("yaml", "Here is the job.\n\njobs:\n  build:\n    name: my build job\n    runs-on: ubuntu-latest",
+     "name: my build job", None, "", "Here is the job.", False),
+    ("js-object-input", "Sort these people by age.\n{ name: 'John', age: 30, city: 'New York' }",
+     "{ name: 'John', age", "{ наме: 'John', аге", "", "Sort these people by age.", False),
+    ("table-schema", "Write a query that finds the highest salary.\nemployees (id INT, name VARCHAR(50), salary DECIMAL)",
+     "employees (id INT, name VARCHAR(50), salary DECIMAL)", None, "", "Write a query that finds the highest salary.", False),
+    ("include-in-numbered-explanation", "1. #include <iostream>: This line includes the input and output stream library.",
+     "#include", None, "", None, False),
+    ("increment-in-prose", "The loop ends because x++ runs after every pass.", "x++", None, "", None, False),
+    ("comparison-in-prose", "The loop runs while i<nums.length holds.", "i<nums.length", "и<nums.length", "", None, False),
+    ("tag-in-prose", "Every page starts with the <html> tag.", "<html>", None, "", None, False),
+    ("comment-code-part-with-translated-comments", "Start it.\n\nserver.listen('8080'); // The web server is now listening",
+     "server.listen('8080');", None, "", "Start it.", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "turn", "part", "becomes", "context", "prose", "comments"), ESCAPES, ids=[c[0] for c in ESCAPES]
+)
+def test_the_verifier_catches_each_escape(
+    name: str, turn: str, part: str, becomes: str | None, context: str, prose: str | None, comments: bool
+) -> None:
+    spoiled = spoil(turn, part, becomes)
+    found = verify_turn(turn, spoiled, translate_comments=comments, context=context)
+    assert found is not None, f"{name}: {part!r} changed and passed"
+    line = turn[: turn.index(part)].count("\n") + 1
+    assert found.startswith(f"line {line}: "), found  # the detail names the line and the rule
+    if prose is not None:
+        assert (
+            verify_turn(
+                turn, spoil(turn, prose, translate_words(prose)), translate_comments=comments, context=context
+            )
+            is None
+        )
+
+
+def test_translated_comments_may_change_behind_their_marker() -> None:
+    turn = "Start it.\n\nserver.listen('8080'); // The web server is now listening"
+    spoiled = spoil(turn, "The web server is now listening")
+    assert verify_turn(turn, spoiled, translate_comments=True) is None
+    jsdoc = "/**\n * Compare two strings\n */\nfunction f(a) {\n  return a;\n}"
+    assert verify_turn(jsdoc, spoil(jsdoc, "Compare two strings"), translate_comments=True) is None
+    assert verify_turn(jsdoc, spoil(jsdoc, " * Compare", " Compare"), translate_comments=True) is not None
+
+
+# Rows with no code: a worst-case model that changes every letter it is sent must still get them
+# published, through the stage's own segmenting, placeholders and reassembly.
+PROSE_ROWS = [
+    "Classic Chocolate Chip Cookies\n\nIngredients:\n- 2 cups flour\n- 1 cup sugar\n- 2 eggs\n\nBake for 12 minutes.",
+    "Fill in the blank: The capital of France is ___.",
+    "John Smith\n123 Main Street, Springfield, IL 62704\nUnited States",
+    "Roses are red,\nviolets are blue,\nsugar is sweet,\nand so are you.",
+    "Wrap the title in <b> tags to make it bold, e.g. <b>Title</b>.",
+    "Top three reasons:\n1. speed\n2. safety\n3. cost",
+    "What is the difference between a list and a tuple?",
+    "Introduction\n\nThis guide explains how to plan a trip. It covers budgets, tickets and packing.",
+    "Write a C++ program that reads a .txt file; it's JavaScript's turn next, in the 12-hour format.",
+]
+
+
+@pytest.mark.parametrize("text", PROSE_ROWS)
+def test_prose_is_not_thrown_away(text: str) -> None:
+    turn = _Turn(text, False, "en")
+    translated, _ = turn.assemble({s: transliterate(s) for s in turn.sentences()}, {})
+    assert translated != text
+    assert verify_turn(text, translated) is None
