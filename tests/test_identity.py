@@ -16,7 +16,9 @@ from dataset_builder.registry import Registry
 def test_declared_parts_differ_and_toolkit_settings_are_left_to_the_rows(sample_registry: Registry) -> None:
     recipe = load_recipe(ROOT / "recipes" / "sample.toml")
     manifest = sample_registry.get("python-ru-sample@0.1.0").manifest
-    assert compare(recipe, manifest).identical
+    same = compare(recipe, manifest)
+    # The sample's mt_quality stage scores with a model of its own: left to the rows.
+    assert same.differences == [] and all("mt_quality" in u for u in same.unknown)
 
     changed = copy.deepcopy(manifest)
     changed["recipe"]["dataset"]["license"] = "mit"
