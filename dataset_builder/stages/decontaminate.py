@@ -265,6 +265,32 @@ def _distinct_shingles(sh: Shingles) -> tuple[np.ndarray, np.ndarray]:
     return owner[keep], hashes[keep]
 
 
+def _per_key(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per entry of ``keys``: how many entries with its key have ``mask`` set."""
+    chosen, times = np.unique(keys[mask], return_counts=True)
+    if not len(chosen):
+        return np.zeros(len(keys), dtype=np.int64)
+    at = np.minimum(np.searchsorted(chosen, keys), len(chosen) - 1)
+    return np.where(chosen[at] == keys, times[at], 0)
+
+
+def _window_keys(d_words: Shingles, doc: np.ndarray, offset: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Per pair: a hash of row ``doc[k]``'s words where a text of ``length[k]`` words sits at
+    ``offset[k]`` (the diagonal its shared n-grams agree on). The same copy with a word replaced or
+    two words swapped has one key in every row that quotes it; rows that only share a phrase of the
+    text differ where the rest of the text would be."""
+    lo = np.clip(offset, 0, d_words.counts()[doc])
+    hi = np.clip(offset + length, lo, d_words.counts()[doc])
+    base = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
+    total = len(d_words.hashes)
+    power = np.cumprod(np.full(total, base, dtype=np.uint64))  # base ** (i + 1), wrapping
+    prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum(d_words.hashes * power, dtype=np.uint64)])
+    inverse = np.cumprod(np.full(total + 1, np.uint64(pow(int(base), -1, 1 << 64)), dtype=np.uint64))
+    inverse = np.concatenate([np.ones(1, np.uint64), inverse[:-1]])  # base ** -i
+    a, b = d_words.offsets[doc] + lo, d_words.offsets[doc] + hi
+    return (prefix[b] - prefix[a]) * inverse[a] + (hi - lo).astype(np.uint64)
+
+
 def _longest_tokens(joined: np.ndarray, q_words: Shingles) -> np.ndarray:
     """Per text: the words of its longest whitespace-separated token (at least 1)."""
     token = np.cumsum(~joined) - 1  # the token of each word, numbered over all texts
@@ -383,45 +409,46 @@ class Decontaminate(Stage):
         copies = crowd[query]
         many = copies >= cfg.min_copies
 
-        # The text's rare n-grams: held by at most rare_rows rows that are not its copies. Its copies
-        # can lower an n-gram's count by at most their number, so only those n-grams are probed.
-        q_owner, q_hash = _distinct_shingles(queries)
-        freq = found.doc_freq[np.searchsorted(found.vocab, q_hash)]
-        maybe = freq - crowd[q_owner] <= cfg.rare_rows
-        candidates = Shingles(
-            q_hash[maybe],
-            np.concatenate([[0], np.cumsum(np.bincount(q_owner[maybe], minlength=queries.num_docs))]).astype(
-                np.int64
-            ),
-        )
-        # (Pairs of a text found in min_copies rows are decided already, and so are its copies.)
+        # The text's rare n-grams: held by at most rare_rows rows that are not its copies, where the
+        # candidate rows holding the same words where the text would sit count once: the same lightly
+        # edited copy in two rows (one prompt asked twice with different answers) is one copy, not
+        # common phrasing. (Pairs of a text found in min_copies rows are decided already.)
         open_pairs = np.flatnonzero(~many)
-        _, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
+        open_offset, held, held_hash = diagonals(queries, docs, doc[open_pairs], query[open_pairs])
+        offset = np.zeros(len(doc), dtype=np.int64)
+        offset[open_pairs] = open_offset
+        length = q_words.counts()[query]
+        window = _window_keys(d_words, doc, offset, length)
         held_pair = open_pairs[held]
         vocab_id = np.searchsorted(found.vocab, held_hash)
         width = np.int64(len(found.vocab))
         keys = query[held_pair] * width + vocab_id
-        in_copies, times = np.unique(keys[near[held_pair]], return_counts=True)
-        at = np.minimum(np.searchsorted(in_copies, keys), max(len(in_copies) - 1, 0))
-        by_copies = np.where(in_copies[at] == keys, times[at], 0) if len(in_copies) else 0
-        rare = np.bincount(
-            held_pair[found.doc_freq[vocab_id] - by_copies <= cfg.rare_rows], minlength=len(doc)
-        )
+        in_copies = near[held_pair]
+        rare_count = found.doc_freq[vocab_id] - _per_key(keys, in_copies)
+        others = ~in_copies
+        # Rows among the text's other candidates holding the n-gram, and their distinct windows.
+        rare_count -= _per_key(keys, others)
+        first = np.zeros(len(keys), dtype=bool)
+        if len(keys):
+            order = np.lexsort((window[held_pair], keys))
+            k, w = keys[order], window[held_pair][order]
+            new = np.concatenate([[True], (k[1:] != k[:-1]) | (w[1:] != w[:-1])])
+            first[order] = new
+        rare_count += _per_key(keys, others & first)
+        rare = np.bincount(held_pair[rare_count <= cfg.rare_rows], minlength=len(doc))
         allowed = 1 + np.floor(np.round(cfg.edit_rate * rare, 9)).astype(np.int64)
 
         # An edit loses at most n + (words of the longest token - 1) of the text's n-grams: pairs that
         # lost more than their allowed edits can have are not aligned.
         longest = _longest_tokens(joined, q_words)
         reach = (n + longest - 1)[query]
-        length = q_words.counts()[query]
         aligned = np.flatnonzero(~many & (shared >= size[query] - reach * allowed))
         edits = np.full(len(doc), -1, dtype=np.int64)
         if len(aligned):
-            offset, _, _ = diagonals(queries, docs, doc[aligned], query[aligned])
             edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
             slack = allowed[aligned] * longest[query[aligned]] + n
             edits[aligned] = edit_counts(
-                q_words, d_words, query[aligned], doc[aligned], offset, slack, edges, joined
+                q_words, d_words, query[aligned], doc[aligned], offset[aligned], slack, edges, joined
             )
         hit = many | ((edits >= 0) & (edits <= allowed))
         score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
