@@ -148,6 +148,19 @@ class _Texts:
     texts: list[str] = field(default_factory=list)
     item: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    parts: list[list[str]] = field(default_factory=list)  # per text: its columns' values
+    # copy: the texts compared (each text, then its parts in other orders) and the text of each.
+    orders: list[str] = field(default_factory=list)
+    origin: list[int] = field(default_factory=list)
+
+    def reorder(self) -> None:
+        """Fill ``orders``: each text as it is, then (for the copy method, which aligns words in
+        order) its input before its instruction, and its sentences with two of them traded."""
+        self.orders, self.origin = list(self.texts), list(range(len(self.texts)))
+        for k, parts in enumerate(self.parts):
+            for text in _other_orders(parts):
+                self.orders.append(text)
+                self.origin.append(k)
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,9 @@ def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
         if not isinstance(record, dict):
             continue
         seen.update(record)
-        out.texts.append("\n".join(str(record[c]) for c in spec.columns if record.get(c) not in (None, "")))
+        parts = [str(record[c]) for c in spec.columns if record.get(c) not in (None, "")]
+        out.texts.append("\n".join(parts))
+        out.parts.append(parts)
         label = record.get(spec.id_column) if spec.id_column else None
         out.item.append(str(label) if label not in (None, "") else f"#{index}")
     missing = [c for c in wanted if c not in seen]
@@ -349,6 +364,27 @@ def _check_languages(
     return other
 
 
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# Sentences of one part traded two at a time up to this many sentences (6 orders at most).
+_MAX_SENTENCES = 4
+
+
+def _other_orders(parts: list[str]) -> list[str]:
+    """A text's parts (instruction, input) in the other orders a copy may put them in: the parts
+    reversed, and each two sentences of one part traded. Distinct, and none the text itself."""
+    text = "\n".join(parts)
+    out = ["\n".join(reversed(parts))] if len(parts) > 1 else []
+    for k, part in enumerate(parts):
+        sentences = _SENTENCE_END.split(part.strip())
+        if not 2 <= len(sentences) <= _MAX_SENTENCES:
+            continue
+        for a, b in itertools.combinations(range(len(sentences)), 2):
+            traded = list(sentences)
+            traded[a], traded[b] = traded[b], traded[a]
+            out.append("\n".join([*parts[:k], " ".join(traded), *parts[k + 1 :]]))
+    return [t for t in dict.fromkeys(out) if t != text]
+
+
 @functools.lru_cache(maxsize=4096)
 def _grams_of(text: tuple[str, ...], n: int) -> list[str]:
     return list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
@@ -387,6 +423,7 @@ class Decontaminate(Stage):
         d_words: Shingles,
         turns: list[list[dict[str, str]]],
         joined: np.ndarray,
+        reordered: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """``(doc, query, score, edits, copies, rare, shared)`` of every pair where the row holds a copy of the
         text: few enough edits (score: 1 - edits per word; edits -1 when not counted), or a text
@@ -448,7 +485,15 @@ class Decontaminate(Stage):
             edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
             slack = allowed[aligned] * longest[query[aligned]] + n
             edits[aligned] = edit_counts(
-                q_words, d_words, query[aligned], doc[aligned], offset[aligned], slack, edges, joined
+                q_words,
+                d_words,
+                query[aligned],
+                doc[aligned],
+                offset[aligned],
+                slack,
+                edges,
+                joined,
+                ~reordered[query[aligned]],
             )
         hit = many | ((edits >= 0) & (edits <= allowed))
         score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
@@ -494,15 +539,20 @@ class Decontaminate(Stage):
         plans: list[tuple[Shingles, np.ndarray]] = []
         joined: list[Shingles] = []
         for evals in sets:
-            q_words = words(evals.texts)
             if cfg.method == "copy":
-                flags = _token_continuations(evals.texts, q_words).astype(np.uint64)
+                evals.reorder()
+            else:
+                evals.orders, evals.origin = evals.texts, list(range(len(evals.texts)))
+            q_words = words(evals.orders)
+            if cfg.method == "copy":
+                flags = _token_continuations(evals.orders, q_words).astype(np.uint64)
                 joined.append(Shingles(flags, q_words.offsets))
             size = np.minimum(q_words.counts(), cfg.ngram)
             short = q_words.counts() < cfg.min_eval_words
             size[short] = 0
-            ctx.stats.counters[f"eval_texts:{evals.name}"] = int((~short).sum())
-            ctx.stats.counters[f"skipped_short:{evals.name}"] = int(short.sum())
+            items = len(evals.texts)  # the texts as they are come first
+            ctx.stats.counters[f"eval_texts:{evals.name}"] = int((~short[:items]).sum())
+            ctx.stats.counters[f"skipped_short:{evals.name}"] = int(short[:items].sum())
             plans.append((q_words, size))
         found: list[list[tuple[np.ndarray, ...]]] = [[] for _ in sets]
         for n in sorted({int(s) for _, size in plans for s in size if s > 0}, reverse=True):
@@ -521,6 +571,7 @@ class Decontaminate(Stage):
                         doc_words,
                         turns,
                         joined[k].take(texts).hashes.astype(bool),
+                        texts >= len(sets[k].texts),
                     )
                 else:
                     view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
@@ -567,7 +618,9 @@ class Decontaminate(Stage):
     ) -> str:
         cfg: DecontaminateConfig = self.config
         if cfg.method == "copy":
-            how = _copy_evidence(cfg, match, folded[evals.texts[match.text]], folded[view])
+            how = _copy_evidence(cfg, match, folded[evals.orders[match.text]], folded[view])
+            if match.text >= len(evals.texts):
+                how += " (its parts or sentences in another order)"
         elif cfg.method == "ngram":
             how = f"ngram: {match.score:g} shared {match.n}-grams"
         elif cfg.method == "containment":
@@ -575,7 +628,7 @@ class Decontaminate(Stage):
         else:
             how = f"minhash: Jaccard {match.score:.3f} on {match.n}-grams"
         text = "original" if original else "translation"
-        return f"eval set {evals.name!r} item {evals.item[match.text]}: {how}, in the row's {text} ({lang})"
+        return f"eval set {evals.name!r} item {evals.item[evals.origin[match.text]]}: {how}, in the row's {text} ({lang})"
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: DecontaminateConfig = self.config
@@ -610,6 +663,7 @@ class Decontaminate(Stage):
                 for turns in (rows[i]["messages"], rows[i].get("source_messages")):
                     if turns is not None:
                         test.texts.append(row_text(turns, cfg.test_fields))
+                        test.parts.append([test.texts[-1]])
                         test.item.append(f"row {rows[i]['row_id']}")
             sets.append(test)
         info: dict[str, Any] = {}
@@ -631,7 +685,7 @@ class Decontaminate(Stage):
         named = (
             sorted(
                 {
-                    evals.texts[m.text]
+                    evals.orders[m.text]
                     for evals, per_row in zip(sets, best, strict=True)
                     for m in per_row.values()
                 }
