@@ -450,12 +450,23 @@ class Decontaminate(Stage):
         # candidate rows holding the same words where the text would sit count once: the same lightly
         # edited copy in two rows (one prompt asked twice with different answers) is one copy, not
         # common phrasing. (Pairs of a text found in min_copies rows are decided already.)
+        # Counting them can lower an n-gram's count by at most the text's candidates: only n-grams
+        # that can end up rare are probed.
+        q_owner, q_hash = _distinct_shingles(queries)
+        freq = found.doc_freq[np.searchsorted(found.vocab, q_hash)]
+        pairs_of = np.bincount(query, minlength=queries.num_docs)
+        maybe = freq - pairs_of[q_owner] <= cfg.rare_rows
+        candidates = Shingles(
+            q_hash[maybe],
+            np.concatenate([[0], np.cumsum(np.bincount(q_owner[maybe], minlength=queries.num_docs))]).astype(
+                np.int64
+            ),
+        )
         open_pairs = np.flatnonzero(~many)
-        open_offset, held, held_hash = diagonals(queries, docs, doc[open_pairs], query[open_pairs])
-        offset = np.zeros(len(doc), dtype=np.int64)
-        offset[open_pairs] = open_offset
+        anchor, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
         length = q_words.counts()[query]
-        window = _window_keys(d_words, doc, offset, length)
+        window = np.zeros(len(doc), dtype=np.uint64)
+        window[open_pairs] = _window_keys(d_words, doc[open_pairs], anchor, length[open_pairs])
         held_pair = open_pairs[held]
         vocab_id = np.searchsorted(found.vocab, held_hash)
         width = np.int64(len(found.vocab))
@@ -482,6 +493,7 @@ class Decontaminate(Stage):
         aligned = np.flatnonzero(~many & (shared >= size[query] - reach * allowed))
         edits = np.full(len(doc), -1, dtype=np.int64)
         if len(aligned):
+            offset, _, _ = diagonals(queries, docs, doc[aligned], query[aligned])
             edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
             slack = allowed[aligned] * longest[query[aligned]] + n
             edits[aligned] = edit_counts(
@@ -489,7 +501,7 @@ class Decontaminate(Stage):
                 d_words,
                 query[aligned],
                 doc[aligned],
-                offset[aligned],
+                offset,
                 slack,
                 edges,
                 joined,
