@@ -511,6 +511,34 @@ class Decontaminate(Stage):
         score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
         return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit], shared[hit]
 
+    def _copies_of(
+        self,
+        texts: np.ndarray,
+        n: int,
+        q_words: Shingles,
+        docs: Shingles,
+        doc_words: Shingles,
+        turns: list[list[dict[str, str]]],
+        joined: Shingles,
+        items: int,
+    ) -> tuple[np.ndarray, ...]:
+        """:meth:`_copies` for texts ``texts`` (of ``q_words``, the first ``items`` of them the
+        texts as they are), as ``(view, text, score, n, edits, copies, rare, shared)``."""
+        if not len(texts):
+            none = np.zeros(0, np.int64)
+            return none, none, none.astype(np.float64), none, none, none, none, none
+        chosen = q_words.take(texts)
+        view, query, score, *evidence = self._copies(
+            ngrams(chosen, n),
+            docs,
+            chosen,
+            doc_words,
+            turns,
+            joined.take(texts).hashes.astype(bool),
+            texts >= items,
+        )
+        return (view, texts[query], score, np.full(len(view), n), *evidence)
+
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
         cfg: DecontaminateConfig = self.config
@@ -575,20 +603,20 @@ class Decontaminate(Stage):
                 if not len(texts):
                     continue
                 if cfg.method == "copy":
-                    chosen = q_words.take(texts)
-                    view, query, score, *evidence = self._copies(
-                        ngrams(chosen, n),
-                        docs,
-                        chosen,
-                        doc_words,
-                        turns,
-                        joined[k].take(texts).hashes.astype(bool),
-                        texts >= len(sets[k].texts),
-                    )
-                else:
-                    view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    none = np.zeros(len(view), np.int64)
-                    evidence = [none - 1, none, none, none]
+                    items = len(sets[k].texts)
+                    as_is = texts[texts < items]
+                    found_as_is = self._copies_of(as_is, n, q_words, docs, doc_words, turns, joined[k], items)
+                    hits.append(found_as_is)
+                    # A text found in min_copies rows is removed from every row holding 0.6 of it,
+                    # which a copy in another order does: its other orders need no comparing.
+                    crowded = np.unique(found_as_is[1][found_as_is[5] >= cfg.min_copies])
+                    origin = np.asarray(sets[k].origin, dtype=np.int64)
+                    others = texts[(texts >= items) & ~np.isin(origin[texts], crowded)]
+                    hits.append(self._copies_of(others, n, q_words, docs, doc_words, turns, joined[k], items))
+                    continue
+                view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
+                none = np.zeros(len(view), np.int64)
+                evidence = [none - 1, none, none, none]
                 hits.append((view, texts[query], score, np.full(len(view), n), *evidence))
         best: list[dict[int, _Match]] = []
         for hits in found:
