@@ -15,8 +15,11 @@ text. Four measures, all over word n-grams of the same size ``ngram``:
 - ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
   order with at most 1 + ``edit_rate`` word edits per rare n-gram of the text the row holds
   (:mod:`dataset_builder.dedup.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
-  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams): a phrase
-  in hundreds of rows is no evidence, a text copied into hundreds of rows still is. Rows that only
+  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams), and
+  counting once the candidate rows with the same words where the text sits (one edited copy asked
+  in several rows): a phrase in hundreds of rows is no evidence, a text copied into hundreds of
+  rows still is. A text is also compared with its parts reversed (the input first) and with two
+  of a part's sentences traded. Rows that only
   share phrasing with a text ("the factorial of a given number") are kept: one edit away at most.
   A text found in ``min_copies`` rows or more is removed from every row holding 0.6 of its n-grams.
 
