@@ -14,16 +14,21 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 TORCH_INDEX ?=
 PIP_TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: setup demo test lint bench clean chromium
+.PHONY: setup demo test lint bench clean system-tools
 
-setup: $(VENV)/.installed chromium
+setup: $(VENV)/.installed system-tools
 
-# The report page test renders report.html in Debian's headless chromium.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian packages the toolkit runs, installed when missing (as root; otherwise it says how):
+# bubblewrap, the kernel sandbox of `qlora-trainer benchmark` (setpriv comes with util-linux);
+# chromium, the headless browser the report page test renders report.html in.
+SYSTEM_TOOLS := bwrap:bubblewrap setpriv:util-linux chromium:chromium
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && apt-get install -y -qq chromium; \
-		else echo "note: the report page test needs Debian's chromium: sudo apt-get install -y chromium"; fi; }
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "note: missing Debian packages:$$missing (sudo apt-get install -y$$missing): without bubblewrap benchmark refuses to run generated code; without chromium the report page test fails"; fi; fi
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,15 +39,21 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 # demo fetches the en->ru Argos package once where there is a network; offline the build says it
-# skipped translation and keeps the English rows labelled "en".
+# skipped translation and keeps the English rows labelled "en". The install's own error line says
+# why it could not fetch one.
 demo: setup
-	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru 2>/dev/null \
-		|| echo "note: no en->ru Argos package and no network to fetch one; the build will skip translation"
+	@$(BIN)/dataset-builder models list | grep -q 'en->ru' || $(BIN)/dataset-builder models install en ru \
+		|| echo "note: no en->ru Argos package installed (the line above says why); the build will skip translation"
 	$(BIN)/dataset-builder --registry $(REGISTRY) build recipes/sample.toml
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 
+# Two processes (pytest-xdist), one thread each (tests/conftest.py); a test file stays in one
+# process, so its module fixtures (one local Ray, one tiny model, ...) are made once. The sandbox's
+# own tests run after, alone: they check that no process of the sandbox's user is left, which a
+# HumanEval test scoring in the other process at the same moment would break.
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_sandbox*.py'
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_sandbox*.py
 
 lint: setup
 	$(BIN)/ruff check .
@@ -53,13 +64,3 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(REGISTRY) .pytest_cache
-
-# qlora-trainer benchmark runs generated code only inside bubblewrap (and setpriv, util-linux).
-.PHONY: sandbox-tools
-setup: sandbox-tools
-sandbox-tools:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; \
-		else echo "note: bubblewrap is missing; install it (sudo apt-get install bubblewrap): without it qlora-trainer benchmark refuses to run generated code"; fi; }
-	@command -v setpriv >/dev/null 2>&1 || echo "note: setpriv is missing; install util-linux"

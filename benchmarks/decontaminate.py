@@ -278,8 +278,10 @@ SYNONYMS = {"function": "method", "write": "create", "create": "write", "returns
             "reverse": "invert", "reverses": "inverts", "explain": "describe", "output": "result",
             "value": "number", "array": "list", "method": "function", "provide": "give", "simple": "basic",
             "basic": "simple"}  # fmt: skip
-# quoted and dropped are the goal; the others are harder edits, reported apart.
-KINDS = ["quoted", "dropped", "swapped", "synonym", "reordered", "case_punct", "dropped_and_synonym"]
+# quoted and dropped are the goal; the others are harder edits, reported apart (new kinds go last,
+# so the copies planted for the earlier ones stay the same).
+KINDS = ["quoted", "dropped", "swapped", "synonym", "reordered", "case_punct", "dropped_and_synonym",
+         "input_first", "sentences_swapped"]  # fmt: skip
 
 
 def _prompt(rec: dict) -> str:
@@ -302,6 +304,15 @@ def _edited(kind: str, rec: dict, rng: random.Random) -> str | None:
             return rec["input"].strip() + "\n" + rec["instruction"]
         sentences = re.split(r"(?<=[.?!])\s+", rec["instruction"].strip())
         return " ".join(sentences[1:] + sentences[:1]) if len(sentences) > 1 else None
+    if kind == "input_first":  # the input before the instruction, both whole
+        return rec["input"].strip() + "\n" + rec["instruction"] if rec["input"].strip() else None
+    if kind == "sentences_swapped":  # two sentences of the instruction trade places, the input after
+        sentences = re.split(r"(?<=[.?!])\s+", rec["instruction"].strip())
+        if len(sentences) < 2:
+            return None
+        a, b = rng.sample(range(len(sentences)), 2)
+        sentences[a], sentences[b] = sentences[b], sentences[a]
+        return " ".join(sentences) + ("\n" + rec["input"] if rec["input"].strip() else "")
     words = text.split()  # words as a person sees them: whitespace-separated
     if kind == "dropped":
         del words[rng.randrange(len(words))]

@@ -334,11 +334,20 @@ def _translation(manifest: dict[str, Any]) -> list[str]:
             )
         elif "package" in c:
             pkg = c["package"]
+            # Rows the stage dropped were sent for translation too: "0 rows translated" alone would
+            # hide 96 attempts that all failed the checks.
+            checks = {k: int(n) for k, n in (tr.get("dropped") or {}).items() if k != "other_language"}
+            failed = sum(checks.values())
+            done = int(c.get("rows_translated", 0))
+            reasons = ", ".join(f"{k} {n}" for k, n in sorted(checks.items()))
+            attempts = (
+                f" of {done + failed} attempted ({failed} failed the checks: {reasons})" if failed else ""
+            )
             parts.append(
                 f"#### Translation\n\nArgos package `{pkg['code']}` {pkg['version']} ({pkg['from']}->{pkg['to']}, "
                 f"sha256 `{pkg['sha256']}`), beam {c['decode']['beam_size']}, length penalty "
-                f"{c['decode']['length_penalty']}, on {c.get('device', '?')}. {c.get('rows_translated', 0)} rows "
-                f"translated, {c.get('routed_already_target_language', 0)} already in the target language; "
+                f"{c['decode']['length_penalty']}, on {c.get('device', '?')}. {done} rows "
+                f"translated{attempts}, {c.get('routed_already_target_language', 0)} already in the target language; "
                 f"{c.get('sentences_translated', 0)} sentences sent to the model, {c.get('cache_hits', 0)} taken "
                 "from the cache. Code (fenced, indented and bare blocks, inline code, identifiers, paths, URLs) "
                 "was kept byte-identical; rows failing the checks are in `rejected/`.\n"

@@ -60,8 +60,12 @@ def check_recipe(
     where = str(recipe.path)
     base = recipe.base_dir()
     findings: list[Finding] = []
+    hub_down = _hub_down(recipe)
+    if hub_down:
+        findings.append(_problem(hub_down))
     for source in recipe.sources:
-        findings += _check_source(source, base, recipe.publish.max_row_bytes, sample_rows)
+        if not (hub_down and source.type == "hub"):
+            findings += _check_source(source, base, recipe.publish.max_row_bytes, sample_rows)
     split_at = None
     for i, entry in enumerate(recipe.stages):
         key = f"{where}: key 'stages[{i}]' ({entry.type})"
@@ -81,7 +85,7 @@ def check_recipe(
                     "compares with would be empty; move it after split, or set test_split = false"
                 )
             )
-        findings += _check_stage(entry.type, entry.config, key, base, sample_rows)
+        findings += _check_stage(entry.type, entry.config, key, base, sample_rows, hub_down is None)
     if registry_root is not None:
         findings += _check_registry(recipe, registry_root)
     return findings
@@ -190,13 +194,45 @@ def _hub_records(
     return [], records
 
 
-def _check_stage(kind: str, cfg: Any, key: str, base: Path, sample_rows: int) -> list[Finding]:
+def _hub_labels(recipe: Recipe) -> list[str]:
+    """The Hub datasets a recipe reads: its sources' and its stages' (eval sets, replayed sources)."""
+    labels = [f"source {s.name!r} ({s.hub_id})" for s in recipe.sources if s.type == "hub"]
+    for entry in recipe.stages:
+        for spec in getattr(entry.config, "eval_sets", None) or []:
+            if getattr(spec, "hub_id", None):
+                labels.append(f"eval set {spec.name!r} ({spec.hub_id})")
+        replayed = getattr(entry.config, "source", None)
+        if isinstance(replayed, SourceConfig) and replayed.type == "hub":
+            labels.append(f"source {replayed.name!r} ({replayed.hub_id})")
+    return labels
+
+
+def _hub_down(recipe: Recipe) -> str | None:
+    """One line naming every Hub dataset the recipe needs when the Hub cannot be reached (asked
+    once, not once per dataset); None when it is reachable, offline mode is set, or none is needed."""
+    labels = _hub_labels(recipe)
+    if not labels or hub_offline():
+        return None
+    try:
+        check_hub_reachable()
+    except UserError as exc:
+        head, _, way_out = str(exc).partition("; ")
+        return f"{head}, needed for {', '.join(labels)}" + (f"; {way_out}" if way_out else "")
+    return None
+
+
+def _check_stage(
+    kind: str, cfg: Any, key: str, base: Path, sample_rows: int, hub_ok: bool = True
+) -> list[Finding]:
     if kind in ("translate", "mt_quality"):
         # mt_quality's back-translation is found and tried as a translation is.
         return _check_translate(cfg, key, base)
     if kind == "decontaminate":
-        return [f for spec in cfg.eval_sets for f in _check_eval_set(spec, key, base, sample_rows)]
+        specs = [spec for spec in cfg.eval_sets if hub_ok or not getattr(spec, "hub_id", None)]
+        return [f for spec in specs for f in _check_eval_set(spec, key, base, sample_rows)]
     if kind == "replay":
+        if not hub_ok and cfg.source.type == "hub":
+            return []
         return _check_source(cfg.source, base, cfg.max_row_bytes, sample_rows)
     if kind == "format" and cfg.tokenizer not in (None, "zephyr") and not Path(cfg.tokenizer).is_dir():
         return [_problem(f"{key}: tokenizer {cfg.tokenizer!r} is neither 'zephyr' nor a folder")]
@@ -325,14 +361,20 @@ def _writable(path: Path) -> bool:
 
 
 def _check_registry(recipe: Recipe, root: Path) -> list[Finding]:
-    target = root / recipe.dataset.name / recipe.dataset.version
-    if (target / "manifest.json").is_file():
-        return [
-            _note(
-                f"{recipe.ref} is already published in {root}: a build with the same content is a no-op, "
-                "one with different content is refused (bump dataset.version)"
-            )
-        ]
+    from dataset_builder.identity import refuse_or_skip
+    from dataset_builder.registry import Registry
+
+    try:
+        identical = refuse_or_skip(recipe, Registry(root))
+    except UserError as exc:
+        return [_problem(str(exc))]
+    if (root / recipe.dataset.name / recipe.dataset.version / "manifest.json").is_file():
+        same = (
+            "from the same recipe, inputs and model: a build is a no-op"
+            if identical
+            else "a build with the same content is a no-op"
+        )
+        return [_note(f"{recipe.ref} is already published in {root} {same}")]
     if not _writable(root / recipe.dataset.name):
         return [_problem(f"{root}: the registry cannot be written")]
     return []

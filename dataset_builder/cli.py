@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dataset_builder import __version__
-from dataset_builder.errors import UserError, run_command
+from dataset_builder.errors import OneLineParser, UserError, run_command
 
 
 def _count(text: str) -> int:
@@ -61,12 +61,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         return cmd_check(args)
     recipe = load_recipe(args.recipe)
+    if args.set_version is not None:
+        from dataset_builder.identity import set_version
+
+        recipe = set_version(recipe, args.set_version)
     if args.executor is not None or args.address is not None:
         recipe = recipe.with_run(executor=args.executor, address=args.address)
     if args.trust_code:
         recipe = recipe.trusting_code()
     result = build(recipe, _registry(args), limit=args.limit, show_progress=not args.quiet)
-    state = "published" if result.published else "already published with identical content (no-op)"
+    if result.published:
+        state = "published"
+    elif result.ran:
+        state = "already published with identical content (no-op)"
+    else:
+        state = "already published from the same recipe, inputs and model (no-op, nothing rebuilt)"
     print(f"{result.ref}: {state}")
     print(f"  path: {result.path}")
     print(f"  content hash: {result.content_hash}")
@@ -82,13 +91,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         registry.check_known(args.name)
     versions = registry.versions(args.name)
     if not versions:
-        print("no versions published" + (f" for {args.name}" if args.name else ""))
+        print(f"no versions published in {registry.root}" + _elsewhere(args))
         return 0
+    print(f"registry: {registry.root}")
     for info in versions:
         m = info.manifest
         rows = ", ".join(f"{s}={v['rows']}" for s, v in m["splits"].items())
         print(f"{info.ref}\t{m['built_at']}\t{rows}\t{m['content_hash'][:19]}")
     return 0
+
+
+def _elsewhere(args: argparse.Namespace) -> str:
+    """Where else to look when a registry the user did not name is empty: ``./registry``, what
+    ``make demo`` builds into."""
+    from pathlib import Path
+
+    from dataset_builder.registry import REGISTRY_ENV
+
+    if args.registry or os.environ.get(REGISTRY_ENV):
+        return ""
+    local = Path("registry")
+    if local.is_dir() and any(local.glob("*/*/manifest.json")):
+        return " (./registry holds versions: add --registry registry)"
+    return f" (the default; choose another with --registry DIR or ${REGISTRY_ENV})"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -219,7 +244,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dataset-builder",
         description="Build, version and publish the Russian Python instruction corpus.",
     )
@@ -244,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", help="recipe TOML file")
     p.add_argument(
         "--limit", type=int, default=None, help="read at most N rows per source (published as VERSION+limitN)"
+    )
+    p.add_argument(
+        "--set-version",
+        default=None,
+        metavar="VERSION",
+        help="publish as VERSION instead of the recipe's dataset.version (a published version never changes)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="only check the recipe and its inputs (as `check`)")
@@ -310,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("dups", cmd_dups, "show the largest near-duplicate clusters, kept and removed rows side by side")
     p.add_argument("ref", metavar="NAME@VERSION")
-    p.add_argument("--top", type=int, default=10, help="how many clusters (default 10)")
-    p.add_argument("--width", type=int, default=60, help="column width (default 60)")
+    p.add_argument("--top", type=_count, default=10, help="how many clusters (default 10)")
+    p.add_argument("--width", type=_count, default=60, help="column width (default 60)")
 
     p = add("report", cmd_report, "print the path of a version's report.html (--open: open it in a browser)")
     p.add_argument("ref", metavar="NAME@VERSION", help="a version, or NAME@latest")

@@ -7,6 +7,8 @@ prints that line and exits non-zero; tracebacks are reserved for ``--debug``.
 
 from __future__ import annotations
 
+import argparse
+
 
 class UserError(Exception):
     """A problem in the user's input or environment, reported as one line."""
@@ -68,3 +70,12 @@ def run_command(func, args, debug: bool) -> int:  # (Callable[[Namespace], int],
     except BrokenPipeError:  # `dataset-builder show ... | head`
         sys.stderr.close()
         return 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes (a missing argument, a bad value) are one ``error:`` line
+    naming the command and where its options are listed, instead of the usage block and a line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+        raise AssertionError("unreachable")  # exit() raises SystemExit

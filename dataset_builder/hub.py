@@ -35,7 +35,7 @@ from dataset_builder.names import (
     parse_ref,
 )
 from dataset_builder.registry import MANIFEST, Registry, VersionInfo, check_manifest, is_trial, version_key
-from dataset_builder.sources.readers import check_hub_reachable, hub_endpoint, hub_offline
+from dataset_builder.sources.readers import check_host_reachable, hub_endpoint, hub_offline
 
 log = logging.getLogger("dataset_builder")
 T = TypeVar("T")
@@ -68,8 +68,16 @@ def _retry(what: str, func: Callable[[], T], attempts: int = 4, delay: float = 1
 
 def _api():  # -> HfApi
     if hub_offline():
-        raise UserError("HF_HUB_OFFLINE is set: the Hub cannot be reached")
-    check_hub_reachable()
+        raise UserError(
+            "HF_HUB_OFFLINE is set: push and pull need the Hub; unset it, or set HF_ENDPOINT to a "
+            "Hub-compatible server (docs/cli.md, 'Push and pull without the Hub')"
+        )
+    check_host_reachable(
+        hub_endpoint(),
+        "Hub",
+        "; push and pull need a network, or HF_ENDPOINT naming a Hub-compatible server "
+        "(docs/cli.md, 'Push and pull without the Hub')",
+    )
     from huggingface_hub import HfApi
 
     return HfApi(endpoint=hub_endpoint())
@@ -99,7 +107,8 @@ def push(info: VersionInfo, repo_id: str, *, private: bool = False, retry_delay:
             return existing[version]
         raise PublishError(
             f"{repo_id}@{version}: the Hub already has this version with different content "
-            f"({remote.get('content_hash')} != {content_hash}); versions are immutable"
+            f"({remote.get('content_hash')} != {content_hash}); versions are immutable: build it as a new "
+            "version with `dataset-builder build RECIPE --set-version NEW` and push that"
         )
     head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
     remote_files = (
@@ -276,7 +285,10 @@ def pull(ref: str, registry: Registry, *, as_name: str | None = None) -> Version
     from huggingface_hub import hf_hub_download
 
     # Everything below reads one commit, so a tag moved mid-pull cannot mix two versions' files.
-    commit = _retry(f"resolve {hub_ref}", lambda: api.dataset_info(repo_id, revision=version).sha)
+    try:
+        commit = _retry(f"resolve {hub_ref}", lambda: api.dataset_info(repo_id, revision=version).sha)
+    except PublishError as exc:
+        raise PublishError(_not_found(api, repo_id, version) or str(exc)) from None
     listing = _retry(
         f"list files of {hub_ref}",
         lambda: api.list_repo_files(repo_id, repo_type="dataset", revision=commit),
@@ -341,6 +353,29 @@ def pull(ref: str, registry: Registry, *, as_name: str | None = None) -> Version
             registry.publish(staging, name, version, manifest["content_hash"])
     _remember(registry, hub_ref, local)
     return registry.get(local)
+
+
+def _not_found(api, repo_id: str, version: str) -> str | None:
+    """What is missing when a version cannot be resolved: the repo, or the tag (naming the tags
+    there are); None when the repo answers neither question."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    except HfHubHTTPError as exc:
+        if exc.response is not None and exc.response.status_code in (401, 404):
+            return (
+                f"{repo_id}@{version}: no dataset repo {repo_id} on {api.endpoint} (a private one needs "
+                "a token: `hf auth login` or HF_TOKEN)"
+            )
+        return None
+    tags = sorted((t.name for t in refs.tags if _is_version(t.name)), key=version_key)
+    shown = (
+        f"its version tags: {', '.join(tags)}"
+        if tags
+        else "it has no version tags (`dataset-builder push` makes one)"
+    )
+    return f"{repo_id}@{version}: {repo_id} has no tag {version!r}; {shown}"
 
 
 def _check_only(folder: Path, expected: set[str], hub_ref: str) -> None:

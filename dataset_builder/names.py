@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dataset_builder.errors import UserError
-from dataset_builder.recipe import NAME_PATTERN, VERSION_PATTERN
+from dataset_builder.recipe import NAME_PATTERN, NAME_RULE, VERSION_PATTERN, VERSION_RULE
 
 LATEST = "latest"
 
@@ -46,13 +46,13 @@ _UNSAFE_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
 def check_name(name: object, where: str) -> str:
     """``name`` if it is a valid dataset name, else a :class:`UserError` naming ``where``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise UserError(f"{where}: invalid dataset name {name!r} (expected {NAME_PATTERN})")
+        raise UserError(f"{where}: invalid dataset name {name!r} (use {NAME_RULE})")
     return name
 
 
 def check_version(version: object, where: str) -> str:
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
-        raise UserError(f"{where}: invalid version {version!r} (expected {VERSION_PATTERN})")
+        raise UserError(f"{where}: invalid version {version!r} (use {VERSION_RULE})")
     return version
 
 

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.errors import BuildError, RejectLimitExceeded, UserError
+from dataset_builder.errors import BuildError, PublishError, RejectLimitExceeded, UserError
 from dataset_builder.executors import executor_for
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.failures import clear_report, top_reasons, write_report
+from dataset_builder.identity import refuse_or_skip
 from dataset_builder.publish import library_versions, publish_build
 from dataset_builder.recipe import Recipe
 from dataset_builder.registry import Registry
@@ -32,6 +33,9 @@ class BuildResult:
     content_hash: str
     published: bool
     manifest: dict[str, Any]
+    # False when the version was already published from the same recipe, inputs and model, so no
+    # stage ran.
+    ran: bool = True
 
 
 def build(
@@ -39,6 +43,11 @@ def build(
 ) -> BuildResult:
     name = recipe.dataset.name
     version = recipe.dataset.version if limit is None else f"{recipe.dataset.version}+limit{limit}"
+    if refuse_or_skip(recipe, registry, version):  # published from the same recipe, inputs and model
+        info = registry.get(f"{name}@{version}")
+        return BuildResult(
+            info.ref, info.path, info.manifest["content_hash"], False, info.manifest, ran=False
+        )
     started = datetime.now(UTC)
     run = BuildRun()
     with registry.staging(name, version) as staging:
@@ -85,7 +94,8 @@ def raise_with_report(
         return
     so_far = (
         f"; rejected so far: {top_reasons(run.rejects)}"
-        if run.rejects.count and not isinstance(exc, RejectLimitExceeded)
+        # A refused publish has nothing to do with the rows rejected on the way.
+        if run.rejects.count and not isinstance(exc, RejectLimitExceeded | PublishError)
         else ""
     )
     message = f"{exc}{so_far}; nothing published; {look}"

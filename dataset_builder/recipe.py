@@ -18,6 +18,12 @@ from dataset_builder.errors import RecipeError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+# The two patterns in words, for messages.
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 96 characters"
+VERSION_RULE = (
+    "letters, digits, '.', '+', '_' and '-', starting with a letter or digit, at most 64 characters, "
+    "e.g. 0.1.0"
+)
 
 
 class Strict(BaseModel):
@@ -189,7 +195,21 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> tuple[st
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif err["type"] == "string_pattern_mismatch" and err["ctx"].get("pattern") in _RULES:
+        msg = f"{err['input']!r} is not valid: use {_RULES[err['ctx']['pattern']]}"
     return _key_path(prefix + loc), msg
+
+
+def _what_it_is(data: dict[str, Any]) -> str:
+    """What a TOML file kept beside the recipes is for, when it is not a recipe."""
+    if "sets" in data:
+        return "; it lists eval sets: use it with `qlora-trainer perplexity --eval FILE`"
+    if {"lora_r", "learning_rate", "max_steps", "base", "load_in_4bit"} & set(data):
+        return "; it holds training settings: use it with `qlora-trainer train --config FILE`"
+    return ""
+
+
+_RULES = {NAME_PATTERN: NAME_RULE, VERSION_PATTERN: VERSION_RULE}
 
 
 def parse_recipe(data: dict[str, Any], path: Path | None = None) -> Recipe:
@@ -197,6 +217,8 @@ def parse_recipe(data: dict[str, Any], path: Path | None = None) -> Recipe:
     from dataset_builder.stages import stage_config_model
 
     where = str(path) if path else "<recipe>"
+    if "dataset" not in data and "sources" not in data:
+        raise RecipeError(f"{where}: not a recipe (no [dataset] table and no [[sources]]){_what_it_is(data)}")
     if "trust_code" in data:
         raise RecipeError(f"{where}: key 'trust_code': unknown key (code runs only with build --trust-code)")
     raw_stages = data.get("stages", [])
@@ -229,6 +251,12 @@ def load_recipe(path: str | Path) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
+    except IsADirectoryError:
+        found = sorted(p.name for p in path.glob("*.toml"))[:3]
+        hint = f" such as {', '.join(str(path / n) for n in found)}" if found else ""
+        raise RecipeError(f"{path}: is a folder; give a recipe file{hint}") from None
+    except PermissionError as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise RecipeError(f"{path}: recipe is not valid UTF-8 ({exc.reason})") from None
     try:

@@ -11,6 +11,7 @@ through :mod:`dataset_builder.anchored`: relative to an open folder, never throu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -95,6 +96,11 @@ class VersionInfo:
 class Registry:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = default_registry_path(root).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(
+                f"registry {self.root}: is a file, not a folder; give --registry (or "
+                f"${REGISTRY_ENV}) a folder, a new one or one that holds published versions"
+            )
         self._staged: dict[Path, _Staged] = {}
 
     def version_dir(self, name: str, version: str) -> Path:
@@ -192,11 +198,19 @@ class Registry:
         check_version(version, where)
         if version == LATEST:
             raise UserError(f"{where}: {LATEST!r} is reserved (NAME@{LATEST} means the newest version)")
-        with self._open_root(create=True) as root, root.open(name, create=True) as parent:
-            _remove_stale_staging(root)  # download folders that pulls once made here
-            _remove_stale_staging(parent)
-            with self._private(parent, f"{_STAGING_PREFIX}{version}-", name) as path:
-                yield path
+        made = [p for p in (self.root, self.root / name) if not p.exists()]
+        try:
+            with self._open_root(create=True) as root, root.open(name, create=True) as parent:
+                _remove_stale_staging(root)  # download folders that pulls once made here
+                _remove_stale_staging(parent)
+                with self._private(parent, f"{_STAGING_PREFIX}{version}-", name) as path:
+                    yield path
+        finally:
+            # A failed first build leaves no empty NAME/ (or registry) folder behind; rmdir removes
+            # only an empty folder (never a link), so a version or a failure report stays.
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def staged_folder(self, staging: Path) -> Folder:
         """The open folder behind a path :meth:`staging` handed out (to write into it by fd)."""
@@ -256,14 +270,18 @@ class Registry:
         return True
 
     def publish_check(
-        self, name: str, version: str, content_hash: str, hint: str = "bump dataset.version in the recipe"
+        self,
+        name: str,
+        version: str,
+        content_hash: str,
+        hint: str = "build it as a new version with --set-version",
     ) -> None:
         """Refuse ``content_hash`` for a version that is published with other content."""
         existing = self.get(f"{name}@{version}").manifest.get("content_hash")
         if existing != content_hash:
             raise PublishError(
-                f"{name}@{version}: already published with different content ({existing} != {content_hash}); "
-                f"versions are immutable: {hint}"
+                f"{name}@{version}: already published with different content ({_short(existing)} then, "
+                f"{_short(content_hash)} now); versions are immutable: {hint}"
             )
 
     def verify(self, ref: str) -> list[str]:
@@ -339,6 +357,13 @@ def check_manifest(manifest: Any, where: str) -> dict[str, str]:
         if not isinstance(meta, dict) or meta.get("file") not in out:
             raise VerificationError(f"{where}: key splits.{split}.file is not one of the manifest's files")
     return out
+
+
+def _short(content_hash: object) -> str:
+    """``sha256:0123456789ab``: enough of a hash to tell two apart in a message."""
+    text = str(content_hash)
+    algorithm, _, digest = text.rpartition(":")
+    return f"{algorithm}:{digest[:12]}" if algorithm else text[:12]
 
 
 def _remove_stale_staging(parent: Folder) -> None:

@@ -16,6 +16,10 @@ _ISOLATED = Path(tempfile.mkdtemp(prefix="dataset-builder-tests-"))
 os.environ["DATASET_BUILDER_ARGOS_DIR"] = str(_ISOLATED / "no-argos-packages")
 os.environ["DATASET_BUILDER_TRANSLATION_CACHE"] = str(_ISOLATED / "translations.sqlite")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on two cores: one thread each (torch, OpenMP and the
+    # processes they start), not two threads each fighting for the same cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 

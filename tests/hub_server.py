@@ -4,7 +4,8 @@ tag commits, list refs and trees, and download files (GET, HEAD, Range). A commi
 delete files, and is refused (412) when its ``parentCommit`` is no longer the branch's head.
 
 Tests start it on a free port and point clients at it with ``HF_ENDPOINT``. ``fail_commits`` makes
-the next N commit calls fail with a 500, to test retries.
+the next N commit calls fail with a 500, to test retries. ``python tests/hub_server.py`` serves it
+on 127.0.0.1 to try push and pull by hand (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -356,10 +357,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class HubServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.state = HubState()
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -385,3 +386,67 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _load_state(folder: Path) -> HubState:
+    import pickle
+
+    state = HubState()
+    saved = folder / "hub-state.pickle"
+    if saved.is_file():
+        with saved.open("rb") as fh:
+            data = pickle.load(fh)  # a file this script wrote itself, in a folder the user named
+        state.repos, state.lfs = data["repos"], data["lfs"]
+    return state
+
+
+def _save_state(state: HubState, folder: Path) -> None:
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with state.lock:
+        data = pickle.dumps({"repos": state.repos, "lfs": state.lfs})
+    tmp = folder / "hub-state.pickle.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(folder / "hub-state.pickle")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve this Hub on 127.0.0.1 until Ctrl-C, to try ``dataset-builder push`` and ``pull``
+    without the real Hub (docs/cli.md). Repos live in memory, and in ``--folder`` between runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free one)"
+    )
+    parser.add_argument("--folder", type=Path, default=None, help="keep the repos here between runs")
+    args = parser.parse_args(argv)
+    server = HubServer(port=args.port)
+    if args.folder is not None:
+        server.state = _load_state(args.folder)
+        server.httpd.RequestHandlerClass.state = server.state  # type: ignore[attr-defined]
+    print(f"local Hub at {server.url}; in another shell:", flush=True)
+    print(
+        f"  export HF_ENDPOINT={server.url} HF_HUB_OFFLINE=0 HF_HUB_DISABLE_XET=1 HF_TOKEN=hf_local",
+        flush=True,
+    )
+    import signal
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # `kill PID` saves the repos as Ctrl-C does
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+        if args.folder is not None:
+            _save_state(server.state, args.folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

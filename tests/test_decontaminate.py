@@ -569,6 +569,7 @@ COPY_ITEMS = [
     ("Compute the factorial of a given number.", "9"),
     ("What is the output of the following code?", "print(1 + 2 * 3)"),
     ("Write a Python function that checks whether a number is prime. Test it with 123 random inputs.", ""),
+    ("Write a Python function that reverses the order of words in a sentence.", ""),
 ]  # fmt: skip
 # Other tasks that share "the factorial of a given number" or "what is the output of the following":
 # phrasing any two programming tasks share (as in the issue that asked for this method).
@@ -663,6 +664,40 @@ def test_copy_removes_an_item_copied_into_many_rows(tmp_path: Path) -> None:
     removed, _ = _copy_run(tmp_path, {**copies, **others}, min_copies=30)
     assert set(removed) == set(copies)
     assert all("found in 30 rows" in removed[k] for k in copies)
+
+
+def test_copy_removes_the_same_edited_copy_in_several_rows(tmp_path: Path) -> None:
+    """Item E/4 with "order" replaced by "sequence" (2 edits), quoted in three rows (one prompt asked
+    three times with different answers): each of its 3-grams away from the edit is in three rows,
+    but they hold the same words where the item sits, so they count once and stay rare. Held by one
+    row the copy was removed before; three copies must not protect each other."""
+    edited = "Write a Python function that reverses the sequence of words in a sentence."
+    asked = {
+        f"asked{i}": f"Question {i} from my homework: {edited} Please explain step by step." for i in range(3)
+    }
+    # Rows holding the item's phrase "a python function that reverses" with other words around it.
+    others = {f"other{i}": f"Write a Python function that reverses a {w} in place." for i, w in enumerate(
+        ["list", "string", "linked list"])}  # fmt: skip
+    removed, _ = _copy_run(tmp_path, {**asked, **others})
+    assert set(removed) == set(asked)
+    assert all("item E/4: copy: 2 edits in its 13 words" in removed[k] for k in asked)
+
+
+def test_copy_removes_an_item_with_its_input_first_or_its_sentences_traded(tmp_path: Path) -> None:
+    removed, _ = _copy_run(tmp_path, {
+        "code-first": "print(1 + 2 * 3)\nWhat is the output of the following code?",
+        "number-first": "Here you go: 9\nCompute the factorial of a given number. Thanks!",
+        "traded": "Test it with 123 random inputs. Write a Python function that checks whether a number is prime.",
+        # Not copies: another program before the question, and another number after the task (the
+        # item's input is not a word a copy may leave off at a turn's edge, whichever part comes first).
+        "other-code-first": "print(4 + 5 * 6)\nWhat is the output of the following code?",
+        "other-number": "Compute the factorial of a given number.\n12",
+    })  # fmt: skip
+    assert set(removed) == {"code-first", "number-first", "traded"}
+    assert "item E/2: copy: 0 edits in its 12 words" in removed["code-first"]
+    assert "item E/1: copy: 0 edits in its 8 words" in removed["number-first"]
+    assert "item E/3: copy: 0 edits in its 17 words" in removed["traded"]
+    assert all("(its parts or sentences in another order)" in d for d in removed.values())
 
 
 def test_copy_detail_names_the_item_and_the_ngrams(tmp_path: Path) -> None:

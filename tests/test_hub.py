@@ -86,7 +86,7 @@ def test_push_tag_pull_and_load_round_trip(hub, local_version: Registry, tmp_pat
     assert Registry(renamed).verify("python-ru@0.1.0") == []
     proc = _cli(env, "--registry", str(renamed), "pull", "org/python-ru@0.1.0", "--as", "../x")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: --as: invalid dataset name '../x' (expected ^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$)"
+        "error: --as: invalid dataset name '../x' (use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 96 characters)"
     ], proc.stderr
 
     # The Python API refuses the same way; a ref pulled with --as loads by its Hub ref afterwards.

@@ -198,7 +198,7 @@ def test_hub_source_fails_fast_when_unreachable(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     start = time.monotonic()
-    with pytest.raises(InputError, match="Hub unreachable"):
+    with pytest.raises(InputError, match="Hub is unreachable"):
         _load(tmp_path, {"name": "h", "type": "hub", "hub_id": "org/ds", "adapter": "alpaca"})
     assert time.monotonic() - start < 10
 

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from dataset_builder.errors import UserError
+
 EPILOG = """\
 examples:
   qlora-trainer benchmark --base HuggingFaceH4/zephyr-7b-beta --adapter adapters/zephyr-python-ru \\
@@ -29,12 +31,43 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         max_gen_toks=args.max_gen_toks, timeout=args.timeout, workers=args.workers, memory_mb=args.memory_mb,
         humaneval_ru=args.humaneval_ru, registry=args.registry, unsafe_no_sandbox=args.unsafe_no_sandbox,
     )  # fmt: skip
-    report = run_benchmark(
-        args.base, args.adapter or [], args.out, settings, samples_file=args.samples, overwrite=args.overwrite
-    )
+    _harness_data_reachable(settings.tasks, args.include_path, args.samples)
+    try:
+        report = run_benchmark(
+            args.base,
+            args.adapter or [],
+            args.out,
+            settings,
+            samples_file=args.samples,
+            overwrite=args.overwrite,
+        )
+    except ConnectionError as exc:  # what `datasets` raises for a task's data set it cannot fetch
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"{first}; a harness task's data set is not in the Hugging Face cache: run once where the Hub "
+            "can be reached, or give local tasks with --include-path"
+        ) from None
     print(report["markdown"])
     print(f"\nwritten: {', '.join(report['files'])}")
     return 0
+
+
+def _harness_data_reachable(tasks: tuple[str, ...], include_path: str | None, samples: str | None) -> None:
+    """lm-evaluation-harness reads its tasks' data from the Hub and retries for about a minute
+    when the Hub cannot be reached: found here in seconds, before any model loads."""
+    from trainer.benchmark import HUMANEVAL_TASKS
+    from trainer.preflight import hub_endpoint, hub_offline, hub_unreachable
+
+    harness = [t for t in tasks if t not in HUMANEVAL_TASKS]
+    if not harness or samples or include_path or hub_offline():
+        return
+    reason = hub_unreachable()
+    if reason:
+        raise UserError(
+            f"--tasks {','.join(harness)}: lm-evaluation-harness reads these tasks' data from the Hub "
+            f"{hub_endpoint()}, which is unreachable ({reason}); set HF_HUB_OFFLINE=1 to use data sets "
+            "already in the Hugging Face cache, or run where the Hub can be reached"
+        )
 
 
 def _positive(kind: type) -> Callable[[str], Any]:

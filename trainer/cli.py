@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from dataset_builder.errors import run_command
+from dataset_builder.errors import OneLineParser, run_command
 from trainer.benchmark_cli import add_benchmark
 from trainer.config import TrainConfig
 
@@ -243,7 +243,7 @@ COMMANDS = (add_train, add_merge, add_perplexity, add_tiny_model, add_benchmark)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="qlora-trainer",
         description="QLoRA training and evaluation on published dataset versions.",
         formatter_class=_HelpFormatter,

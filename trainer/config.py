@@ -82,8 +82,19 @@ class TrainConfig(BaseModel):
                 data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
             except FileNotFoundError:
                 raise RecipeError(f"{path}: config file not found") from None
+            except IsADirectoryError:
+                raise RecipeError(
+                    f"{path}: is a folder; give a training settings file such as recipes/train-tiny.toml"
+                ) from None
+            except UnicodeDecodeError as exc:
+                raise RecipeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
             except tomllib.TOMLDecodeError as exc:
                 raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+            if "sources" in data or ("dataset" in data and isinstance(data["dataset"], dict)):
+                raise RecipeError(
+                    f"{path}: is a dataset recipe (for `dataset-builder build`), not training settings; "
+                    "give a file such as recipes/train-tiny.toml"
+                )
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         try:
             return cls.model_validate(data)

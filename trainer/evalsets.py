@@ -65,6 +65,18 @@ def load_specs(entries: list[str], base: Path | None = None) -> list[EvalSetSpec
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 raise RecipeError(f"{path}: eval config not found") from None
+            except IsADirectoryError:
+                raise RecipeError(
+                    f"{path}: is a folder; give an eval sets file such as recipes/eval-paper.toml"
+                ) from None
+            except UnicodeDecodeError as exc:
+                raise RecipeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+            if not isinstance(data.get("sets"), list) or not data["sets"]:
+                raise RecipeError(
+                    f"{path}: no [[sets]] tables: not an eval sets file (see recipes/eval-paper.toml)"
+                )
             for i, raw in enumerate(data.get("sets", [])):
                 try:
                     specs.append(EvalSetSpec.model_validate(raw))

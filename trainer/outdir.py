@@ -128,6 +128,12 @@ def make(out: Path) -> None:
         raise UserError(f"--out {out}: cannot create ({exc.strerror or exc})") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def staged(out: Path, command: str, **marker: Any) -> Iterator[Path]:
     """A fresh folder beside ``out`` to write into; on success it replaces ``out`` (which
@@ -136,6 +142,8 @@ def staged(out: Path, command: str, **marker: Any) -> Iterator[Path]:
     make(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
+        # mkdtemp makes a private (0700) folder; the output is the user's, made as mkdir would.
+        work.chmod(0o777 & ~_umask())
         yield work
         write_marker(work, command, **marker)
         if out.exists():

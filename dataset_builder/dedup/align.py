@@ -121,13 +121,16 @@ def edit_counts(
     slack: np.ndarray,
     edges: np.ndarray,
     joined: np.ndarray,
+    at_edges: np.ndarray | None = None,
 ) -> np.ndarray:
     """The edits (see the module) of the best alignment of all of text ``text[k]``'s words inside
     row ``row[k]``'s words ``offset[k] - slack`` to ``offset[k] + len(text) + slack``. ``edges``:
     the sorted positions in ``row_words.hashes`` where a turn starts or ends (a position between
     two words, or at a row's start or end, as ``offsets[row] + words before it``). ``joined``:
     per word of ``text_words``, whether it is in the same whitespace-separated token as the word
-    before it."""
+    before it. ``at_edges[k]`` False: pair ``k``'s first and last words cost 2 when dropped even
+    where a turn starts or ends (a text whose parts were put in another order: its moved input
+    is not a word a copy may leave off)."""
     out = np.zeros(len(text), dtype=np.int64)
     if not len(text):
         return out
@@ -148,6 +151,8 @@ def edit_counts(
         gaps = row_words.offsets[row[part]][:, None] + start[part][:, None] + np.arange(windows.shape[1] + 1)
         at = np.minimum(np.searchsorted(edges, gaps), max(len(edges) - 1, 0))
         edge = edges[at] == gaps if len(edges) else np.zeros(gaps.shape, dtype=bool)
+        if at_edges is not None:
+            edge &= at_edges[part][:, None]
         firsts = np.zeros(len(part), np.int64)
         cont = _padded(
             Shingles(joined.astype(np.uint64), text_words.offsets),

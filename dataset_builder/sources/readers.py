@@ -32,6 +32,11 @@ def expand_paths(patterns: list[str], base: Path) -> list[Path]:
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         matches = sorted(Path(p) for p in glob(full, recursive=True) if Path(p).is_file())
         if not matches:
+            if Path(full).is_dir():
+                raise InputError(
+                    f"{full}: is a folder; name its files, e.g. '{pattern.rstrip('/')}/*.jsonl' "
+                    f"or '{pattern.rstrip('/')}/**/*.parquet'"
+                )
             raise InputError(f"{full}: no file matches")
         files.extend(m for m in matches if m not in files)
     return files
@@ -248,7 +253,9 @@ def check_host_reachable(endpoint: str, what: str, hint: str = "", timeout: floa
     try:
         socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError as exc:
-        raise InputError(f"{endpoint}: {what} unreachable ({exc.__class__.__name__}: {exc}){hint}") from None
+        raise InputError(
+            f"{endpoint}: {what} is unreachable ({exc.__class__.__name__}: {exc}){hint}"
+        ) from None
 
 
 def check_hub_reachable(timeout: float = 5.0) -> None:

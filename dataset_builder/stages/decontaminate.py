@@ -15,8 +15,11 @@ text. Four measures, all over word n-grams of the same size ``ngram``:
 - ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
   order with at most 1 + ``edit_rate`` word edits per rare n-gram of the text the row holds
   (:mod:`dataset_builder.dedup.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
-  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams): a phrase
-  in hundreds of rows is no evidence, a text copied into hundreds of rows still is. Rows that only
+  not counting the text's own copies (rows holding ``copy_containment`` of its n-grams), and
+  counting once the candidate rows with the same words where the text sits (one edited copy asked
+  in several rows): a phrase in hundreds of rows is no evidence, a text copied into hundreds of
+  rows still is. A text is also compared with its parts reversed (the input first) and with two
+  of a part's sentences traded. Rows that only
   share phrasing with a text ("the factorial of a given number") are kept: one edit away at most.
   A text found in ``min_copies`` rows or more is removed from every row holding 0.6 of its n-grams.
 
@@ -148,6 +151,19 @@ class _Texts:
     texts: list[str] = field(default_factory=list)
     item: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    parts: list[list[str]] = field(default_factory=list)  # per text: its columns' values
+    # copy: the texts compared (each text, then its parts in other orders) and the text of each.
+    orders: list[str] = field(default_factory=list)
+    origin: list[int] = field(default_factory=list)
+
+    def reorder(self) -> None:
+        """Fill ``orders``: each text as it is, then (for the copy method, which aligns words in
+        order) its input before its instruction, and its sentences with two of them traded."""
+        self.orders, self.origin = list(self.texts), list(range(len(self.texts)))
+        for k, parts in enumerate(self.parts):
+            for text in _other_orders(parts):
+                self.orders.append(text)
+                self.origin.append(k)
 
 
 @dataclass(frozen=True)
@@ -183,7 +199,9 @@ def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
         if not isinstance(record, dict):
             continue
         seen.update(record)
-        out.texts.append("\n".join(str(record[c]) for c in spec.columns if record.get(c) not in (None, "")))
+        parts = [str(record[c]) for c in spec.columns if record.get(c) not in (None, "")]
+        out.texts.append("\n".join(parts))
+        out.parts.append(parts)
         label = record.get(spec.id_column) if spec.id_column else None
         out.item.append(str(label) if label not in (None, "") else f"#{index}")
     missing = [c for c in wanted if c not in seen]
@@ -265,6 +283,32 @@ def _distinct_shingles(sh: Shingles) -> tuple[np.ndarray, np.ndarray]:
     return owner[keep], hashes[keep]
 
 
+def _per_key(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per entry of ``keys``: how many entries with its key have ``mask`` set."""
+    chosen, times = np.unique(keys[mask], return_counts=True)
+    if not len(chosen):
+        return np.zeros(len(keys), dtype=np.int64)
+    at = np.minimum(np.searchsorted(chosen, keys), len(chosen) - 1)
+    return np.where(chosen[at] == keys, times[at], 0)
+
+
+def _window_keys(d_words: Shingles, doc: np.ndarray, offset: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Per pair: a hash of row ``doc[k]``'s words where a text of ``length[k]`` words sits at
+    ``offset[k]`` (the diagonal its shared n-grams agree on). The same copy with a word replaced or
+    two words swapped has one key in every row that quotes it; rows that only share a phrase of the
+    text differ where the rest of the text would be."""
+    lo = np.clip(offset, 0, d_words.counts()[doc])
+    hi = np.clip(offset + length, lo, d_words.counts()[doc])
+    base = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
+    total = len(d_words.hashes)
+    power = np.cumprod(np.full(total, base, dtype=np.uint64))  # base ** (i + 1), wrapping
+    prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum(d_words.hashes * power, dtype=np.uint64)])
+    inverse = np.cumprod(np.full(total + 1, np.uint64(pow(int(base), -1, 1 << 64)), dtype=np.uint64))
+    inverse = np.concatenate([np.ones(1, np.uint64), inverse[:-1]])  # base ** -i
+    a, b = d_words.offsets[doc] + lo, d_words.offsets[doc] + hi
+    return (prefix[b] - prefix[a]) * inverse[a] + (hi - lo).astype(np.uint64)
+
+
 def _longest_tokens(joined: np.ndarray, q_words: Shingles) -> np.ndarray:
     """Per text: the words of its longest whitespace-separated token (at least 1)."""
     token = np.cumsum(~joined) - 1  # the token of each word, numbered over all texts
@@ -323,6 +367,27 @@ def _check_languages(
     return other
 
 
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# Sentences of one part traded two at a time up to this many sentences (6 orders at most).
+_MAX_SENTENCES = 4
+
+
+def _other_orders(parts: list[str]) -> list[str]:
+    """A text's parts (instruction, input) in the other orders a copy may put them in: the parts
+    reversed, and each two sentences of one part traded. Distinct, and none the text itself."""
+    text = "\n".join(parts)
+    out = ["\n".join(reversed(parts))] if len(parts) > 1 else []
+    for k, part in enumerate(parts):
+        sentences = _SENTENCE_END.split(part.strip())
+        if not 2 <= len(sentences) <= _MAX_SENTENCES:
+            continue
+        for a, b in itertools.combinations(range(len(sentences)), 2):
+            traded = list(sentences)
+            traded[a], traded[b] = traded[b], traded[a]
+            out.append("\n".join([*parts[:k], " ".join(traded), *parts[k + 1 :]]))
+    return [t for t in dict.fromkeys(out) if t != text]
+
+
 @functools.lru_cache(maxsize=4096)
 def _grams_of(text: tuple[str, ...], n: int) -> list[str]:
     return list(dict.fromkeys(" ".join(text[i : i + n]) for i in range(max(1, len(text) - n + 1))))
@@ -361,6 +426,7 @@ class Decontaminate(Stage):
         d_words: Shingles,
         turns: list[list[dict[str, str]]],
         joined: np.ndarray,
+        reordered: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """``(doc, query, score, edits, copies, rare, shared)`` of every pair where the row holds a copy of the
         text: few enough edits (score: 1 - edits per word; edits -1 when not counted), or a text
@@ -383,37 +449,50 @@ class Decontaminate(Stage):
         copies = crowd[query]
         many = copies >= cfg.min_copies
 
-        # The text's rare n-grams: held by at most rare_rows rows that are not its copies. Its copies
-        # can lower an n-gram's count by at most their number, so only those n-grams are probed.
+        # The text's rare n-grams: held by at most rare_rows rows that are not its copies, where the
+        # candidate rows holding the same words where the text would sit count once: the same lightly
+        # edited copy in two rows (one prompt asked twice with different answers) is one copy, not
+        # common phrasing. (Pairs of a text found in min_copies rows are decided already.)
+        # Counting them can lower an n-gram's count by at most the text's candidates: only n-grams
+        # that can end up rare are probed.
         q_owner, q_hash = _distinct_shingles(queries)
         freq = found.doc_freq[np.searchsorted(found.vocab, q_hash)]
-        maybe = freq - crowd[q_owner] <= cfg.rare_rows
+        pairs_of = np.bincount(query, minlength=queries.num_docs)
+        maybe = freq - pairs_of[q_owner] <= cfg.rare_rows
         candidates = Shingles(
             q_hash[maybe],
             np.concatenate([[0], np.cumsum(np.bincount(q_owner[maybe], minlength=queries.num_docs))]).astype(
                 np.int64
             ),
         )
-        # (Pairs of a text found in min_copies rows are decided already, and so are its copies.)
         open_pairs = np.flatnonzero(~many)
-        _, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
+        anchor, held, held_hash = diagonals(candidates, docs, doc[open_pairs], query[open_pairs])
+        length = q_words.counts()[query]
+        window = np.zeros(len(doc), dtype=np.uint64)
+        window[open_pairs] = _window_keys(d_words, doc[open_pairs], anchor, length[open_pairs])
         held_pair = open_pairs[held]
         vocab_id = np.searchsorted(found.vocab, held_hash)
         width = np.int64(len(found.vocab))
         keys = query[held_pair] * width + vocab_id
-        in_copies, times = np.unique(keys[near[held_pair]], return_counts=True)
-        at = np.minimum(np.searchsorted(in_copies, keys), max(len(in_copies) - 1, 0))
-        by_copies = np.where(in_copies[at] == keys, times[at], 0) if len(in_copies) else 0
-        rare = np.bincount(
-            held_pair[found.doc_freq[vocab_id] - by_copies <= cfg.rare_rows], minlength=len(doc)
-        )
+        in_copies = near[held_pair]
+        rare_count = found.doc_freq[vocab_id] - _per_key(keys, in_copies)
+        others = ~in_copies
+        # Rows among the text's other candidates holding the n-gram, and their distinct windows.
+        rare_count -= _per_key(keys, others)
+        first = np.zeros(len(keys), dtype=bool)
+        if len(keys):
+            order = np.lexsort((window[held_pair], keys))
+            k, w = keys[order], window[held_pair][order]
+            new = np.concatenate([[True], (k[1:] != k[:-1]) | (w[1:] != w[:-1])])
+            first[order] = new
+        rare_count += _per_key(keys, others & first)
+        rare = np.bincount(held_pair[rare_count <= cfg.rare_rows], minlength=len(doc))
         allowed = 1 + np.floor(np.round(cfg.edit_rate * rare, 9)).astype(np.int64)
 
         # An edit loses at most n + (words of the longest token - 1) of the text's n-grams: pairs that
         # lost more than their allowed edits can have are not aligned.
         longest = _longest_tokens(joined, q_words)
         reach = (n + longest - 1)[query]
-        length = q_words.counts()[query]
         aligned = np.flatnonzero(~many & (shared >= size[query] - reach * allowed))
         edits = np.full(len(doc), -1, dtype=np.int64)
         if len(aligned):
@@ -421,11 +500,47 @@ class Decontaminate(Stage):
             edges = _turn_edges(turns, cfg.fields, np.unique(doc[aligned]), d_words)
             slack = allowed[aligned] * longest[query[aligned]] + n
             edits[aligned] = edit_counts(
-                q_words, d_words, query[aligned], doc[aligned], offset, slack, edges, joined
+                q_words,
+                d_words,
+                query[aligned],
+                doc[aligned],
+                offset,
+                slack,
+                edges,
+                joined,
+                ~reordered[query[aligned]],
             )
         hit = many | ((edits >= 0) & (edits <= allowed))
         score = np.where(edits >= 0, 1.0 - edits / np.maximum(length, 1), shared / size[query])
         return doc[hit], query[hit], score[hit], edits[hit], copies[hit], rare[hit], shared[hit]
+
+    def _copies_of(
+        self,
+        texts: np.ndarray,
+        n: int,
+        q_words: Shingles,
+        docs: Shingles,
+        doc_words: Shingles,
+        turns: list[list[dict[str, str]]],
+        joined: Shingles,
+        items: int,
+    ) -> tuple[np.ndarray, ...]:
+        """:meth:`_copies` for texts ``texts`` (of ``q_words``, the first ``items`` of them the
+        texts as they are), as ``(view, text, score, n, edits, copies, rare, shared)``."""
+        if not len(texts):
+            none = np.zeros(0, np.int64)
+            return none, none, none.astype(np.float64), none, none, none, none, none
+        chosen = q_words.take(texts)
+        view, query, score, *evidence = self._copies(
+            ngrams(chosen, n),
+            docs,
+            chosen,
+            doc_words,
+            turns,
+            joined.take(texts).hashes.astype(bool),
+            texts >= items,
+        )
+        return (view, texts[query], score, np.full(len(view), n), *evidence)
 
     def _score(self, queries: Shingles, docs: Shingles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc, query, score)`` of every pair that matches, all computed exactly."""
@@ -467,15 +582,20 @@ class Decontaminate(Stage):
         plans: list[tuple[Shingles, np.ndarray]] = []
         joined: list[Shingles] = []
         for evals in sets:
-            q_words = words(evals.texts)
             if cfg.method == "copy":
-                flags = _token_continuations(evals.texts, q_words).astype(np.uint64)
+                evals.reorder()
+            else:
+                evals.orders, evals.origin = evals.texts, list(range(len(evals.texts)))
+            q_words = words(evals.orders)
+            if cfg.method == "copy":
+                flags = _token_continuations(evals.orders, q_words).astype(np.uint64)
                 joined.append(Shingles(flags, q_words.offsets))
             size = np.minimum(q_words.counts(), cfg.ngram)
             short = q_words.counts() < cfg.min_eval_words
             size[short] = 0
-            ctx.stats.counters[f"eval_texts:{evals.name}"] = int((~short).sum())
-            ctx.stats.counters[f"skipped_short:{evals.name}"] = int(short.sum())
+            items = len(evals.texts)  # the texts as they are come first
+            ctx.stats.counters[f"eval_texts:{evals.name}"] = int((~short[:items]).sum())
+            ctx.stats.counters[f"skipped_short:{evals.name}"] = int(short[:items].sum())
             plans.append((q_words, size))
         found: list[list[tuple[np.ndarray, ...]]] = [[] for _ in sets]
         for n in sorted({int(s) for _, size in plans for s in size if s > 0}, reverse=True):
@@ -486,19 +606,20 @@ class Decontaminate(Stage):
                 if not len(texts):
                     continue
                 if cfg.method == "copy":
-                    chosen = q_words.take(texts)
-                    view, query, score, *evidence = self._copies(
-                        ngrams(chosen, n),
-                        docs,
-                        chosen,
-                        doc_words,
-                        turns,
-                        joined[k].take(texts).hashes.astype(bool),
-                    )
-                else:
-                    view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
-                    none = np.zeros(len(view), np.int64)
-                    evidence = [none - 1, none, none, none]
+                    items = len(sets[k].texts)
+                    as_is = texts[texts < items]
+                    found_as_is = self._copies_of(as_is, n, q_words, docs, doc_words, turns, joined[k], items)
+                    hits.append(found_as_is)
+                    # A text found in min_copies rows is removed from every row holding 0.6 of it,
+                    # which a copy in another order does: its other orders need no comparing.
+                    crowded = np.unique(found_as_is[1][found_as_is[5] >= cfg.min_copies])
+                    origin = np.asarray(sets[k].origin, dtype=np.int64)
+                    others = texts[(texts >= items) & ~np.isin(origin[texts], crowded)]
+                    hits.append(self._copies_of(others, n, q_words, docs, doc_words, turns, joined[k], items))
+                    continue
+                view, query, score = self._score(ngrams(q_words.take(texts), n), docs)
+                none = np.zeros(len(view), np.int64)
+                evidence = [none - 1, none, none, none]
                 hits.append((view, texts[query], score, np.full(len(view), n), *evidence))
         best: list[dict[int, _Match]] = []
         for hits in found:
@@ -540,7 +661,9 @@ class Decontaminate(Stage):
     ) -> str:
         cfg: DecontaminateConfig = self.config
         if cfg.method == "copy":
-            how = _copy_evidence(cfg, match, folded[evals.texts[match.text]], folded[view])
+            how = _copy_evidence(cfg, match, folded[evals.orders[match.text]], folded[view])
+            if match.text >= len(evals.texts):
+                how += " (its parts or sentences in another order)"
         elif cfg.method == "ngram":
             how = f"ngram: {match.score:g} shared {match.n}-grams"
         elif cfg.method == "containment":
@@ -548,7 +671,7 @@ class Decontaminate(Stage):
         else:
             how = f"minhash: Jaccard {match.score:.3f} on {match.n}-grams"
         text = "original" if original else "translation"
-        return f"eval set {evals.name!r} item {evals.item[match.text]}: {how}, in the row's {text} ({lang})"
+        return f"eval set {evals.name!r} item {evals.item[evals.origin[match.text]]}: {how}, in the row's {text} ({lang})"
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: DecontaminateConfig = self.config
@@ -583,6 +706,7 @@ class Decontaminate(Stage):
                 for turns in (rows[i]["messages"], rows[i].get("source_messages")):
                     if turns is not None:
                         test.texts.append(row_text(turns, cfg.test_fields))
+                        test.parts.append([test.texts[-1]])
                         test.item.append(f"row {rows[i]['row_id']}")
             sets.append(test)
         info: dict[str, Any] = {}
@@ -604,7 +728,7 @@ class Decontaminate(Stage):
         named = (
             sorted(
                 {
-                    evals.texts[m.text]
+                    evals.orders[m.text]
                     for evals, per_row in zip(sets, best, strict=True)
                     for m in per_row.values()
                 }

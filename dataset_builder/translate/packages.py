@@ -157,7 +157,10 @@ def _remove_leftovers(folder: Path) -> None:
 def install(archive: str | Path, root: str | Path | None = None) -> InstalledPackage:
     archive = Path(archive)
     if not archive.is_file():
-        raise PackageError(f"{archive}: no such file")
+        raise PackageError(
+            f"{archive}: no such file; download an .argosmodel file "
+            "(https://www.argosopentech.com/argospm/index/), or fetch one with `models install FROM TO`"
+        )
     folder = packages_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(folder)
@@ -203,7 +206,17 @@ def fetch_from_index(from_code: str, to_code: str, root: str | Path | None = Non
     """Download and install a package from the Argos index (needs a network)."""
     from dataset_builder.sources.readers import check_host_reachable
 
-    check_host_reachable("https://raw.githubusercontent.com", what="the Argos package index")
+    # The index argostranslate itself reads: $ARGOS_PACKAGE_INDEX, else its default on GitHub.
+    index = os.environ.get("ARGOS_PACKAGE_INDEX") or "https://raw.githubusercontent.com"
+    check_host_reachable(
+        index,
+        what="the Argos package index",
+        hint=(
+            f"; on a machine with a network, download the {from_code}->{to_code} .argosmodel file "
+            "(https://www.argosopentech.com/argospm/index/) and install it here with "
+            "`dataset-builder models install PATH.argosmodel`"
+        ),
+    )
     os.environ["ARGOS_PACKAGES_DIR"] = str(packages_dir(root))
     import argostranslate.package
 
