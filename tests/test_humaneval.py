@@ -122,6 +122,10 @@ def test_samples_pass_at_k_equals_human_evals(tmp_path: Path) -> None:
     assert ours["pass@1"] == pytest.approx(float(theirs["pass@1"]), abs=1e-12)
     assert ours["pass@10"] == pytest.approx(float(theirs["pass@10"]), abs=1e-12)
     assert ours["pass@1"] == pytest.approx(sum(CORRECT_PER_PROBLEM.values()) / 40)
+    # The report says what the file held, not the generation defaults: 10 a problem, a subset scored.
+    notes = (out / "benchmark.md").read_text(encoding="utf-8")
+    assert "given.jsonl`, 10 sample(s) per problem" in notes and "greedy" not in notes
+    assert f"{len(CORRECT_PER_PROBLEM)} of {len(problems)} problems scored" in notes
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")

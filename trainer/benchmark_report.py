@@ -72,12 +72,8 @@ def _notes(report: dict[str, Any]) -> str:
         )
     code = [t for t, i in report["tasks"].items() if i["kind"] == "humaneval"]
     if code:
-        s = report["settings"]
-        text += (
-            f" HumanEval ({', '.join(code)}): {s['samples_per_problem']} sample(s) per problem,"
-            f" {'greedy' if s['samples_per_problem'] == 1 else 'temperature ' + str(s['temperature'])},"
-            f" executed in the sandbox (network: {report['sandbox']['network']})."
-        )
+        text += f" HumanEval ({', '.join(code)}): {_code_settings(report, code)},"
+        text += f" executed in the sandbox (network: {report['sandbox']['network']})."
         if report["sandbox"].get("kernel"):
             text += f" Kernel sandbox: {report['sandbox']['boundary']}; {report['sandbox']['user']}."
         if report["sandbox"].get("unsafe_no_sandbox"):
@@ -86,6 +82,23 @@ def _notes(report: dict[str, Any]) -> str:
                 f" {report['sandbox']['boundary']}).**"
             )
     return text
+
+
+def _code_settings(report: dict[str, Any], code: list[str]) -> str:
+    """How the completions were made and how many problems they cover, as the results say: a
+    samples file can hold any number per problem and any subset of the problems."""
+    scored = [r[t] for r in report["results"].values() for t in code if isinstance(r.get(t), dict)]
+    coverage = sorted({(r.get("problems_scored"), r.get("problems_in_set")) for r in scored} - {(None, None)})
+    covered = "; ".join(f"{n} of {total} problems scored" for n, total in coverage)
+    if report.get("samples_file"):
+        per = sorted({r.get("samples_per_problem") for r in scored})
+        counts = "an uneven number of" if per == [None] or None in per else "/".join(map(str, per))
+        made = f"completions given in `{Path(report['samples_file']).name}`, {counts} sample(s) per problem"
+    else:
+        s = report["settings"]
+        n = s["samples_per_problem"]
+        made = f"{n} sample(s) per problem, {'greedy' if n == 1 else 'temperature ' + str(s['temperature'])}"
+    return f"{made}, {covered}" if covered else made
 
 
 def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
