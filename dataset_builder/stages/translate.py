@@ -216,13 +216,15 @@ class _Turn:
                 restored = local.restore(done.get(sentence, ""))
                 if restored is None:
                     retried += 1
+                    fragments = local.fragments()
                     restored = join_around_code(
                         [
                             (piece, True)
                             if is_code
                             else (_keep_edges(piece, (retry or {}).get(piece.strip(), piece.strip())), False)
-                            for piece, is_code in local.fragments()
-                        ]
+                            for piece, is_code in fragments
+                        ],
+                        [piece for piece, _ in fragments],
                     )
                 out.append(restored)
             translated = join_sentences(out, [_restore_gap(g, protected) for g in gaps])
@@ -257,6 +259,8 @@ def _restore_gap(gap: str, protected: Protected) -> str:
 
 
 def _keep_edges(piece: str, translated: str) -> str:
+    if not piece.strip():  # only the space between two code spans: nothing was translated
+        return piece
     lead = piece[: len(piece) - len(piece.lstrip())]
     trail = piece[len(piece.rstrip()) :]
     return f"{lead}{translated}{trail}"
