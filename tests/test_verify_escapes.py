@@ -171,3 +171,15 @@ def test_the_stage_never_sends_a_data_input_to_the_translator(
     sent = " ".join(turn.sentences())
     assert (data in sent) == sentences
     assert instruction in sent
+
+
+@pytest.mark.parametrize("answer", ["True", "False", "false", "average", "True\nFalse"])
+def test_a_value_answer_is_kept(answer: str) -> None:
+    found = verify_turn(answer, transliterate(answer))
+    assert found is not None and "value answer changed" in found
+    assert _Turn(answer, False, "en").sentences() == []
+
+
+@pytest.mark.parametrize("answer", ["Yes.", "Abstract Factory", "It returns True."])
+def test_a_sentence_answer_is_translated(answer: str) -> None:
+    assert _Turn(answer, False, "en").sentences() != []

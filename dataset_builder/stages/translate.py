@@ -42,7 +42,7 @@ from dataset_builder.translate.segment import (
     segment,
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
-from dataset_builder.translate.verify import data_reads_as_sentences, verify_turn
+from dataset_builder.translate.verify import data_reads_as_sentences, is_bare_value, verify_turn
 
 log = logging.getLogger("dataset_builder")
 Role = Literal["system", "user", "assistant"]
@@ -187,7 +187,8 @@ class _Turn:
     def __init__(self, text: str, translate_comments: bool, language: str, data_lines: int = 0) -> None:
         self.source = text
         self.data_lines = data_lines
-        head, data = _split_data(text, data_lines)
+        # A turn of bare values (`True`, `average`) is an answer's value: it is never translated.
+        head, data = ("", text) if is_bare_value(text) else _split_data(text, data_lines)
         self.spans = segment(head) if head else []
         if translate_comments:
             self.spans = _split_comments(self.spans)

@@ -226,10 +226,20 @@ def data_reads_as_sentences(text: str) -> bool:
     if not lines:
         return False
     for line in lines:
+        body = line.strip()
+        if not (body[:1].isupper() and body[-1:] in ".!?"):
+            return False  # "this is a test" is a sample string, not a full sentence
         words = [_core(w).lower() for w in line.split()]
         if not reads_as_sentence(line) or not any(len(w) > 1 and w in _FUNCTION_WORDS for w in words):
             return False
     return True
+
+
+def is_bare_value(text: str) -> bool:
+    """A turn that is only values, one bare token a line (``True``, ``False``, ``average``): an
+    answer that names a value, not a sentence to translate."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    return bool(lines) and all(len(line.split()) == 1 and line[-1] not in ".!?" for line in lines)
 
 
 # Kept for the benchmark's kinds of code: a prose line in the verifier's sense.
@@ -735,6 +745,9 @@ def first_difference(
     src, out = source.split("\n"), translated.split("\n")
     if len(src) != len(out):
         return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
+    if is_bare_value(source):
+        i = next(k for k in range(len(src)) if src[k] != out[k])
+        return Difference(i + 1, f"value answer changed: {_show(src[i])} -> {_show(out[i])}")
     if 0 < data_lines <= len(src):
         first = len(src) - data_lines
         if not data_reads_as_sentences("\n".join(src[first:])):
