@@ -183,3 +183,28 @@ def test_a_value_answer_is_kept(answer: str) -> None:
 @pytest.mark.parametrize("answer", ["Yes.", "Abstract Factory", "It returns True."])
 def test_a_sentence_answer_is_translated(answer: str) -> None:
     assert _Turn(answer, False, "en").sentences() != []
+
+
+# (prose line, the code in it)
+INLINE_VALUES = [
+    ("The expected output is [2, 4] for that input.", "[2, 4]"),
+    ("It prints ['a', 'b'] and then stops.", "['a', 'b']"),
+    (
+        "The script throws 'TypeError: 'NoneType' object is not iterable' when the list is empty.",
+        "'TypeError: 'NoneType' object is not iterable'",
+    ),
+]
+
+
+def _reverse_words(text: str) -> str:
+    return " ".join(reversed(text.split()))
+
+
+@pytest.mark.parametrize(("line", "code"), INLINE_VALUES)
+def test_lists_and_quoted_errors_in_prose_stay_whole(line: str, code: str) -> None:
+    assert verify_turn(line, line.replace(code, _reverse_words(code))) is not None
+    turn = _Turn(line, False, "en")
+    assert all(code not in sentence for sentence in turn.sentences())
+    done = {s: _reverse_words(s) for s in turn.sentences()}
+    out, _ = turn.assemble(done, {})
+    assert code in out

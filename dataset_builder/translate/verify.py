@@ -169,7 +169,14 @@ def code_tokens(line: str) -> list[str]:
     quoted literals, in order."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
+    # A bracketed sequence with a number or a quote in it (`[2, 4]`), and an error message quoted
+    # whole, inner quotes and all (`'TypeError: 'NoneType' object is not iterable'`): one token each.
+    for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
+        found.append((m.start(), m.group(0)))
+        taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for m in _QUOTED_LITERAL.finditer(line):
+        if any(taken[m.start() : m.end()]):
+            continue
         if len(m.group(0)) <= 82:
             found.append((m.start(), m.group(0)))
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
