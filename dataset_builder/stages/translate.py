@@ -19,6 +19,7 @@ published labelled as Russian.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -62,7 +63,7 @@ class TranslateConfig(StageConfig):
     translate_comments: bool = False
     # A row column holding the task's input (data the instruction works on, e.g. the alpaca
     # adapter's `input`), which its source put at the end of the first user turn: those lines are
-    # kept byte-identical unless they are full sentences. None: no such column.
+    # kept byte-identical unless they are full sentences. "": no such column.
     data_column: str | None = "input"
     # decoding (defaults: argostranslate's)
     beam_size: int = Field(default=4, ge=1, le=16)
@@ -270,8 +271,6 @@ def _split_data(text: str, data_lines: int) -> tuple[str, str]:
 def data_lines_of(turn: str, data: str | None) -> int:
     """How many lines at the end of ``turn`` are the task input ``data``; 0 when the turn does not
     end with it (an earlier stage may have stripped spaces or normalized its Unicode, nothing more)."""
-    import unicodedata
-
     if not data or not data.strip():
         return 0
     wanted = [unicodedata.normalize("NFC", line).rstrip() for line in data.strip("\n").split("\n")]
