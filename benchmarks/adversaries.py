@@ -31,6 +31,11 @@ _WORD = re.compile(r"[A-Za-z]+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.,;:!?)\]}'\"]+$")
 
 
+def identity(texts: list[str], from_lang: str, to_lang: str) -> list[str]:
+    """Every text returned as it came: whatever changes in a published row, the stage changed."""
+    return list(texts)
+
+
 def transliterate(texts: list[str], from_lang: str, to_lang: str) -> list[str]:
     """Every Latin letter becomes a Cyrillic one."""
     return [text.translate(_CYRILLIC) for text in texts]
@@ -88,6 +93,7 @@ def keywords(texts: list[str], from_lang: str, to_lang: str) -> list[str]:
 
 
 ADVERSARIES = {
+    "identity": identity,
     "transliterate": transliterate,
     "upper": upper,
     "drop-punctuation": drop_punctuation,

@@ -42,6 +42,11 @@ class _SplitWriter:
         self.digest = hashlib.sha256()
 
     def add(self, table: pa.Table) -> None:
+        # Sources of one build may differ in the columns an adapter keeps of its own (alpaca's
+        # `input`, humaneval's `task_id`): a column this batch lacks is null in its rows.
+        for field in self.schema:
+            if field.name not in table.schema.names:
+                table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
         table = table.select(self.schema.names).cast(self.schema)
         for row in table.to_pylist():
             self.digest.update(canonical_json(row).encode("utf-8"))

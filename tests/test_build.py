@@ -341,3 +341,20 @@ def test_corrupt_source_files_are_one_line_via_the_cli(
     )
     assert "Traceback" not in proc.stderr
     assert Registry(tmp_path / "reg").versions() == []
+
+
+def test_sources_with_different_own_columns_publish_together(tmp_path: Path) -> None:
+    """alpaca keeps its `input` as a column; a qa source has none: its rows publish it null."""
+    write_jsonl(
+        tmp_path / "a.jsonl", [{"instruction": "Reverse this string.", "input": "racecar", "output": "x"}]
+    )
+    write_jsonl(tmp_path / "q.jsonl", [{"question": "What is a list?", "answer": "A sequence."}])
+    sources = (
+        alpaca_source("a.jsonl", name="a") + '[[sources]]\nname = "q"\nadapter = "qa"\npaths = ["q.jsonl"]\n'
+    )
+    recipe = write_recipe(tmp_path, sources, stages='[[stages]]\ntype = "split"\ntest_ratio = 0.0\n')
+    assert main(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"]) == 0
+    rows = pq.read_table(
+        tmp_path / "reg" / "t" / "1.0.0" / "data" / "train-00000-of-00001.parquet"
+    ).to_pylist()
+    assert sorted((r["source"], r["input"]) for r in rows) == [("a", "racecar"), ("q", None)]

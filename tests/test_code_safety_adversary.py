@@ -102,6 +102,14 @@ ROWS: list[tuple[str, str, str, list[tuple[int, str]]]] = [
         ],
     ),
     (
+        "Check if these two words are anagrams.",
+        "listen, silent",
+        "They are anagrams: both have the same letters.",
+        [(0, "listen, silent")],
+    ),
+    ("Reverse this string.", "Hello, World!", "Use slicing with a step of -1.", [(0, "Hello, World!")]),
+    ("Parse this record into a dictionary.", "John Doe, 30", "Split it on the comma.", [(0, "John Doe, 30")]),
+    (
         "Write a function that returns the sum of a list of numbers.",
         "",
         "Here is the code:\n\n```python\ndef total(numbers):\n    return sum(numbers)\n```\n\nIt handles empty input.",

@@ -137,3 +137,74 @@ def test_prose_is_not_thrown_away(text: str) -> None:
     translated, _ = turn.assemble({s: transliterate(s) for s in turn.sentences()}, {})
     assert translated != text
     assert verify_turn(text, translated) is None
+
+
+# (instruction, task input, whether the input is sentences a translator may change)
+TASK_INPUTS = [
+    ("Check whether this word is a palindrome.", "racecar", False),
+    ("Check if these two words are anagrams.", "listen, silent", False),
+    ("Reverse this string.", "Hello, World!", False),
+    ("Parse this record into a dictionary.", "John Doe, 30", False),
+    ("Write a query that lists the oldest employee.", "employees (id, name, age)", False),
+    ("Count the words in this text.", "The quick brown fox jumps over the lazy dog.", True),
+]
+
+
+@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
+def test_a_task_input_stays_data_unless_it_is_sentences(instruction: str, data: str, sentences: bool) -> None:
+    """The task's input is the last line of the user turn: changed, the turn is rejected unless the
+    input reads as sentences; the instruction above it may always be translated."""
+    turn = f"{instruction}\n{data}"
+    spoiled_input = f"{instruction}\n{transliterate(data)}"
+    found = verify_turn(turn, spoiled_input, data_lines=1)
+    assert (found is None) == sentences, found
+    if not sentences:
+        assert "task input changed" in found
+    assert verify_turn(turn, f"{transliterate(instruction)}\n{data}", data_lines=1) is None
+
+
+@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
+def test_the_stage_never_sends_a_data_input_to_the_translator(
+    instruction: str, data: str, sentences: bool
+) -> None:
+    turn = _Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
+    sent = " ".join(turn.sentences())
+    assert (data in sent) == sentences
+    assert instruction in sent
+
+
+@pytest.mark.parametrize("answer", ["True", "False", "false", "average", "True\nFalse"])
+def test_a_value_answer_is_kept(answer: str) -> None:
+    found = verify_turn(answer, transliterate(answer))
+    assert found is not None and "value answer changed" in found
+    assert _Turn(answer, False, "en").sentences() == []
+
+
+@pytest.mark.parametrize("answer", ["Yes.", "Abstract Factory", "It returns True."])
+def test_a_sentence_answer_is_translated(answer: str) -> None:
+    assert _Turn(answer, False, "en").sentences() != []
+
+
+# (prose line, the code in it)
+INLINE_VALUES = [
+    ("The expected output is [2, 4] for that input.", "[2, 4]"),
+    ("It prints ['a', 'b'] and then stops.", "['a', 'b']"),
+    (
+        "The script throws 'TypeError: 'NoneType' object is not iterable' when the list is empty.",
+        "'TypeError: 'NoneType' object is not iterable'",
+    ),
+]
+
+
+def _reverse_words(text: str) -> str:
+    return " ".join(reversed(text.split()))
+
+
+@pytest.mark.parametrize(("line", "code"), INLINE_VALUES)
+def test_lists_and_quoted_errors_in_prose_stay_whole(line: str, code: str) -> None:
+    assert verify_turn(line, line.replace(code, _reverse_words(code))) is not None
+    turn = _Turn(line, False, "en")
+    assert all(code not in sentence for sentence in turn.sentences())
+    done = {s: _reverse_words(s) for s in turn.sentences()}
+    out, _ = turn.assemble(done, {})
+    assert code in out

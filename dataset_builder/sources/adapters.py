@@ -41,7 +41,7 @@ class Adapter(ABC):
         return pa.schema([*CANONICAL_SCHEMA, *(pa.field(name, pa.string()) for name in self.extra)])
 
     def extra_values(self, record: Mapping[str, Any], columns: dict[str, tuple[str, ...]]) -> dict[str, str]:
-        return {name: _text(record, columns[name]) for name in self.extra}
+        return {name: _text(record, columns[name], required=name in self.required) for name in self.extra}
 
     def resolve_columns(self, mapping: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
         unknown = set(mapping) - set(self.required) - set(self.optional)
@@ -173,6 +173,9 @@ ADAPTERS: dict[str, Adapter] = {
         "alpaca",
         required={"instruction": ("instruction",), "output": ("output", "response")},
         optional={"input": ("input",)},
+        # The task's input stays a column of its own: it is the data the instruction works on, and
+        # a stage that must not change data (translate) finds it at the end of the user turn.
+        extra=("input",),
     ),
     "qa": QAAdapter("qa", required={"question": ("question",), "answer": ("answer",)}),
     "prompt_completion": PromptCompletionAdapter(

@@ -19,6 +19,7 @@ published labelled as Russian.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from dataset_builder.translate.segment import (
     segment,
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
-from dataset_builder.translate.verify import verify_turn
+from dataset_builder.translate.verify import data_reads_as_sentences, is_bare_value, verify_turn
 
 log = logging.getLogger("dataset_builder")
 Role = Literal["system", "user", "assistant"]
@@ -60,6 +61,10 @@ class TranslateConfig(StageConfig):
     if_missing: Literal["error", "skip"] = "error"
     roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"])
     translate_comments: bool = False
+    # A row column holding the task's input (data the instruction works on, e.g. the alpaca
+    # adapter's `input`), which its source put at the end of the first user turn: those lines are
+    # kept byte-identical unless they are full sentences. "": no such column.
+    data_column: str | None = "input"
     # decoding (defaults: argostranslate's)
     beam_size: int = Field(default=4, ge=1, le=16)
     length_penalty: float = 0.2
@@ -185,11 +190,16 @@ def _engine(cfg: TranslateConfig, from_lang: str, base_dir: Path, ctx: StageCont
 class _Turn:
     """One turn being translated: its spans, and for each prose span its sentence plan."""
 
-    def __init__(self, text: str, translate_comments: bool, language: str) -> None:
+    def __init__(self, text: str, translate_comments: bool, language: str, data_lines: int = 0) -> None:
         self.source = text
-        self.spans = segment(text)
+        self.data_lines = data_lines
+        # A turn of bare values (`True`, `average`) is an answer's value: it is never translated.
+        head, data = ("", text) if is_bare_value(text) else _split_data(text, data_lines)
+        self.spans = segment(head) if head else []
         if translate_comments:
             self.spans = _split_comments(self.spans)
+        if data:
+            self.spans.append(Span("code", data))
         self.plans: dict[int, tuple[Protected, list[str], list[str]]] = {}
         for i, span in enumerate(self.spans):
             if span.kind == "prose":
@@ -221,13 +231,15 @@ class _Turn:
                 restored = local.restore(done.get(sentence, ""))
                 if restored is None:
                     retried += 1
+                    fragments = local.fragments()
                     restored = join_around_code(
                         [
                             (piece, True)
                             if is_code
                             else (_keep_edges(piece, (retry or {}).get(piece.strip(), piece.strip())), False)
-                            for piece, is_code in local.fragments()
-                        ]
+                            for piece, is_code in fragments
+                        ],
+                        [piece for piece, _ in fragments],
                     )
                 out.append(restored)
             translated = join_sentences(out, [_restore_gap(g, protected) for g in gaps])
@@ -249,6 +261,33 @@ class _Turn:
         return pieces
 
 
+def _split_data(text: str, data_lines: int) -> tuple[str, str]:
+    """``(head, data)``: the turn before its last ``data_lines`` lines, and those lines when they
+    are not sentences (data is never sent to the translator); ``(text, "")`` otherwise."""
+    lines = text.split("\n")
+    if not 0 < data_lines <= len(lines):
+        return text, ""
+    data = "\n".join(lines[len(lines) - data_lines :])
+    if data_reads_as_sentences(data):
+        return text, ""
+    return text[: len(text) - len(data)], data
+
+
+def data_lines_of(turn: str, data: str | None) -> int:
+    """How many lines at the end of ``turn`` are the task input ``data``; 0 when the turn does not
+    end with it (an earlier stage may have stripped spaces or normalized its Unicode, nothing more)."""
+    if not data or not data.strip():
+        return 0
+    wanted = [unicodedata.normalize("NFC", line).rstrip() for line in data.strip("\n").split("\n")]
+    lines = turn.split("\n")
+    blank_end = len(lines) - len("\n".join(lines).rstrip().split("\n"))  # kept by an earlier stage
+    end = len(lines) - blank_end
+    if len(wanted) > end:
+        return 0
+    got = [unicodedata.normalize("NFC", line).rstrip() for line in lines[end - len(wanted) : end]]
+    return len(wanted) + blank_end if got == wanted else 0
+
+
 def _without_code(text: str, protected: Protected) -> str:
     for code in protected.spans:
         text = text.replace(code, " ")
@@ -262,6 +301,8 @@ def _restore_gap(gap: str, protected: Protected) -> str:
 
 
 def _keep_edges(piece: str, translated: str) -> str:
+    if not piece.strip():  # only the space between two code spans: nothing was translated
+        return piece
     lead = piece[: len(piece) - len(piece.lstrip())]
     trail = piece[len(piece.rstrip()) :]
     return f"{lead}{translated}{trail}"
@@ -412,8 +453,15 @@ class Translate(BaseStage):
             elif lang is None:
                 passed.append(r)
             else:
+                first_user = next((t for t, m in enumerate(row["messages"]) if m["role"] == "user"), None)
+                data = row.get(cfg.data_column) if cfg.data_column else None
                 turns = {
-                    t: _Turn(m["content"], cfg.translate_comments, lang)
+                    t: _Turn(
+                        m["content"],
+                        cfg.translate_comments,
+                        lang,
+                        data_lines_of(m["content"], data) if t == first_user else 0,
+                    )
                     for t, m in enumerate(row["messages"])
                     if m["role"] in cfg.roles
                 }
@@ -480,7 +528,11 @@ class Translate(BaseStage):
         """``others``: the row's other turns, whose code names the data labels of this one."""
         cfg: TranslateConfig = self.config
         difference = verify_turn(
-            turn.source, translated, translate_comments=cfg.translate_comments, context=others
+            turn.source,
+            translated,
+            translate_comments=cfg.translate_comments,
+            context=others,
+            data_lines=turn.data_lines,
         )
         if difference is not None:
             return "code_changed", difference

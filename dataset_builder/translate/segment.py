@@ -487,6 +487,8 @@ def python_prose(code: str) -> list[tuple[int, int, tuple[str, ...]]]:
 _INLINE = re.compile(
     r"""
     (?P<code>``[^`\n]+``|`[^`\n]+`)|
+    (?P<error>(?<![\w'"`])(?P<eq>['"])[A-Z]\w*(?:Error|Exception|Warning):[^\n]*(?P=eq)(?![\w'"`]))|
+    (?P<list>\[\s*(?:[-+]?\d[\d.]*|'[^'\n]*'|"[^"\n]*")(?:\s*,\s*(?:[-+]?\d[\d.]*|'[^'\n]*'|"[^"\n]*"))*\s*\])|
     (?P<url>\b(?:https?|ftp)://[^\s<>"'`]+[^\s<>"'`.,;:!?)\]])|
     (?P<call>\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*[?!]?\([^()\n]{0,80}\))|
     (?P<path>(?:~|\.{1,2})/[\w.\-]+(?:/[\w.\-]+)*|(?<![\w/])/[\w.\-]+(?:/[\w.\-]+)+|\b[A-Za-z]:\\[\w.\-\\]+|\b[\w\-]+(?:/[\w.\-]+)+\.\w+|
@@ -522,13 +524,15 @@ def _glued(left: str, right: str) -> bool:
     return ((_is_word_char(a) or a in "'\"") and _is_word_char(b)) or (_is_word_char(a) and b in "'\"")
 
 
-def join_around_code(pieces: list[tuple[str, bool]]) -> str:
+def join_around_code(pieces: list[tuple[str, bool]], source: list[str] | None = None) -> str:
     """Join ``(text, is_code)`` pieces, with a space where a translated piece would glue itself to
-    a code piece (`camelCase` + "an" must not become `camelCasean`)."""
+    a code piece (`camelCase` + "an" must not become `camelCasean`). ``source``: the pieces before
+    translation; where they were glued already (`JavaScript's`), they stay glued."""
     out = ""
     for k, (text, is_code) in enumerate(pieces):
         touches_code = is_code or (k > 0 and pieces[k - 1][1])
-        out += " " + text if touches_code and _glued(out, text) else text
+        glued_before = source is not None and k > 0 and _glued(source[k - 1], source[k])
+        out += " " + text if touches_code and _glued(out, text) and not glued_before else text
     return out
 
 
@@ -544,6 +548,13 @@ class Protected:
         numbered globally). None unless the translation has exactly the placeholders its source
         had, each once, and is not empty where the source was not."""
         wanted = sorted(_PLACEHOLDER_RE.findall(self.text))
+        glued_in_source = {
+            m.group(1): (
+                m.start() > 0 and _is_word_char(self.text[m.start() - 1]),
+                m.end() < len(self.text) and _is_word_char(self.text[m.end()]),
+            )
+            for m in _PLACEHOLDER_RE.finditer(self.text)
+        }
         if sorted(_PLACEHOLDER_RE.findall(translated)) != wanted or (
             self.text.strip() and not translated.strip()
         ):
@@ -561,6 +572,10 @@ class Protected:
                 lead = " "
             if span[-1:] in "'\"" and _is_word_char(after):
                 trail = " "
+            # A word the source itself glued to its code (`_name.attr`) stays glued.
+            glued_left, glued_right = glued_in_source[m.group(1)]
+            lead = "" if glued_left else lead
+            trail = "" if glued_right else trail
             return f"{lead}{span}{trail}"
 
         return _PLACEHOLDER_RE.sub(put_back, translated)

@@ -169,7 +169,14 @@ def code_tokens(line: str) -> list[str]:
     quoted literals, in order."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
+    # A bracketed sequence with a number or a quote in it (`[2, 4]`), and an error message quoted
+    # whole, inner quotes and all (`'TypeError: 'NoneType' object is not iterable'`): one token each.
+    for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
+        found.append((m.start(), m.group(0)))
+        taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for m in _QUOTED_LITERAL.finditer(line):
+        if any(taken[m.start() : m.end()]):
+            continue
         if len(m.group(0)) <= 82:
             found.append((m.start(), m.group(0)))
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
@@ -216,6 +223,30 @@ def reads_as_sentence(line: str) -> bool:
     if len(words) < 0.5 * len(counted):
         return False
     return _is_sentence(words, line, counted[-1][1])
+
+
+def data_reads_as_sentences(text: str) -> bool:
+    """Is a task's input (data the instruction works on) made of full sentences, which may be
+    translated? Every non-blank line must read as a sentence *with a function word*: ``racecar``,
+    ``listen, silent``, ``Hello, World!`` and ``John Doe, 30`` are data however they end."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return False
+    for line in lines:
+        body = line.strip()
+        if not (body[:1].isupper() and body[-1:] in ".!?"):
+            return False  # "this is a test" is a sample string, not a full sentence
+        words = [_core(w).lower() for w in line.split()]
+        if not reads_as_sentence(line) or not any(len(w) > 1 and w in _FUNCTION_WORDS for w in words):
+            return False
+    return True
+
+
+def is_bare_value(text: str) -> bool:
+    """A turn that is only values, one bare token a line (``True``, ``False``, ``average``): an
+    answer that names a value, not a sentence to translate."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    return bool(lines) and all(len(line.split()) == 1 and line[-1] not in ".!?" for line in lines)
 
 
 # Kept for the benchmark's kinds of code: a prose line in the verifier's sense.
@@ -710,15 +741,26 @@ def _show(text: str, limit: int = 60) -> str:
 
 
 def first_difference(
-    source: str, translated: str, *, translate_comments: bool = False, context: str = ""
+    source: str, translated: str, *, translate_comments: bool = False, context: str = "", data_lines: int = 0
 ) -> Difference | None:
     """None when every piece of code in ``source`` came through ``translated`` unchanged.
-    ``context``: the row's other turns, whose code names the data labels of this one."""
+    ``context``: the row's other turns, whose code names the data labels of this one.
+    ``data_lines``: how many lines at the end of the turn are the task's input, which stays
+    byte-identical unless it is made of sentences."""
     if source == translated:
         return None
     src, out = source.split("\n"), translated.split("\n")
     if len(src) != len(out):
         return Difference(0, f"line count changed: {len(src)} -> {len(out)}")
+    if is_bare_value(source):
+        i = next(k for k in range(len(src)) if src[k] != out[k])
+        return Difference(i + 1, f"value answer changed: {_show(src[i])} -> {_show(out[i])}")
+    if 0 < data_lines <= len(src):
+        first = len(src) - data_lines
+        if not data_reads_as_sentences("\n".join(src[first:])):
+            for i in range(first, len(src)):
+                if src[i] != out[i]:
+                    return Difference(i + 1, f"task input changed: {_show(src[i])} -> {_show(out[i])}")
 
     # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
     # comment or docstring that translate_comments allows to change.
@@ -804,8 +846,10 @@ def _lost_token(source: str, translated: str) -> str | None:
 
 
 def verify_turn(
-    source: str, translated: str, *, translate_comments: bool = False, context: str = ""
+    source: str, translated: str, *, translate_comments: bool = False, context: str = "", data_lines: int = 0
 ) -> str | None:
     """A one-line description of the first code difference, or None."""
-    found = first_difference(source, translated, translate_comments=translate_comments, context=context)
+    found = first_difference(
+        source, translated, translate_comments=translate_comments, context=context, data_lines=data_lines
+    )
     return None if found is None else str(found)
