@@ -25,8 +25,9 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from dataset_builder.stages.base import Stage, StageConfig, StageContext
+from dataset_builder.stages.base import Stage, StageContext
 from dataset_builder.translate import quality
+from dataset_builder.translate.settings import EngineSettings
 
 Role = Literal["system", "user", "assistant"]
 
@@ -44,7 +45,7 @@ MT_QUALITY_TYPE = pa.struct(
 CHRF_BANDS = 10
 
 
-class MtQualityConfig(StageConfig):
+class MtQualityConfig(EngineSettings):
     # The back-translation: from the translated rows' language to their originals'.
     engine: str = "argos"
     from_lang: str = "ru"
@@ -53,17 +54,7 @@ class MtQualityConfig(StageConfig):
     packages_dir: str | None = None
     # "skip": without a package, no round trip (cheap signals only), and the build says so.
     if_missing: Literal["error", "skip"] = "error"
-    beam_size: int = Field(default=4, ge=1, le=16)
-    length_penalty: float = 0.2
-    max_decoding_length: int = Field(default=256, ge=8)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "auto"
-    inter_threads: int = Field(default=0, ge=0)
-    intra_threads: int = Field(default=0, ge=0)
-    batch_tokens: int = Field(default=2048, ge=64)
-    chunk_sentences: int = Field(default=512, ge=1)
-    cache: bool = True
-    cache_path: str | None = None
+    # decoding and runtime of the back-translation: EngineSettings
     roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"])
     # Which rows get the round trip: a share, drawn by a hash of (seed, row id).
     sample_fraction: float = Field(default=1.0, ge=0.0, le=1.0)

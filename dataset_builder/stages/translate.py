@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from dataset_builder.progress import new_bar
 from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.stages.base import Stage as BaseStage
-from dataset_builder.stages.base import StageConfig, StageContext
+from dataset_builder.stages.base import StageContext
 from dataset_builder.translate.checks import latin_share, repetition_loop
 from dataset_builder.translate.langid import LATIN_LANGUAGES, detect, identify, prose_only
 from dataset_builder.translate.segment import (
@@ -43,6 +43,7 @@ from dataset_builder.translate.segment import (
     segment,
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
+from dataset_builder.translate.settings import EngineSettings
 from dataset_builder.translate.verify import data_reads_as_sentences, is_bare_value, verify_turn
 
 log = logging.getLogger("dataset_builder")
@@ -50,7 +51,7 @@ Role = Literal["system", "user", "assistant"]
 Handling = Literal["translate", "pass", "reject"]
 
 
-class TranslateConfig(StageConfig):
+class TranslateConfig(EngineSettings):
     # "argos" (an installed Argos package), or "python:MODULE:FUNCTION": a translator of the
     # user's own (dataset_builder.translate.python_engine), run only when the user allows it.
     engine: str = "argos"
@@ -65,19 +66,7 @@ class TranslateConfig(StageConfig):
     # adapter's `input`), which its source put at the end of the first user turn: those lines are
     # kept byte-identical unless they are full sentences. "": no such column.
     data_column: str | None = "input"
-    # decoding (defaults: argostranslate's)
-    beam_size: int = Field(default=4, ge=1, le=16)
-    length_penalty: float = 0.2
-    max_decoding_length: int = Field(default=256, ge=8)
-    # runtime
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "auto"
-    inter_threads: int = Field(default=0, ge=0)
-    intra_threads: int = Field(default=0, ge=0)
-    batch_tokens: int = Field(default=2048, ge=64)
-    chunk_sentences: int = Field(default=512, ge=1)
-    cache: bool = True
-    cache_path: str | None = None
+    # decoding and runtime: EngineSettings
     # routing: rows are identified among `languages`; a row in a language other than from_lang and
     # to_lang is handled as `other_languages` says ("*" for any language not named): translated
     # with that language's package, passed through keeping its language, or rejected.
