@@ -50,11 +50,20 @@ def _note(text: str) -> Finding:
 
 
 def check_recipe(
-    path: str | Path, registry_root: Path | None = None, sample_rows: int = SAMPLE_ROWS
+    path: str | Path,
+    registry_root: Path | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    version: str | None = None,
 ) -> list[Finding]:
-    """Every problem (and note) found in a recipe and what it reads, without building anything."""
+    """Every problem (and note) found in a recipe and what it reads, without building anything.
+    ``version`` replaces the recipe's ``dataset.version`` as ``build --set-version`` does, so a dry
+    run judges the version the build would publish."""
+    from dataset_builder.identity import set_version
+
     try:
         recipe = load_recipe(path)
+        if version is not None:
+            recipe = set_version(recipe, version)
     except UserError as exc:
         return [_problem(str(exc))]
     where = str(recipe.path)

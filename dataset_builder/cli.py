@@ -38,7 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from dataset_builder.check import check_recipe
 
     start = time.monotonic()
-    findings = check_recipe(args.recipe, _registry(args).root)
+    # `build --dry-run --set-version X` checks the version the build would publish.
+    findings = check_recipe(args.recipe, _registry(args).root, version=getattr(args, "set_version", None))
     problems = [f.text for f in findings if f.problem]
     for finding in findings:
         if not finding.problem:

@@ -74,6 +74,10 @@ def place(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> dict:
     assert main(["--registry", str(root / "reg"), "build", str(recipe), "--quiet"]) == 0
     _project(root / "described", description="Eight rows, described anew.")
     (root / "described" / "recipe.toml").replace(root / "project" / "described.toml")
+    (root / "project" / "next.toml").write_text(  # a version not published yet, described anew
+        (root / "project" / "described.toml").read_text(encoding="utf-8").replace('"1.0.0"', '"2.0.0"', 1),
+        encoding="utf-8",
+    )
     _project(root / "changed-input", rows=[*ROWS, {"instruction": "One more task.", "output": "pass"}])
     (root / "folder-source" / "data").mkdir(parents=True)
     (root / "folder-source" / "recipe.toml").write_text(
@@ -140,6 +144,12 @@ CASES = [
          ("recipe key dataset.description", "--set-version 1.0.1")),
     Case("--set-version not a version", "dataset-builder",
          lambda p: _db(p, "build", str(p["root"] / "project" / "recipe.toml"), "--set-version", "1.0 beta"),
+         ("--set-version: invalid version '1.0 beta'", "letters, digits")),
+    Case("dry run, --set-version of a version published from something else", "dataset-builder",
+         lambda p: _db(p, "build", str(p["root"] / "project" / "next.toml"), "--dry-run", "--set-version", "1.0.0"),
+         ("t@1.0.0 is already published", "recipe key dataset.description", "--set-version 1.0.1")),
+    Case("dry run, --set-version not a version", "dataset-builder",
+         lambda p: _db(p, "build", str(p["root"] / "project" / "recipe.toml"), "--dry-run", "--set-version", "1.0 beta"),
          ("--set-version: invalid version '1.0 beta'", "letters, digits")),
     Case("recipe version not a version", "dataset-builder",
          lambda p: _db(p, "build", str(p["root"] / "bad-version.toml")),
@@ -224,6 +234,20 @@ def test_each_mistake_is_one_line_with_the_way_out(
     left = {p for p in _tree(place["root"]) - before if not any(p.startswith(m) for m in case.may_leave)}
     assert left == set() and _tree(tmp_path) == set(), "left behind"
     assert not (place["root"] / "reg" / "u").exists()  # no empty REGISTRY/NAME/ after a failed build
+
+
+def test_a_dry_run_checks_the_version_set_for_the_build(place: dict, capsys: pytest.CaptureFixture) -> None:
+    """The conflict of a recipe with its own version is no conflict under the version the build would
+    publish instead: the dry run says the build is ready, as the build itself would publish."""
+    from dataset_builder.cli import main
+
+    described = str(place["root"] / "project" / "described.toml")
+    assert main(_db(place, "build", described, "--dry-run")) == 2
+    assert "recipe key dataset.description" in capsys.readouterr().err
+    assert main(_db(place, "build", described, "--dry-run", "--set-version", "1.0.1")) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines()[-1].startswith(f"{described}: ready to build")
+    assert not (place["root"] / "reg" / "t" / "1.0.1").exists()
 
 
 def test_pull_names_the_missing_repo_or_tag_and_the_tags_there_are(place: dict, tmp_path: Path) -> None:
