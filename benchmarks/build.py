@@ -23,45 +23,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-RECIPE = """
-[dataset]
-name = "bench"
-version = "1"
-
-[[sources]]
-name = "alpaca"
-adapter = "alpaca"
-paths = ["alpaca.jsonl"]
-
-[[sources]]
-name = "exercise"
-adapter = "chat_rounds"
-paths = ["chat_rounds.jsonl"]
-
-[[sources]]
-name = "ru"
-adapter = "qa"
-paths = ["ru_qa.jsonl"]
-language = "ru"
-columns = { question = "вопрос", answer = "ответ" }
-
-[[stages]]
-type = "normalize"
-[[stages]]
-type = "quality"
-[[stages]]
-type = "exact_dedup"
-[[stages]]
-type = "split"
-test_ratio = 0.05
-[[stages]]
-type = "format"
-template = "zephyr"
-system = "empty"
-
-[publish]
-max_rejected_fraction = 1.0
-"""
+SOURCES = [
+    {"name": "alpaca", "adapter": "alpaca", "paths": ["alpaca.jsonl"]},
+    {"name": "exercise", "adapter": "chat_rounds", "paths": ["chat_rounds.jsonl"]},
+    {"name": "ru", "adapter": "qa", "paths": ["ru_qa.jsonl"], "language": "ru",
+     "columns": {"question": "вопрос", "answer": "ответ"}},
+]  # fmt: skip
+STAGES = [
+    {"type": "normalize"},
+    {"type": "quality"},
+    {"type": "exact_dedup"},
+    {"type": "split", "test_ratio": 0.05},
+    {"type": "format", "template": "zephyr", "system": "empty"},
+]
 
 
 def peak_rss_mb() -> float:
@@ -73,6 +47,7 @@ def run_ours(data: Path) -> dict:
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry
+    from dataset_builder.testing import KEEP_REJECTED, write_recipe
 
     # The files publish derives from the version (report page, Croissant), timed where publish calls them.
     derived = {"report.html": 0.0, "croissant.json": 0.0}
@@ -89,7 +64,7 @@ def run_ours(data: Path) -> dict:
 
     publish.write_report = timed("report.html", publish.write_report)
     publish.write_croissant = timed("croissant.json", publish.write_croissant)
-    (data / "recipe.toml").write_text(RECIPE, encoding="utf-8")
+    write_recipe(data, SOURCES, STAGES, name="bench", version="1", publish=KEEP_REJECTED)
     start = time.perf_counter()
     result = build(load_recipe(data / "recipe.toml"), Registry(data / "registry"), show_progress=False)
     seconds = time.perf_counter() - start

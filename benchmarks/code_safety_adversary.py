@@ -36,55 +36,20 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HALVES = {"tuning": 0, "reporting": 1}  # row index parity
 
-RECIPE = """
-[dataset]
-name = "code-safety-{name}"
-version = "0.0.1"
-description = "code safety under an adversarial translator"
-license = "cc-by-nc-4.0"
-language = ["ru"]
-
-[[sources]]
-name = "codealpaca-new"
-adapter = "alpaca"
-paths = ["{data}"]
-language = "en"
-license = "cc-by-nc-4.0"
-
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "translate"
-from_lang = "en"
-to_lang = "ru"
-engine = "python:adversaries.py:{function}"
-cache = false
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1000000.0
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-"""
-
 
 def build(name: str, data: Path, work: Path) -> tuple[list[dict], list[dict], float]:
     """One real build with the adversary as the engine: published rows, rejected rows, seconds."""
     import pyarrow.parquet as pq
     from adversaries import ADVERSARIES
 
+    from dataset_builder.testing import code_safety_recipe
+
     root = work / name
     root.mkdir(parents=True)
     shutil.copy(HERE / "adversaries.py", root / "adversaries.py")
     recipe = root / "recipe.toml"
-    function = ADVERSARIES[name].__name__
-    recipe.write_text(RECIPE.format(name=name, data=data.as_posix(), function=function), encoding="utf-8")
+    engine = f"python:adversaries.py:{ADVERSARIES[name].__name__}"
+    recipe.write_text(code_safety_recipe(data, name=f"code-safety-{name}", engine=engine), encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),

@@ -47,44 +47,20 @@ def write_rows(rows_file: Path, n: int, out: Path, seed: int = 0) -> int:
 def recipe_text(
     packages_dir: Path, cache: Path, beam: int, executor: str, workers: int, threads: int, batch_rows: int
 ) -> str:
-    # The package's outputs are noise: the output checks are opened wide so every row is timed
-    # through to the end, as real translations would be.
-    return f"""
-[dataset]
-name = "scale"
-version = "1.0.0"
+    from dataset_builder import testing
 
-[[sources]]
-name = "codealpaca"
-adapter = "alpaca"
-paths = ["rows.jsonl"]
-
-[[stages]]
-type = "translate"
-packages_dir = "{packages_dir}"
-cache_path = "{cache}"
-beam_size = {beam}
-inter_threads = {threads}
-intra_threads = 1
-detect_language = false
-verify_language = false
-check_repetition = false
-min_length_ratio = 0.0
-max_length_ratio = 1000.0
-
-[[stages]]
-type = "split"
-
-[publish]
-max_rejected_fraction = 1.0
-
-[run]
-executor = "{executor}"
-concurrency = {workers}
-num_cpus = {2 // workers}
-# Batches small enough that the rows spread over every worker (the source yields one of 2,048).
-batch_rows = {batch_rows}
-"""
+    # The package's outputs are noise: the output checks are opened wide (translate_stage) so every
+    # row is timed through to the end, as real translations would be.
+    stage = testing.translate_stage(
+        packages_dir=packages_dir, cache_path=cache, beam_size=beam, inter_threads=threads, intra_threads=1,
+        detect_language=False,
+    )  # fmt: skip
+    # Batches small enough that the rows spread over every worker (the source yields one of 2,048).
+    run = {"executor": executor, "concurrency": workers, "num_cpus": 2 // workers, "batch_rows": batch_rows}
+    source = testing.alpaca_source("rows.jsonl", name="codealpaca")
+    return testing.recipe_text(
+        source, [stage, {"type": "split"}], name="scale", publish=testing.KEEP_REJECTED, run=run
+    )
 
 
 def run_ours(

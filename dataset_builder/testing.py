@@ -1,8 +1,10 @@
-"""Tiny real models built offline, for tests and for benchmarks of the code paths around them.
+"""Tiny real models built offline, and recipes written from parts, for tests and for benchmarks of
+the code paths around them.
 
 Nothing here is a stand-in for a component: each builder makes a real, tiny instance of the format
 the toolkit consumes (an Argos Translate package with a CTranslate2 model, SentencePiece model and
-MiniSBD sentence splitter), with random weights, from local text only.
+MiniSBD sentence splitter), with random weights, from local text only; a recipe is a real TOML
+file that the toolkit's own loader reads and validates.
 """
 
 from __future__ import annotations
@@ -11,7 +13,148 @@ import json
 import random
 import shutil
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+# Settings of a recipe, as the TOML file holds them: {key: value}, a value a string, number,
+# boolean, path, list or table of those (a list of tables for ``stages.eval_sets``).
+Table = Mapping[str, Any]
+
+# Output checks opened wide: a package with random weights (``build_tiny_argos_package``) or an
+# adversarial translator writes what no real model would, and the code paths behind the checks are
+# what a test or benchmark runs.
+OPEN_CHECKS: dict[str, Any] = {
+    "verify_language": False,
+    "min_length_ratio": 0.0,
+    "max_length_ratio": 1000000.0,
+    "check_repetition": False,
+}
+# Every row may be rejected: the rejected table is what the test or benchmark reads.
+KEEP_REJECTED: dict[str, Any] = {"max_rejected_fraction": 1.0}
+# The stages most tests build through: normalize, quality, exact duplicates, an 80/20 split, format.
+SIMPLE_STAGES: tuple[Table, ...] = (
+    {"type": "normalize"},
+    {"type": "quality"},
+    {"type": "exact_dedup"},
+    {"type": "split", "test_ratio": 0.2, "seed": 1},
+    {"type": "format"},
+)
+
+
+def alpaca_source(path: str = "data.jsonl", name: str = "src", **settings: Any) -> dict[str, Any]:
+    """A local source of alpaca records (instruction, input, output) read from ``path``."""
+    return {"name": name, "adapter": "alpaca", "paths": [path], **settings}
+
+
+def translate_stage(**settings: Any) -> dict[str, Any]:
+    """A translate stage with its output checks opened wide (:data:`OPEN_CHECKS`), then ``settings``."""
+    return {"type": "translate", **OPEN_CHECKS, **settings}
+
+
+def insert_stage(stages: Sequence[Table], stage: Table, before: str) -> list[Table]:
+    """``stages`` with ``stage`` placed before the first stage of type ``before``."""
+    at = next(i for i, s in enumerate(stages) if s["type"] == before)
+    return [*stages[:at], stage, *stages[at:]]
+
+
+def code_safety_recipe(
+    data: str | Path,
+    *,
+    name: str,
+    engine: str | None = None,
+    packages_dir: str | Path | None = None,
+    **translate: Any,
+) -> str:
+    """The recipe that code-safety tests and benchmarks build: English alpaca rows from ``data``,
+    normalized, translated (by ``engine``, or the Argos package in ``packages_dir``; no cache, checks
+    opened wide) and published whole, every rejected row kept."""
+    stage = translate_stage(from_lang="en", to_lang="ru", cache=False, **translate)
+    if engine is not None:
+        stage["engine"] = engine
+    if packages_dir is not None:
+        stage["packages_dir"] = packages_dir
+    return recipe_text(
+        [alpaca_source(str(data), name="codealpaca-new", language="en", license="cc-by-nc-4.0")],
+        [{"type": "normalize"}, stage, {"type": "split", "test_ratio": 0.0}],
+        publish=KEEP_REJECTED,
+        name=name,
+        version="0.0.1",
+        description="code safety of translated rows",
+        license="cc-by-nc-4.0",
+        language=["ru"],
+    )
+
+
+def recipe_text(
+    sources: Table | Sequence[Table] | str,
+    stages: Sequence[Table] | str = SIMPLE_STAGES,
+    *,
+    name: str = "t",
+    version: str = "1.0.0",
+    publish: Table | str | None = None,
+    run: Table | None = None,
+    **dataset: Any,
+) -> str:
+    """A recipe's TOML text: ``[dataset]`` (name, version and ``dataset``'s keys), ``[[sources]]``
+    (one table or several), ``[[stages]]``, ``[publish]`` and ``[run]``. ``sources``, ``stages`` and
+    ``publish`` may also be TOML text of their own, written in as it is."""
+    if isinstance(sources, Mapping):
+        sources = [sources]
+    parts = [_table("dataset", {"name": name, "version": version, **dataset})]
+    parts += [sources if isinstance(sources, str) else toml_tables("sources", sources)]
+    parts += [stages if isinstance(stages, str) else toml_tables("stages", stages)]
+    if isinstance(publish, str):
+        parts.append(publish)
+    elif publish:
+        parts.append(_table("publish", publish))
+    if run:
+        parts.append(_table("run", run))
+    return "\n".join(parts) + "\n"
+
+
+def write_recipe(
+    folder: Path,
+    sources: Table | Sequence[Table] | str,
+    stages: Sequence[Table] | str = SIMPLE_STAGES,
+    *,
+    file: str = "recipe.toml",
+    **recipe: Any,
+) -> Path:
+    """:func:`recipe_text` written to ``folder/file`` (paths in it are relative to ``folder``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file
+    path.write_text(recipe_text(sources, stages, **recipe), encoding="utf-8")
+    return path
+
+
+def toml_tables(header: str, tables: Sequence[Table]) -> str:
+    """``tables`` as a TOML array of tables named ``header`` (``[[sources]]``, ``[[stages]]``)."""
+    return "".join(_table(header, table, array=True) for table in tables)
+
+
+def _table(header: str, table: Table, array: bool = False) -> str:
+    lines = [f"[[{header}]]" if array else f"[{header}]"]
+    lines += [f"{key} = {_value(value)}" for key, value in table.items() if value is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        value = value.as_posix()
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string: the same quotes and escapes.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{key} = {_value(v)}" for key, v in value.items()) + " }"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
 
 EN_TEXT = [
     "Write a Python function that returns the sum of a list of numbers.",

@@ -44,45 +44,6 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
-SIMPLE_STAGES = """
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "quality"
-
-[[stages]]
-type = "exact_dedup"
-
-[[stages]]
-type = "split"
-test_ratio = 0.2
-seed = 1
-
-[[stages]]
-type = "format"
-"""
-
-
-def write_recipe(
-    folder: Path,
-    sources: str,
-    *,
-    stages: str = SIMPLE_STAGES,
-    name: str = "t",
-    version: str = "1.0.0",
-    publish: str = "",
-) -> Path:
-    text = f'[dataset]\nname = "{name}"\nversion = "{version}"\n\n{sources}\n{stages}\n{publish}\n'
-    path = folder / "recipe.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def alpaca_source(path: str = "data.jsonl", name: str = "src", extra: str = "") -> str:
-    return f'[[sources]]\nname = "{name}"\nadapter = "alpaca"\npaths = ["{path}"]\n{extra}\n'
-
-
 @pytest.fixture(scope="session")
 def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny real Argos package (SentencePiece + random Marian -> CTranslate2 + MiniSBD), built

@@ -30,6 +30,7 @@ def build_report_version(folder: Path, packages_dir: Path) -> dict:
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry
+    from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
     english = [_english(i) for i in range(20)]
     near = [dict(english[i], output=english[i]["output"] + " Thanks.") for i in range(3)]
@@ -51,77 +52,40 @@ def build_report_version(folder: Path, packages_dir: Path) -> dict:
     (folder / "eval.jsonl").write_text(
         json.dumps({"prompt": contaminated["instruction"]}, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    recipe = folder / "recipe.toml"
-    recipe.write_text(
-        f"""
-[dataset]
-name = "report-test"
-version = "1.2.0"
-description = "Rows for the report page test."
-license = "apache-2.0"
-language = ["ru"]
-
-[[sources]]
-name = "en"
-adapter = "alpaca"
-paths = ["en.jsonl"]
-license = "apache-2.0"
-
-[[sources]]
-name = "ru"
-adapter = "alpaca"
-paths = ["ru.jsonl"]
-language = "ru"
-
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "quality"
-
-[[stages]]
-type = "near_dedup"
-fields = ["user", "assistant"]
-threshold = 0.8
-
-[[stages]]
-type = "translate"
-packages_dir = "{packages_dir}"
-cache_path = "cache.sqlite"
-inter_threads = 1
-intra_threads = 1
-min_length_ratio = 0.0
-max_length_ratio = 1000.0
-verify_language = false
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.2
-seed = 3
-
-[[stages]]
-type = "decontaminate"
-test_split = false
-method = "minhash"
-threshold = 0.7
-fields = ["user"]
-
-[[stages.eval_sets]]
-name = "ru-eval"
-paths = ["eval.jsonl"]
-columns = ["prompt"]
-language = "ru"
-
-[[stages]]
-type = "format"
-tokenizer = "zephyr"
-max_tokens = 600
-
-[publish]
-max_rejected_fraction = 1.0
-""",
-        encoding="utf-8",
+    sources = [
+        alpaca_source("en.jsonl", name="en", license="apache-2.0"),
+        alpaca_source("ru.jsonl", name="ru", language="ru"),
+    ]
+    stages = [
+        {"type": "normalize"},
+        {"type": "quality"},
+        {"type": "near_dedup", "fields": ["user", "assistant"], "threshold": 0.8},
+        translate_stage(
+            packages_dir=packages_dir, cache_path="cache.sqlite", inter_threads=1, intra_threads=1
+        ),
+        {"type": "split", "test_ratio": 0.2, "seed": 3},
+        {
+            "type": "decontaminate",
+            "test_split": False,
+            "method": "minhash",
+            "threshold": 0.7,
+            "fields": ["user"],
+            "eval_sets": [
+                {"name": "ru-eval", "paths": ["eval.jsonl"], "columns": ["prompt"], "language": "ru"}
+            ],
+        },
+        {"type": "format", "tokenizer": "zephyr", "max_tokens": 600},
+    ]
+    recipe = write_recipe(
+        folder,
+        sources,
+        stages,
+        name="report-test",
+        version="1.2.0",
+        publish=KEEP_REJECTED,
+        description="Rows for the report page test.",
+        license="apache-2.0",
+        language=["ru"],
     )
     registry = Registry(folder / "registry")
     result = build(load_recipe(recipe), registry, show_progress=False)

@@ -22,29 +22,13 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_jsonl
 
-RECIPE = """[dataset]
-name = "t"
-version = "1.0.0"
-description = "{description}"
+from dataset_builder.testing import alpaca_source, write_recipe
 
-[[sources]]
-name = "src"
-adapter = "alpaca"
-paths = ["data.jsonl"]
-
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "translate"
-if_missing = "skip"
-cache = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.2
-seed = 1
-"""
+STAGES = [
+    {"type": "normalize"},
+    {"type": "translate", "if_missing": "skip", "cache": False},
+    {"type": "split", "test_ratio": 0.2, "seed": 1},
+]
 ROWS = [
     {"instruction": f"Write function number {i} in Python.", "output": f"def f{i}(): pass"} for i in range(8)
 ]
@@ -56,10 +40,11 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _project(folder: Path, description: str = "Eight rows.", rows: list | None = None) -> Path:
+def _project(
+    folder: Path, description: str = "Eight rows.", rows: list | None = None, **settings: str
+) -> Path:
     write_jsonl(folder / "data.jsonl", ROWS if rows is None else rows)
-    (folder / "recipe.toml").write_text(RECIPE.format(description=description), encoding="utf-8")
-    return folder / "recipe.toml"
+    return write_recipe(folder, alpaca_source(), STAGES, **settings, description=description)
 
 
 @pytest.fixture(scope="module")
@@ -72,35 +57,21 @@ def place(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> dict:
     root = tmp_path_factory.mktemp("mistakes")
     recipe = _project(root / "project")
     assert main(["--registry", str(root / "reg"), "build", str(recipe), "--quiet"]) == 0
-    _project(root / "described", description="Eight rows, described anew.")
-    (root / "described" / "recipe.toml").replace(root / "project" / "described.toml")
-    (root / "project" / "next.toml").write_text(  # a version not published yet, described anew
-        (root / "project" / "described.toml").read_text(encoding="utf-8").replace('"1.0.0"', '"2.0.0"', 1),
-        encoding="utf-8",
+    described = "Eight rows, described anew."
+    write_recipe(root / "project", alpaca_source(), STAGES, file="described.toml", description=described)
+    # A version not published yet, described anew.
+    write_recipe(
+        root / "project", alpaca_source(), STAGES, file="next.toml", version="2.0.0", description=described
     )
     _project(root / "changed-input", rows=[*ROWS, {"instruction": "One more task.", "output": "pass"}])
     (root / "folder-source" / "data").mkdir(parents=True)
-    (root / "folder-source" / "recipe.toml").write_text(
-        RECIPE.format(description="x")
-        .replace('paths = ["data.jsonl"]', 'paths = ["data"]')
-        .replace('"t"', '"w"', 1),
-        encoding="utf-8",
-    )
-    (root / "bad-version.toml").write_text(
-        RECIPE.format(description="x").replace('version = "1.0.0"', 'version = "1.0 beta"'), encoding="utf-8"
-    )
+    write_recipe(root / "folder-source", alpaca_source("data"), STAGES, name="w", description="x")
+    write_recipe(root, alpaca_source(), STAGES, file="bad-version.toml", version="1.0 beta")
     (root / "a-file").write_text("not a registry\n", encoding="utf-8")
     (root / "model").mkdir()
     (root / "model" / "config.json").write_text("{}", encoding="utf-8")  # found, never loaded
     (root / "model" / "model.safetensors").write_bytes(b"")
-    (root / "empty-rows").mkdir()
-    _project(root / "empty-rows", rows=[{"instruction": 5, "output": "x"}])
-    (root / "empty-rows" / "recipe.toml").write_text(
-        (root / "empty-rows" / "recipe.toml")
-        .read_text(encoding="utf-8")
-        .replace('name = "t"', 'name = "u"', 1),
-        encoding="utf-8",
-    )
+    _project(root / "empty-rows", rows=[{"instruction": 5, "output": "x"}], name="u")
     return {"root": root, "reg": str(root / "reg"), "packages": str(tiny_argos["packages_dir"])}
 
 

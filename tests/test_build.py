@@ -11,7 +11,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
+from conftest import ROOT, write_jsonl
 
 import dataset_builder
 from dataset_builder.cli import main
@@ -19,6 +19,7 @@ from dataset_builder.errors import PublishError, VerificationError
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import alpaca_source, write_recipe
 
 REF = "python-ru-sample@0.1.0"
 
@@ -187,12 +188,16 @@ def test_killed_build_leaves_no_version(tmp_path: Path) -> None:
     from synthetic_corpus import write_corpus
 
     write_corpus(tmp_path / "data", rows=40_000, seed=1)
-    sources = (
-        alpaca_source("data/alpaca.jsonl", name="a")
-        + '[[sources]]\nname = "c"\nadapter = "chat_rounds"\npaths = ["data/chat_rounds.jsonl"]\n'
-        + '[[sources]]\nname = "r"\nadapter = "qa"\npaths = ["data/ru_qa.jsonl"]\n'
-        + 'columns = { question = "вопрос", answer = "ответ" }\n'
-    )
+    sources = [
+        alpaca_source("data/alpaca.jsonl", name="a"),
+        {"name": "c", "adapter": "chat_rounds", "paths": ["data/chat_rounds.jsonl"]},
+        {
+            "name": "r",
+            "adapter": "qa",
+            "paths": ["data/ru_qa.jsonl"],
+            "columns": {"question": "вопрос", "answer": "ответ"},
+        },
+    ]
     recipe = write_recipe(tmp_path, sources)
     registry = tmp_path / "reg"
     cmd = [
@@ -272,7 +277,7 @@ def test_bad_input_is_one_line_error_and_nothing_published(
 
 def test_unknown_recipe_key_via_cli_and_debug_traceback(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "data.jsonl", [{"instruction": "a", "output": "b"}])
-    recipe = write_recipe(tmp_path, alpaca_source(extra="colour = 'red'"))
+    recipe = write_recipe(tmp_path, alpaca_source(colour="red"))
     proc = _cli(["build", str(recipe)], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {recipe}: key 'sources[0].colour': unknown key"
@@ -349,10 +354,8 @@ def test_sources_with_different_own_columns_publish_together(tmp_path: Path) -> 
         tmp_path / "a.jsonl", [{"instruction": "Reverse this string.", "input": "racecar", "output": "x"}]
     )
     write_jsonl(tmp_path / "q.jsonl", [{"question": "What is a list?", "answer": "A sequence."}])
-    sources = (
-        alpaca_source("a.jsonl", name="a") + '[[sources]]\nname = "q"\nadapter = "qa"\npaths = ["q.jsonl"]\n'
-    )
-    recipe = write_recipe(tmp_path, sources, stages='[[stages]]\ntype = "split"\ntest_ratio = 0.0\n')
+    sources = [alpaca_source("a.jsonl", name="a"), {"name": "q", "adapter": "qa", "paths": ["q.jsonl"]}]
+    recipe = write_recipe(tmp_path, sources, [{"type": "split", "test_ratio": 0.0}])
     assert main(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"]) == 0
     rows = pq.read_table(
         tmp_path / "reg" / "t" / "1.0.0" / "data" / "train-00000-of-00001.parquet"

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from conftest import alpaca_source, write_jsonl, write_recipe
+from conftest import write_jsonl
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
@@ -22,6 +22,7 @@ from dataset_builder.card import hub_card, local_card, size_category
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
 REF = "python-ru-sample@0.1.0"
 SIZE_CATEGORIES = Path(datasets.__file__).parent / "utils" / "resources" / "size_categories.json"
@@ -135,11 +136,11 @@ def test_card_shows_no_path_of_the_building_machine(tmp_path: Path) -> None:
     elsewhere = write_jsonl(tmp_path / "elsewhere" / "outside.jsonl", _records(12, "outside"))
     recipe_dir = tmp_path / "recipes"
     write_jsonl(recipe_dir / "inside.jsonl", _records(12, "inside"))
-    sources = (
-        alpaca_source(str(elsewhere), name="absolute", extra='license = "cc-by-nc-sa-4.0"')
-        + alpaca_source("../elsewhere/outside.jsonl", name="parent", extra='language = "ru"')
-        + alpaca_source("inside.jsonl", name="relative", extra='language = "ru"')
-    )
+    sources = [
+        alpaca_source(str(elsewhere), name="absolute", license="cc-by-nc-sa-4.0"),
+        alpaca_source("../elsewhere/outside.jsonl", name="parent", language="ru"),
+        alpaca_source("inside.jsonl", name="relative", language="ru"),
+    ]
     stages = (
         '[[stages]]\ntype = "translate"\nfrom_lang = "en"\nto_lang = "ru"\nif_missing = "skip"\n'
         f'packages_dir = "{tmp_path / "no-packages-here"}"\n\n'
@@ -180,24 +181,21 @@ def test_card_shows_no_path_of_the_building_machine(tmp_path: Path) -> None:
 
 def test_translated_version_says_so_in_metadata_and_limitations(tmp_path: Path, tiny_argos: dict) -> None:
     write_jsonl(tmp_path / "data.jsonl", _records(8, "translated"))
-    stages = f"""
-[[stages]]
-type = "translate"
-packages_dir = "{tiny_argos["packages_dir"]}"
-cache_path = "{tmp_path / "cache.sqlite"}"
-beam_size = 1
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 100.0
-max_latin_share = 1.0
-check_repetition = false
-"""
+    stages = [
+        translate_stage(
+            packages_dir=tiny_argos["packages_dir"],
+            cache_path=tmp_path / "cache.sqlite",
+            beam_size=1,
+            max_length_ratio=100.0,
+            max_latin_share=1.0,
+        )
+    ]
     recipe = write_recipe(
         tmp_path,
         alpaca_source(),
         stages=stages,
         name="translated",
-        publish="[publish]\nmax_rejected_fraction = 1.0",
+        publish=KEEP_REJECTED,
     )
     result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
     rows = sum(m["rows"] for m in result.manifest["splits"].values())

@@ -254,11 +254,12 @@ def test_other_language_translated_with_its_own_package(tmp_path: Path, tiny_arg
 
 def test_build_publishes_code_byte_identical_from_the_source_file(tmp_path: Path, tiny_argos: dict) -> None:
     import pyarrow.parquet as pq
-    from conftest import alpaca_source, write_jsonl, write_recipe
+    from conftest import write_jsonl
 
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry
+    from dataset_builder.testing import alpaca_source, translate_stage, write_recipe
 
     records = [
         {
@@ -273,27 +274,13 @@ def test_build_publishes_code_byte_identical_from_the_source_file(tmp_path: Path
         },
     ]
     write_jsonl(tmp_path / "data.jsonl", records)
-    stages = f"""
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "translate"
-packages_dir = "{tiny_argos["packages_dir"].as_posix()}"
-cache = false
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1000000.0
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[[stages]]
-type = "format"
-"""
-    recipe = write_recipe(tmp_path, alpaca_source(extra='language = "en"'), stages=stages)
+    stages = [
+        {"type": "normalize"},
+        translate_stage(packages_dir=tiny_argos["packages_dir"], cache=False),
+        {"type": "split", "test_ratio": 0.0},
+        {"type": "format"},
+    ]
+    recipe = write_recipe(tmp_path, alpaca_source(language="en"), stages=stages)
     result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
     table = pq.read_table(result.path / "data" / "train-00000-of-00001.parquet")
     assert {"source_messages", "source_lang"} <= set(table.column_names)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
+from conftest import write_jsonl
 
 from dataset_builder.cli import main
 from dataset_builder.errors import ConservationError
@@ -22,6 +22,7 @@ from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
+from dataset_builder.testing import SIMPLE_STAGES, alpaca_source, insert_stage, write_recipe
 
 
 class _NoSettings(StageConfig):
@@ -97,10 +98,7 @@ def faulty_stages(monkeypatch: pytest.MonkeyPatch) -> None:
 def _recipe(tmp_path: Path, stage: str, rows: int = 30, before: str = "exact_dedup") -> Path:
     records = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(rows)]
     write_jsonl(tmp_path / "data.jsonl", records)
-    marker = f'[[stages]]\ntype = "{before}"\n'
-    stages = SIMPLE_STAGES.replace(marker, f'[[stages]]\ntype = "{stage}"\n\n{marker}', 1)
-    assert stage in stages
-    return write_recipe(tmp_path, alpaca_source(), stages=stages)
+    return write_recipe(tmp_path, alpaca_source(), insert_stage(SIMPLE_STAGES, {"type": stage}, before))
 
 
 def test_a_stage_that_drops_rows_without_rejecting_them_fails_the_build(
@@ -168,12 +166,13 @@ def test_replay_after_split_rows_are_rejected_with_a_reason(tmp_path: Path) -> N
     replay = [{"prompt": f"base prompt {i}", "completion": f"c {i}"} for i in range(100)]
     replay.insert(3, {"prompt": "p", "completion": 5})  # unusable: rejected by the replay stage
     write_jsonl(tmp_path / "base.jsonl", replay)
-    stages = SIMPLE_STAGES.replace(
-        '[[stages]]\ntype = "format"',
-        '[[stages]]\ntype = "replay"\nratio = 0.25\nseed = 7\n[stages.source]\nname = "base-replay"\n'
-        'adapter = "prompt_completion"\npaths = ["base.jsonl"]\n\n[[stages]]\ntype = "format"',
-    )
-    recipe = write_recipe(tmp_path, alpaca_source(), stages=stages)
+    replay_stage = {
+        "type": "replay",
+        "ratio": 0.25,
+        "seed": 7,
+        "source": {"name": "base-replay", "adapter": "prompt_completion", "paths": ["base.jsonl"]},
+    }
+    recipe = write_recipe(tmp_path, alpaca_source(), insert_stage(SIMPLE_STAGES, replay_stage, "format"))
     result = build(load_recipe(recipe), Registry(tmp_path / "reg"), show_progress=False)
     rejected = pq.read_table(result.path / "rejected" / "rejected.parquet").to_pylist()
     no_split = [r for r in rejected if r["reason"] == "no_split"]

@@ -22,6 +22,7 @@ from dataset_builder.recipe import parse_recipe
 from dataset_builder.rows import CANONICAL_SCHEMA, MESSAGES_TYPE, make_row_id
 from dataset_builder.stages.base import RejectSink, StageContext, StageStats
 from dataset_builder.stages.decontaminate import Decontaminate, DecontaminateConfig
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
 SCHEMA = CANONICAL_SCHEMA.append(pa.field("source_messages", MESSAGES_TYPE)).append(
     pa.field("source_lang", pa.string())
@@ -496,39 +497,20 @@ def test_planted_eval_prompts_are_removed_when_translation_runs_first(
         best = max(len(_grams(_words(e), 3) & text) / len(_grams(_words(e), 3)) for e in PROSE + CODE)
         assert (best >= 0.6) is (r in planted.values()), (user(r), best)
 
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
-[dataset]
-name = "planted"
-version = "1"
-[[sources]]
-name = "en-rows"
-adapter = "alpaca"
-paths = ["train.jsonl"]
-language = "en"
-[[stages]]
-type = "translate"
-packages_dir = "{tiny_argos['packages_dir']}"
-cache_path = "{tmp_path / 'cache.sqlite'}"
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1e9
-check_repetition = false
-[[stages]]
-type = "decontaminate"
-method = "copy"
-test_split = false
-[[stages.eval_sets]]
-name = "prose"
-paths = ["prose.jsonl"]
-id_column = "task_id"
-[[stages.eval_sets]]
-name = "code"
-paths = ["code.jsonl"]
-id_column = "task_id"
-[publish]
-max_rejected_fraction = 1.0
-""", encoding="utf-8")  # fmt: skip
+    stages = [
+        translate_stage(packages_dir=tiny_argos["packages_dir"], cache_path=tmp_path / "cache.sqlite"),
+        {
+            "type": "decontaminate",
+            "method": "copy",
+            "test_split": False,
+            "eval_sets": [
+                {"name": name, "paths": [f"{name}.jsonl"], "id_column": "task_id"}
+                for name in ("prose", "code")
+            ],
+        },
+    ]
+    source = alpaca_source("train.jsonl", name="en-rows", language="en")
+    recipe = write_recipe(tmp_path, source, stages, name="planted", version="1", publish=KEEP_REJECTED)
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry

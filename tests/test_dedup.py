@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import alpaca_source, write_jsonl, write_recipe
+from conftest import write_jsonl
 from test_stages import _rows, _run
 
 from dataset_builder.cli import main
@@ -18,6 +18,7 @@ from dataset_builder.dedup.shingles import fold_text, jaccard, shingle
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import alpaca_source, write_recipe
 
 WORDS = [f"w{i}" for i in range(5000)]
 

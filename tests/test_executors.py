@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
+from conftest import ROOT, write_jsonl
 
 from dataset_builder.errors import RecipeError
 from dataset_builder.recipe import load_recipe
+from dataset_builder.testing import alpaca_source, write_recipe
 
 
 def _recipe(tmp_path: Path, run: str = "") -> Path:
@@ -22,7 +23,7 @@ def _recipe(tmp_path: Path, run: str = "") -> Path:
             for i in range(6)
         ],
     )
-    return write_recipe(tmp_path, alpaca_source(extra='language = "ru"'), publish=run)
+    return write_recipe(tmp_path, alpaca_source(language="ru"), publish=run)
 
 
 def _cli(*args: str, block_ray: bool = False) -> subprocess.CompletedProcess[str]:

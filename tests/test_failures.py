@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
+from conftest import ROOT, write_jsonl
 
 from dataset_builder.cli import main
 from dataset_builder.errors import BuildError, RejectLimitExceeded
@@ -20,6 +20,7 @@ from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
+from dataset_builder.testing import SIMPLE_STAGES, alpaca_source, insert_stage, write_recipe
 
 
 class _NoSettings(StageConfig):
@@ -115,10 +116,8 @@ def test_a_crashing_stage_is_one_line_with_a_report(
     write_jsonl(
         tmp_path / "data.jsonl", [{"instruction": f"task {i}", "output": f"answer {i}"} for i in range(5000)]
     )
-    stages = SIMPLE_STAGES.replace(
-        '[[stages]]\ntype = "exact_dedup"', '[[stages]]\ntype = "crash"\n\n[[stages]]\ntype = "exact_dedup"'
-    )
-    recipe = write_recipe(tmp_path, alpaca_source(), stages=stages)
+    stages = insert_stage(SIMPLE_STAGES, {"type": "crash"}, before="exact_dedup")
+    recipe = write_recipe(tmp_path, alpaca_source(), stages)
     with pytest.raises(
         BuildError,
         match=r"^stage 'crash' failed: ValueError: boom; rejected so far: crash/too_early 2 \(e\.g\. data\.jsonl:1: test stage\); nothing published; ",

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
+from conftest import ROOT, write_jsonl
 from test_stages import _rows, _run
 
 from dataset_builder.chat_templates import BUILTIN_FORMATS
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import SIMPLE_STAGES, alpaca_source, insert_stage, write_recipe
 from dataset_builder.tokenizer import load_tokenizer
 
 
@@ -85,22 +86,18 @@ def test_replay_mix_is_recorded_and_deterministic(tmp_path: Path) -> None:
     write_jsonl(
         tmp_path / "base.jsonl", [{"prompt": f"base prompt {i}", "completion": f"c {i}"} for i in range(100)]
     )
-    stages = SIMPLE_STAGES.replace(
-        '[[stages]]\ntype = "split"',
-        """[[stages]]
-type = "replay"
-ratio = 0.25
-seed = 7
-[stages.source]
-name = "base-replay"
-adapter = "prompt_completion"
-paths = ["base.jsonl"]
-language = "en"
-
-[[stages]]
-type = "split\"""",
-    )
-    recipe = write_recipe(tmp_path, alpaca_source(), stages=stages)
+    replay_stage = {
+        "type": "replay",
+        "ratio": 0.25,
+        "seed": 7,
+        "source": {
+            "name": "base-replay",
+            "adapter": "prompt_completion",
+            "paths": ["base.jsonl"],
+            "language": "en",
+        },
+    }
+    recipe = write_recipe(tmp_path, alpaca_source(), insert_stage(SIMPLE_STAGES, replay_stage, "split"))
     first = build(load_recipe(recipe), Registry(tmp_path / "r1"), show_progress=False)
     second = build(load_recipe(recipe), Registry(tmp_path / "r2"), show_progress=False)
     assert first.content_hash == second.content_hash

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -177,11 +178,12 @@ def test_a_hub_dataset_as_a_build_source(hub, local_version: Registry, tmp_path:
     assert manifest["splits"]["train"]["rows"] == source_input["rows"]
 
 
-def _build(tmp_path: Path, registry: Path, version: str, stages: str) -> str:
-    from conftest import alpaca_source, write_jsonl, write_recipe
+def _build(tmp_path: Path, registry: Path, version: str, stages: Sequence[dict] | str) -> str:
+    from conftest import write_jsonl
 
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
+    from dataset_builder.testing import alpaca_source, write_recipe
 
     rows = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(40)]
     write_jsonl(tmp_path / "data.jsonl", rows)
@@ -194,7 +196,7 @@ TRAIN_ONLY = '[[stages]]\ntype = "normalize"\n\n[[stages]]\ntype = "format"\n'
 
 def test_a_tag_holds_exactly_its_version(hub, tmp_path: Path) -> None:
     """0.1.0 has train and test, 0.2.0 only train: tag 0.2.0 must not keep 0.1.0's test file."""
-    from conftest import SIMPLE_STAGES
+    from dataset_builder.testing import SIMPLE_STAGES
 
     server, env = hub
     registry = tmp_path / "reg"

@@ -15,6 +15,7 @@ from conftest import write_jsonl
 from test_python_engine import DICTIONARY, ROWS, TRANSLATOR, dictionary_module, dictionary_translate
 
 from dataset_builder.cli import main
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, write_recipe
 
 KEYS = sorted(DICTIONARY)
 # Every word to the Russian of the next word: Russian-looking, passes the translate stage's checks,
@@ -50,7 +51,7 @@ FORWARD = {
 def project(
     folder: Path,
     forward: str,
-    quality: str,
+    quality: dict,
     *,
     rows: list[dict] | None = None,
     back_engine: str = "python:back.py:translate",
@@ -61,50 +62,18 @@ def project(
     write_jsonl(folder / "ru.jsonl", [RUSSIAN_ROW])
     (folder / "forward.py").write_text(FORWARD[forward], encoding="utf-8")
     (folder / "back.py").write_text(back_module(record), encoding="utf-8")
-    recipe = folder / "recipe.toml"
-    recipe.write_text(
-        f"""[dataset]
-name = "q"
-version = "1.0.0"
-
-[[sources]]
-name = "en"
-adapter = "alpaca"
-paths = ["data.jsonl"]
-
-[[sources]]
-name = "ru"
-adapter = "qa"
-paths = ["ru.jsonl"]
-language = "ru"
-translate = false
-[sources.columns]
-question = "вопрос"
-answer = "ответ"
-
-[[stages]]
-type = "translate"
-engine = "python:forward.py:translate"
-cache_path = "cache.sqlite"
-verify_language = false
-max_latin_share = 1.0
-
-[[stages]]
-type = "mt_quality"
-engine = "{back_engine}"
-cache_path = "cache.sqlite"
-{quality}
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-""",
-        encoding="utf-8",
-    )
-    return recipe
+    sources = [
+        alpaca_source(name="en"),
+        {"name": "ru", "adapter": "qa", "paths": ["ru.jsonl"], "language": "ru", "translate": False,
+         "columns": {"question": "вопрос", "answer": "ответ"}},
+    ]  # fmt: skip
+    stages = [
+        {"type": "translate", "engine": "python:forward.py:translate", "cache_path": "cache.sqlite",
+         "verify_language": False, "max_latin_share": 1.0},
+        {"type": "mt_quality", "engine": back_engine, "cache_path": "cache.sqlite", **quality},
+        {"type": "split", "test_ratio": 0.0},
+    ]  # fmt: skip
+    return write_recipe(folder, sources, stages, name="q", publish=KEEP_REJECTED)
 
 
 def build(folder: Path, recipe: Path) -> tuple[list[dict], list[dict], dict]:
@@ -123,7 +92,7 @@ def counters(manifest: dict) -> dict:
 
 def test_dictionary_and_its_inverse_score_high_and_code_is_never_sent(tmp_path: Path) -> None:
     rows = [*ROWS, NO_CODE_ROW, CODE_ONLY_ROW]
-    recipe = project(tmp_path, "dictionary", "min_round_trip_chrf = 90", rows=rows)
+    recipe = project(tmp_path, "dictionary", {"min_round_trip_chrf": 90}, rows=rows)
     rows, rejected, manifest = build(tmp_path, recipe)
     assert not rejected and len(rows) == len(ROWS) + 3
     russian = next(r for r in rows if r["source"] == "ru")
@@ -162,7 +131,7 @@ def test_dictionary_and_its_inverse_score_high_and_code_is_never_sent(tmp_path: 
 def test_a_scrambler_scores_low_and_is_rejected_with_its_score(tmp_path: Path) -> None:
     from sacrebleu.metrics import CHRF
 
-    recipe = project(tmp_path, "scrambler", "min_round_trip_chrf = 60", record=False)
+    recipe = project(tmp_path, "scrambler", {"min_round_trip_chrf": 60}, record=False)
     rows, rejected, _ = build(tmp_path, recipe)
     assert [r["source"] for r in rows] == ["ru"]
     assert {r["stage"] + "/" + r["reason"] for r in rejected} == {"mt_quality/low_round_trip_chrf"}
@@ -182,7 +151,7 @@ def test_a_scrambler_scores_low_and_is_rejected_with_its_score(tmp_path: Path) -
 
 
 def test_a_copier_scores_perfectly_and_is_caught_by_the_cheap_signals(tmp_path: Path) -> None:
-    recipe = project(tmp_path, "copier", "min_round_trip_chrf = 60", record=False)
+    recipe = project(tmp_path, "copier", {"min_round_trip_chrf": 60}, record=False)
     rows, rejected, _ = build(tmp_path, recipe)
     assert [r["source"] for r in rows] == ["ru"]
     assert len(rejected) == len(ROWS) + 1
@@ -202,7 +171,7 @@ def test_sample_fraction_scores_a_seeded_sample(tmp_path: Path) -> None:
         for i in range(40)
     ]
 
-    def scored(folder: Path, quality: str) -> dict[str, bool]:
+    def scored(folder: Path, quality: dict) -> dict[str, bool]:
         rows, _, _ = build(folder, project(folder, "dictionary", quality, rows=many, record=False))
         out = {}
         for r in rows:
@@ -212,11 +181,11 @@ def test_sample_fraction_scores_a_seeded_sample(tmp_path: Path) -> None:
                 out[r["row_id"]] = q["scored"]
         return out
 
-    first = scored(tmp_path / "a", "sample_fraction = 0.5\nseed = 7")
+    first = scored(tmp_path / "a", {"sample_fraction": 0.5, "seed": 7})
     assert len(first) == 40 and 8 <= sum(first.values()) <= 32
-    assert scored(tmp_path / "b", "sample_fraction = 0.5\nseed = 7") == first
-    assert scored(tmp_path / "c", "sample_fraction = 0.5\nseed = 8") != first
-    none = scored(tmp_path / "d", "sample_fraction = 0.0")
+    assert scored(tmp_path / "b", {"sample_fraction": 0.5, "seed": 7}) == first
+    assert scored(tmp_path / "c", {"sample_fraction": 0.5, "seed": 8}) != first
+    none = scored(tmp_path / "d", {"sample_fraction": 0.0})
     assert not any(none.values()) and not (tmp_path / "d" / "sent.jsonl").exists()
 
 
@@ -232,7 +201,7 @@ def tiny_ru_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_round_trip_with_a_tiny_argos_package(tmp_path: Path, tiny_ru_en: Path) -> None:
-    recipe = project(tmp_path, "dictionary", f'packages_dir = "{tiny_ru_en}"', back_engine="argos")
+    recipe = project(tmp_path, "dictionary", {"packages_dir": tiny_ru_en}, back_engine="argos")
     rows, rejected, manifest = build(tmp_path, recipe)
     assert not rejected
     scores = [r["mt_quality"]["round_trip_chrf"] for r in rows if r["source"] == "en"]
@@ -246,7 +215,7 @@ def test_round_trip_with_a_tiny_argos_package(tmp_path: Path, tiny_ru_en: Path) 
 
 
 def test_check_names_the_back_translation_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recipe = project(tmp_path, "dictionary", "")
+    recipe = project(tmp_path, "dictionary", {})
     assert main(["--registry", str(tmp_path / "reg"), "check", str(recipe)]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if "this recipe runs code" in line]
     assert len(notes) == 2 and "(mt_quality)" in notes[1] and "back.py" in notes[1]

@@ -16,6 +16,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.cli import main
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, write_recipe
 
 # One Russian word per English word, and no two the same: the dictionary can be inverted.
 DICTIONARY = {
@@ -105,32 +106,15 @@ def write_project(folder: Path, module: str, *, version: str = "1.0.0", engine: 
     write_jsonl(folder / "data.jsonl", ROWS)
     if module:
         (folder / "translator.py").write_text(module, encoding="utf-8")
-    recipe = folder / "recipe.toml"
-    recipe.write_text(
-        f"""[dataset]
-name = "byo"
-version = "{version}"
-
-[[sources]]
-name = "src"
-adapter = "alpaca"
-paths = ["data.jsonl"]
-
-[[stages]]
-type = "translate"
-engine = "{engine or "python:translator.py:translate"}"
-cache_path = "cache.sqlite"
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-""",
-        encoding="utf-8",
-    )
-    return recipe
+    stages = [
+        {
+            "type": "translate",
+            "engine": engine or "python:translator.py:translate",
+            "cache_path": "cache.sqlite",
+        },
+        {"type": "split", "test_ratio": 0.0},
+    ]
+    return write_recipe(folder, alpaca_source(), stages, name="byo", version=version, publish=KEEP_REJECTED)
 
 
 def run_cli(registry: Path, *args: str) -> int:

@@ -18,6 +18,7 @@ import pytest
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
 ray = pytest.importorskip("ray")
 
@@ -57,7 +58,7 @@ def _records(n: int, unique_sentences: int = 2) -> list[dict]:
 
 
 def _recipe(
-    folder: Path, packages_dir: Path, executor: str, cache: str, *, chunk: int = 64, extra: str = ""
+    folder: Path, packages_dir: Path, executor: str, cache: str, *, chunk: int = 64, **run_settings: object
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     en = folder / "en.jsonl"
@@ -72,61 +73,25 @@ def _recipe(
         ]
         ru_rows.append({"instruction": "", "input": "", "output": "пусто"})  # rejected by quality
         ru.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ru_rows), encoding="utf-8")
-    text = f"""
-[dataset]
-name = "raytest"
-version = "1.0.0"
+    run = {"executor": executor, **run_settings}
+    stages = _stages(packages_dir, cache, chunk_sentences=chunk)
+    return write_recipe(folder, SOURCES, stages, name="raytest", publish=KEEP_REJECTED, run=run)
 
-[[sources]]
-name = "en"
-adapter = "alpaca"
-paths = ["en.jsonl"]
 
-[[sources]]
-name = "ru"
-adapter = "alpaca"
-paths = ["ru.jsonl"]
-language = "ru"
+SOURCES = [alpaca_source("en.jsonl", name="en"), alpaca_source("ru.jsonl", name="ru", language="ru")]
 
-[[stages]]
-type = "normalize"
 
-[[stages]]
-type = "quality"
-
-[[stages]]
-type = "exact_dedup"
-
-[[stages]]
-type = "translate"
-packages_dir = "{packages_dir}"
-cache_path = "{cache}"
-chunk_sentences = {chunk}
-inter_threads = 1
-intra_threads = 1
-min_length_ratio = 0.0
-max_length_ratio = 1000.0
-verify_language = false
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.2
-seed = 3
-
-[[stages]]
-type = "format"
-
-[publish]
-max_rejected_fraction = 1.0
-
-[run]
-executor = "{executor}"
-{extra}
-"""
-    path = folder / "recipe.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def _stages(packages_dir: Path, cache: str, **translate: object) -> list[dict]:
+    return [
+        {"type": "normalize"},
+        {"type": "quality"},
+        {"type": "exact_dedup"},
+        translate_stage(
+            packages_dir=packages_dir, cache_path=cache, inter_threads=1, intra_threads=1, **translate
+        ),
+        {"type": "split", "test_ratio": 0.2, "seed": 3},
+        {"type": "format"},
+    ]
 
 
 def _stage_view(manifest: dict) -> list[tuple]:
@@ -144,9 +109,7 @@ def test_ray_build_publishes_the_same_bytes_as_local(
     )
     remote = build(
         load_recipe(
-            _recipe(
-                tmp_path / "a", packages, "ray", "cache-ray.sqlite", extra="concurrency = 2\nbatch_rows = 16"
-            )
+            _recipe(tmp_path / "a", packages, "ray", "cache-ray.sqlite", concurrency=2, batch_rows=16)
         ),
         Registry(tmp_path / "reg-ray"),
         show_progress=False,
@@ -330,63 +293,23 @@ def test_rejects_from_several_stages_across_batches_publish_the_same_bytes(
     folder = tmp_path / "d"
     _interleaved_sources(folder)
     packages = tiny_argos["packages_dir"]
-    recipe_text = f"""
-[dataset]
-name = "interleaved"
-version = "1.0.0"
-
-[[sources]]
-name = "en"
-adapter = "alpaca"
-paths = ["en.jsonl"]
-
-[[sources]]
-name = "ru"
-adapter = "alpaca"
-paths = ["ru.jsonl"]
-language = "ru"
-
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "quality"
-
-[[stages]]
-type = "exact_dedup"
-key = "prompt"
-
-[[stages]]
-type = "translate"
-packages_dir = "{packages}"
-cache_path = "cache.sqlite"
-inter_threads = 1
-intra_threads = 1
-min_length_ratio = 0.0
-max_length_ratio = 1000.0
-verify_language = false
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.25
-seed = 5
-
-[[stages]]
-type = "format"
-template = "jinja"
-# Fails on one row: the format stage rejects it (on the workers, under Ray).
-jinja = '''{BAD_ROW_TEMPLATE}'''
-
-[publish]
-max_rejected_fraction = 1.0
-"""
+    stages = _stages(packages, "cache.sqlite")
+    stages[2] = {"type": "exact_dedup", "key": "prompt"}
+    stages[4] = {"type": "split", "test_ratio": 0.25, "seed": 5}
+    # Fails on one row: the format stage rejects it (on the workers, under Ray).
+    stages[5] = {"type": "format", "template": "jinja", "jinja": BAD_ROW_TEMPLATE}
     builds = {}
-    for executor, run in (("local", ""), ("ray", "concurrency = 2\nbatch_rows = 16\n")):
+    for executor, run in (("local", {}), ("ray", {"concurrency": 2, "batch_rows": 16})):
         for stale in folder.glob("cache.sqlite*"):  # each build starts from an empty cache
             stale.unlink()
-        recipe = folder / "recipe.toml"
-        recipe.write_text(recipe_text + f'\n[run]\nexecutor = "{executor}"\n{run}', encoding="utf-8")
+        recipe = write_recipe(
+            folder,
+            SOURCES,
+            stages,
+            name="interleaved",
+            publish=KEEP_REJECTED,
+            run={"executor": executor, **run},
+        )
         builds[executor] = build(
             load_recipe(recipe), Registry(tmp_path / f"reg-{executor}"), show_progress=False
         )
@@ -443,7 +366,7 @@ max_rejected_fraction = 1.0
 def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local_ray: None) -> None:
     from test_mt_quality import project
 
-    recipe = load_recipe(project(tmp_path, "dictionary", "min_round_trip_chrf = 90", record=False))
+    recipe = load_recipe(project(tmp_path, "dictionary", {"min_round_trip_chrf": 90}, record=False))
     local = build(recipe.trusting_code(), Registry(tmp_path / "reg-local"), show_progress=False)
     on_ray = recipe.trusting_code().with_run(executor="ray", batch_rows=2)
     (tmp_path / "cache.sqlite").unlink()

@@ -3,10 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import alpaca_source, write_recipe
 
 from dataset_builder.errors import RecipeError
 from dataset_builder.recipe import load_recipe
+from dataset_builder.testing import alpaca_source, toml_tables, write_recipe
+
+
+def _source(**settings: object) -> str:
+    return toml_tables("sources", [alpaca_source(**settings)])
 
 
 def test_sample_recipe_is_valid(sample_recipe: Path) -> None:
@@ -40,28 +44,26 @@ def test_paper_recipe_is_valid() -> None:
 @pytest.mark.parametrize(
     ("body", "key"),
     [
-        ("[dataset]\nname='x'\nversion='1'\ncolour='red'\n" + alpaca_source(), "dataset.colour"),
-        ("[dataset]\nname='x'\nversion='1'\n" + alpaca_source(extra="bogus = 1"), "sources[0].bogus"),
+        ("[dataset]\nname='x'\nversion='1'\ncolour='red'\n" + _source(), "dataset.colour"),
+        ("[dataset]\nname='x'\nversion='1'\n" + _source(bogus=1), "sources[0].bogus"),
         (
             "[dataset]\nname='x'\nversion='1'\n"
-            + alpaca_source()
+            + _source()
             + "[[stages]]\ntype='quality'\nmin_answer_chars='a'\n",
             "stages[0].min_answer_chars",
         ),
         (
-            "[dataset]\nname='x'\nversion='1'\n"
-            + alpaca_source()
-            + "[[stages]]\ntype='translate_everything'\n",
+            "[dataset]\nname='x'\nversion='1'\n" + _source() + "[[stages]]\ntype='translate_everything'\n",
             "stages[0].type",
         ),
-        ("[dataset]\nname='x'\nversion='1'\n" + alpaca_source(extra="type = 'ftp'"), "sources[0].type"),
+        ("[dataset]\nname='x'\nversion='1'\n" + _source(type="ftp"), "sources[0].type"),
         (
             "[dataset]\nname='x'\nversion='1'\n[[sources]]\nname='s'\nadapter='yaml'\npaths=['a']\n",
             "sources[0].adapter",
         ),
-        ("[dataset]\nname='x'\nversion=1\n" + alpaca_source(), "dataset.version"),
+        ("[dataset]\nname='x'\nversion=1\n" + _source(), "dataset.version"),
         (
-            "[dataset]\nname='x'\nversion='1'\n[publish]\nmax_rejected_fraction=2\n" + alpaca_source(),
+            "[dataset]\nname='x'\nversion='1'\n[publish]\nmax_rejected_fraction=2\n" + _source(),
             "publish.max_rejected_fraction",
         ),
     ],

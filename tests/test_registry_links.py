@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import alpaca_source, write_jsonl, write_recipe
+from conftest import write_jsonl
 
 from dataset_builder.anchored import Folder, LinkRefused
 from dataset_builder.cli import main
 from dataset_builder.registry import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
+from dataset_builder.testing import alpaca_source, write_recipe
 
 ROWS = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(30)]
 ENTRY = "t@1.0.0"  # the recipe's NAME@VERSION

@@ -356,7 +356,7 @@ def test_a_build_with_round_trip_scores_ranks_its_worst_rows(tmp_path: Path) -> 
     from test_mt_quality import build as build_q
     from test_mt_quality import project
 
-    recipe = project(tmp_path, "scrambler", "", record=False)
+    recipe = project(tmp_path, "scrambler", {}, record=False)
     rows, _, _ = build_q(tmp_path, recipe)
     page = (tmp_path / "reg" / "q" / "1.0.0" / "report.html").read_text(encoding="utf-8")
     dom = _Dom()

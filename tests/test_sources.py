@@ -287,11 +287,12 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_files_outside_the_recipe_folder_leave_no_machine_path_in_keys(tmp_path: Path) -> None:
-    from conftest import alpaca_source, write_jsonl, write_recipe
+    from conftest import write_jsonl
 
     from dataset_builder.pipeline import build
     from dataset_builder.recipe import load_recipe
     from dataset_builder.registry import Registry
+    from dataset_builder.testing import KEEP_REJECTED, alpaca_source, write_recipe
 
     elsewhere = tmp_path / "elsewhere"
     for sub in ("x", "y"):
@@ -301,9 +302,7 @@ def test_files_outside_the_recipe_folder_leave_no_machine_path_in_keys(tmp_path:
     recipe_dir = tmp_path / "recipe"
     recipe_dir.mkdir()
     pattern = (elsewhere / "*" / "train.jsonl").as_posix()
-    recipe = write_recipe(
-        recipe_dir, alpaca_source(pattern), publish="[publish]\nmax_rejected_fraction = 1.0"
-    )
+    recipe = write_recipe(recipe_dir, alpaca_source(pattern), publish=KEEP_REJECTED)
     result = build(load_recipe(recipe), Registry(tmp_path / "registry"), show_progress=False)
     keys = sorted(
         key

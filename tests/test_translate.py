@@ -17,6 +17,7 @@ from conftest import ROOT
 from dataset_builder.rows import CANONICAL_SCHEMA, make_row_id
 from dataset_builder.stages.base import RejectSink, StageContext, StageStats
 from dataset_builder.stages.translate import Translate, TranslateConfig
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 from dataset_builder.translate.checks import latin_share, repetition_loop
 from dataset_builder.translate.engine import Engine
 from dataset_builder.translate.langid import detect, prose_only
@@ -244,27 +245,11 @@ def test_killed_translation_resumes_from_the_cache(tmp_path: Path, tiny_argos: d
     # rebuild is quick: the property is about what was cached before the kill, not the corpus size.
     write_corpus(tmp_path / "data", rows=600, seed=5)
     cache = tmp_path / "cache.sqlite"
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
-[dataset]
-name = "tr"
-version = "1"
-[[sources]]
-name = "a"
-adapter = "alpaca"
-paths = ["data/alpaca.jsonl"]
-[[stages]]
-type = "translate"
-packages_dir = "{tiny_argos['packages_dir']}"
-cache_path = "{cache}"
-chunk_sentences = 8
-beam_size = 2
-verify_language = false
-min_length_ratio = 0.0
-check_repetition = false
-[publish]
-max_rejected_fraction = 1.0
-""", encoding="utf-8")  # fmt: skip
+    stage = translate_stage(
+        packages_dir=tiny_argos["packages_dir"], cache_path=cache, chunk_sentences=8, beam_size=2
+    )
+    source = alpaca_source("data/alpaca.jsonl", name="a")
+    recipe = write_recipe(tmp_path, source, [stage], name="tr", version="1", publish=KEEP_REJECTED)
     cmd = [
         sys.executable,
         "-m",

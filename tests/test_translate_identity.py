@@ -17,6 +17,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.cli import main
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,34 +54,8 @@ def _build(tmp_path: Path, engine: str) -> tuple[list[dict], list[dict]]:
     shutil.copy(ROOT / "benchmarks" / "adversaries.py", project / "adversaries.py")
     (project / "refuse.py").write_text(REFUSE, encoding="utf-8")
     write_jsonl(project / "data.jsonl", [{"instruction": i, "input": x, "output": o} for i, x, o in ROWS])
-    (project / "recipe.toml").write_text(
-        f"""[dataset]
-name = "identity"
-version = "1.0.0"
-
-[[sources]]
-name = "src"
-adapter = "alpaca"
-paths = ["data.jsonl"]
-
-[[stages]]
-type = "translate"
-engine = "{engine}"
-cache = false
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1000000.0
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-""",
-        encoding="utf-8",
-    )
+    stages = [translate_stage(engine=engine, cache=False), {"type": "split", "test_ratio": 0.0}]
+    write_recipe(project, alpaca_source(), stages, name="identity", publish=KEEP_REJECTED)
     registry = tmp_path / "registry"
     command = ["--registry", str(registry), "build", str(project / "recipe.toml"), "--trust-code", "--quiet"]
     assert main(command) == 0

@@ -3,13 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import alpaca_source, write_jsonl, write_recipe
+from conftest import write_jsonl
 
 from dataset_builder.cli import main
 from dataset_builder.diff import Change, diff
 from dataset_builder.pipeline import build
 from dataset_builder.recipe import load_recipe
 from dataset_builder.registry import Registry
+from dataset_builder.testing import alpaca_source, write_recipe
 
 
 def test_diff_reports_planted_changes_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
