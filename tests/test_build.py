@@ -187,7 +187,9 @@ def test_limit_publishes_a_marked_version(tmp_path: Path) -> None:
 def test_killed_build_leaves_no_version(tmp_path: Path) -> None:
     from synthetic_corpus import write_corpus
 
-    write_corpus(tmp_path / "data", rows=40_000, seed=1)
+    # Enough rows that the build is still running when it is killed (checked below), few enough
+    # that the build after it is quick.
+    write_corpus(tmp_path / "data", rows=6_000, seed=1)
     sources = [
         alpaca_source("data/alpaca.jsonl", name="a"),
         {"name": "c", "adapter": "chat_rounds", "paths": ["data/chat_rounds.jsonl"]},
@@ -215,6 +217,7 @@ def test_killed_build_leaves_no_version(tmp_path: Path) -> None:
     while not list((registry / "t").glob(".staging-*")) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)
+    assert proc.poll() is None, "the build finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert Registry(registry).versions() == []

@@ -45,7 +45,7 @@ def test_engine_translates_as_one_sentence_at_a_time(tiny_argos: dict, beam: int
     import sentencepiece as spm
 
     package = tiny_argos["package"]
-    sentences = _sentences(150)
+    sentences = _sentences(60)
     sp = spm.SentencePieceProcessor(model_file=str(package.path / "sentencepiece.model"))
     # compute_type "auto", as the engine's default: int8 where the CPU has it.
     alone = ctranslate2.Translator(

@@ -41,23 +41,30 @@ class Crash(Stage):
             yield batch.slice(2)
 
 
-def _sample_copy(tmp_path: Path) -> Path:
-    """The bundled sample recipe and its data in tmp_path, its translation cache there too."""
+@pytest.fixture(scope="module")
+def sample_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One translation cache for the sample's builds with the tiny package: the same sentences
+    through the same model, translated once."""
+    return tmp_path_factory.mktemp("sample-cache") / "cache.sqlite"
+
+
+def _sample_copy(tmp_path: Path, cache: Path) -> Path:
+    """The bundled sample recipe and its data in tmp_path, its translation cache at ``cache``."""
     shutil.copytree(ROOT / "recipes" / "sample_data", tmp_path / "sample_data")
     text = (ROOT / "recipes" / "sample.toml").read_text(encoding="utf-8")
-    text = text.replace('cache_path = "../.cache/translations.sqlite"', 'cache_path = "cache.sqlite"')
+    text = text.replace('cache_path = "../.cache/translations.sqlite"', f'cache_path = "{cache.as_posix()}"')
     path = tmp_path / "sample.toml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def test_sample_over_its_reject_limit_names_the_translation_checks(
-    tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_argos: dict, sample_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A tiny random model: the translation checks reject what it writes, and the error says so.
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
     registry = Registry(tmp_path / "reg")
-    recipe = _sample_copy(tmp_path)
+    recipe = _sample_copy(tmp_path, sample_cache)
     # The shipped sample publishes even with a random model (see the next test); a corpus recipe's
     # tight limit is what this test is about.
     text = recipe.read_text(encoding="utf-8")
@@ -96,12 +103,16 @@ def test_sample_over_its_reject_limit_names_the_translation_checks(
 
 
 def test_the_shipped_sample_publishes_with_a_random_model_installed(
-    tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    tiny_argos: dict,
+    sample_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from dataset_builder.cli import main
 
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
-    recipe = _sample_copy(tmp_path)
+    recipe = _sample_copy(tmp_path, sample_cache)
     registry = tmp_path / "reg"
     assert main(["--registry", str(registry), "build", str(recipe), "--quiet"]) == 0
     assert main(["--registry", str(registry), "show", "python-ru-sample@0.1.0"]) == 0
