@@ -1,5 +1,5 @@
 """What a version is, before it is built: the recipe as the user declared it, the input files it
-reads and the translation model a translate stage would load.
+reads and the translation models its translate and mt_quality stages would load.
 
 A published version is immutable, so a build of a version that is already published either makes
 no change (everything it declares matches the manifest: the build is a no-op and no stage runs) or
@@ -150,22 +150,28 @@ def _compare_inputs(recipe: Recipe, then: Any, out: Comparison) -> None:
 
 
 def _compare_models(recipe: Recipe, stages: Any, out: Comparison) -> None:
-    """Each translate stage's model: the package it would load now against the one the manifest
-    names (or the note that translation was skipped)."""
+    """Each translate stage's model, and each mt_quality stage's back-translation model: the package
+    it would load now against the one the manifest names (or the note that it went without one)."""
     from dataset_builder.executors.base import stage_names
 
     counters = {s.get("stage"): s.get("counters") or {} for s in stages or [] if isinstance(s, dict)}
     for entry, name in zip(recipe.stages, stage_names(recipe), strict=True):
-        if entry.type == "mt_quality":
-            out.unknown.append(f"stage {name} (its back-translation model)")  # the rows tell
-            continue
-        if entry.type != "translate":
+        if entry.type not in ("translate", "mt_quality"):
             continue
         if name not in counters:
             out.unknown.append(f"stage {name}")
             continue
         then = counters[name]
-        for key, now in _models_now(entry.config).items():
+        if entry.type == "mt_quality":
+            if entry.config.sample_fraction == 0:
+                continue  # no row gets the round trip: no model is loaded
+            # The back-translation package, or the note that the round trip was skipped without one.
+            now_by_key = {"package": _back_model_now(entry.config)}
+            if "package" not in then and "round_trip_skipped" in then:
+                then = {**then, "package": "none"}
+        else:
+            now_by_key = _models_now(entry.config)
+        for key, now in now_by_key.items():
             if now is None:
                 out.unknown.append(f"{name} model")  # an engine this module cannot name
                 continue
@@ -176,8 +182,9 @@ def _compare_models(recipe: Recipe, stages: Any, out: Comparison) -> None:
                 out.unknown.append(f"{name} model")
                 continue
             if _model_id(was) != _model_id(now):
+                kind = "back-translation" if entry.type == "mt_quality" else "translation"
                 out.differences.append(
-                    f"translation model ({name}: {_model_label(was)} then, {_model_label(now)} now)"
+                    f"{kind} model ({name}: {_model_label(was)} then, {_model_label(now)} now)"
                 )
 
 
@@ -204,6 +211,18 @@ def _models_now(cfg: Any) -> dict[str, Any]:
                 return {key: None}  # the build fails at the stage, saying so
             return {"package": "none"}  # one missing package skips the whole stage
     return found
+
+
+def _back_model_now(cfg: Any) -> Any:
+    """An mt_quality stage's back-translation package as :func:`_models_now` describes one."""
+    from dataset_builder.translate import packages
+
+    if cfg.engine != "argos":
+        return None  # a Python engine: its rows tell
+    try:
+        return packages.find(cfg.from_lang, cfg.to_lang, cfg.package_version, cfg.packages_dir).describe()
+    except packages.PackageError:
+        return "none" if cfg.if_missing == "skip" else None  # "error": the build fails at the stage
 
 
 def _model_id(model: Any) -> str:

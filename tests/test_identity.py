@@ -17,8 +17,9 @@ def test_declared_parts_differ_and_toolkit_settings_are_left_to_the_rows(sample_
     recipe = load_recipe(ROOT / "recipes" / "sample.toml")
     manifest = sample_registry.get("python-ru-sample@0.1.0").manifest
     same = compare(recipe, manifest)
-    # The sample's mt_quality stage scores with a model of its own: left to the rows.
-    assert same.differences == [] and all("mt_quality" in u for u in same.unknown)
+    # Built without any Argos package: neither the translate stage nor mt_quality's back-translation
+    # loaded one, and none would load now.
+    assert same.identical, (same.differences, same.unknown)
 
     changed = copy.deepcopy(manifest)
     changed["recipe"]["dataset"]["license"] = "mit"
@@ -46,3 +47,23 @@ def test_the_suggested_version_is_the_next_unpublished_one(tmp_path: Path) -> No
     assert next_version(registry, "d", "0.1.0") == "0.1.3"
     assert next_version(registry, "d", "2.0.0rc1") == "2.0.0rc2"
     assert next_version(registry, "d", "0.1.0+limit5") == "0.1.3"
+
+
+def test_the_back_translation_model_is_part_of_the_identity(sample_registry: Registry) -> None:
+    """The sample's mt_quality stage went without a ru->en package: a rebuild with none installed
+    is decided before any stage runs; a manifest naming a package it no longer finds differs."""
+    from dataset_builder.pipeline import build
+
+    recipe = load_recipe(ROOT / "recipes" / "sample.toml")
+    again = build(recipe, sample_registry, show_progress=False)
+    assert not again.ran and not again.published
+    manifest = sample_registry.get("python-ru-sample@0.1.0").manifest
+    stage = next(s for s in manifest["stages"] if s["stage"] == "mt_quality")
+    assert "package" not in stage["counters"] and stage["counters"]["round_trip_skipped"]
+    changed = copy.deepcopy(manifest)
+    counters = next(s for s in changed["stages"] if s["stage"] == "mt_quality")["counters"]
+    del counters["round_trip_skipped"]
+    counters["package"] = {"code": "translate-ru_en", "version": "1.9", "sha256": "ab" * 32}
+    assert compare(recipe, changed).differences == [
+        "back-translation model (mt_quality: translate-ru_en 1.9 sha256 abababababab then, none installed now)"
+    ]
