@@ -48,11 +48,12 @@ demo: setup
 	$(BIN)/dataset-builder --registry $(REGISTRY) show python-ru-sample@0.1.0
 
 # Two processes (pytest-xdist), one thread each (tests/conftest.py); a test file stays in one
-# process, so its module fixtures (one local Ray, one tiny model, ...) are made once. The sandbox's
+# process, so its module fixtures (one local Ray, one tiny model, ...) are made once, and the files
+# go out longest first (tests/conftest.py: LONGEST_FIRST) rather than by their number of tests. The sandbox's
 # own tests run after, alone: they check that no process of the sandbox's user is left, which a
 # HumanEval test scoring in the other process at the same moment would break.
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_sandbox*.py'
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --ignore-glob='tests/test_sandbox*.py'
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_sandbox*.py
 
 lint: setup

@@ -39,7 +39,7 @@ def test_batched_equals_reference(env: dict, bos: str) -> None:
     model = AutoModelForCausalLM.from_pretrained(str(env["base"])).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(env["base"]))
     texts = [
-        f"Документ {i}: функция sorted() возвращает новый список, ё и й." * (1 + i % 4) for i in range(40)
+        f"Документ {i}: функция sorted() возвращает новый список, ё и й." * (1 + i % 4) for i in range(16)
     ]
     settings = EvalSettings(max_length=96, stride=40, bos=bos, batch_size=7)
     ids = stream(tokenizer, texts, settings)
@@ -119,8 +119,8 @@ def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
     train(TrainConfig.load(None, {
         "dataset": REF, "registry": str(env["registry"].root), "base": str(env["base"]), "out": str(adapter),
         "compute_dtype": "float32", "lora_r": 8, "learning_rate": 2e-2, "warmup_ratio": 0.0,
-        "lr_scheduler_type": "constant", "max_steps": 20, "per_device_train_batch_size": 4,
-        "gradient_accumulation_steps": 1, "max_length": 192, "save_steps": 100, "eval_split": None,
+        "lr_scheduler_type": "constant", "max_steps": 8, "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1, "max_length": 128, "save_steps": 100, "eval_split": None,
     }))  # fmt: skip
     out = tmp_path / "report"
     report = run_evaluation(str(env["base"]), [str(adapter)], [str(config)], out,

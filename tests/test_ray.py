@@ -94,76 +94,6 @@ def _stages(packages_dir: Path, cache: str, **translate: object) -> list[dict]:
     ]
 
 
-def _stage_view(manifest: dict) -> list[tuple]:
-    return [(s["stage"], s["rows_in"], s["rows_out"], s["dropped"]) for s in manifest["stages"]]
-
-
-def test_ray_build_publishes_the_same_bytes_as_local(
-    tmp_path: Path, tiny_argos: dict, local_ray: None
-) -> None:
-    packages = tiny_argos["packages_dir"]
-    local = build(
-        load_recipe(_recipe(tmp_path / "a", packages, "local", "cache-local.sqlite")),
-        Registry(tmp_path / "reg-local"),
-        show_progress=False,
-    )
-    remote = build(
-        load_recipe(
-            _recipe(tmp_path / "a", packages, "ray", "cache-ray.sqlite", concurrency=2, batch_rows=16)
-        ),
-        Registry(tmp_path / "reg-ray"),
-        show_progress=False,
-    )
-    assert remote.content_hash == local.content_hash
-    for split in local.manifest["splits"]:
-        file = local.manifest["splits"][split]["file"]
-        assert (remote.path / file).read_bytes() == (local.path / file).read_bytes()
-    assert _stage_view(remote.manifest) == _stage_view(local.manifest)
-    assert remote.manifest["rows_by_source"] == local.manifest["rows_by_source"]
-    assert any(k.startswith("quality/") for k in remote.manifest["rejected"]["by_stage_reason"])
-    assert "exact_dedup/exact_duplicate" in remote.manifest["rejected"]["by_stage_reason"]
-    # Batches of 16 rows spread over 2 workers come back in order: rejected rows too.
-    rejected_local = pq.read_table(local.path / "rejected" / "rejected.parquet").to_pylist()
-    rejected_ray = pq.read_table(remote.path / "rejected" / "rejected.parquet").to_pylist()
-    assert rejected_ray == rejected_local
-    counters = {s["stage"]: s["counters"] for s in remote.manifest["stages"]}
-    local_counters = {s["stage"]: s["counters"] for s in local.manifest["stages"]}
-    assert counters["translate"]["rows_translated"] == local_counters["translate"]["rows_translated"] > 0
-    assert counters["normalize"] == local_counters["normalize"]
-    assert counters["translate"]["package"] == local_counters["translate"]["package"]
-    # Batches on two workers share sentences (every fifth instruction, "Here it is:"): each is
-    # translated once, by whichever task claimed it first; the cache gets what a local run translates.
-    writes = remote.manifest["execution"]["translation_cache"]["translate"]
-    assert writes["sentences_rewritten"] == 0
-    assert writes["sentences_written"] == local_counters["translate"]["cache_misses"] > 0
-    assert counters["translate"] == local_counters["translate"]
-    assert remote.manifest["execution"]["executor"] == "ray"
-    assert remote.manifest["execution"]["cluster"]["cpus"] == 2
-    assert local.manifest["execution"] == {"executor": "local"}
-    # The derived files: the same page and Croissant file, apart from how and when the build ran (and
-    # the recipe's hash: the two recipes here name different translation caches).
-    pages = [
-        (v.path / "report.html")
-        .read_text(encoding="utf-8")
-        .replace(v.manifest["recipe_sha256"][:16], "RECIPE")
-        for v in (local, remote)
-    ]
-    ran = re.compile(r'<section id="execution">.*?</section>', re.S)
-    assert all(len(ran.findall(p)) == 1 for p in pages)
-    assert ran.sub("", pages[0]) == ran.sub("", pages[1]) and pages[0] != pages[1]
-    docs = [
-        json.loads(
-            (v.path / "croissant.json")
-            .read_text(encoding="utf-8")
-            .replace(v.manifest["recipe_sha256"], "RECIPE")
-        )
-        for v in (local, remote)
-    ]
-    for doc in docs:
-        doc.pop("datePublished")
-    assert docs[0] == docs[1]
-
-
 def _cached(path: Path) -> int:
     if not path.exists():
         return 0
@@ -355,6 +285,13 @@ def test_rejects_from_several_stages_across_batches_publish_the_same_bytes(
         k: v for k, v in local.manifest["files"].items() if k not in derived
     }
     assert remote.manifest["execution"]["executor"] == "ray"
+    # Batches on two workers share sentences (every fifth instruction, "Here it is:"): each is
+    # translated once, by whichever task claimed it first; the cache gets what a local run translates.
+    local_counters = {s["stage"]: s["counters"] for s in local.manifest["stages"]}["translate"]
+    writes = remote.manifest["execution"]["translation_cache"]["translate"]
+    assert writes["sentences_rewritten"] == 0
+    assert writes["sentences_written"] == local_counters["cache_misses"] > 0
+    assert local_counters["rows_translated"] > 0
     # Each row-wise stage saw many batches, and was built (its model loaded) at most once per
     # worker: the two workers live for the whole build.
     assert remote.manifest["stages"][1]["rows_in"] > 3 * 16

@@ -24,8 +24,8 @@ def _config(setup: dict, out: Path, **overrides) -> TrainConfig:
     settings = {
         "dataset": REF, "registry": str(setup["registry"].root), "base": str(setup["base"]), "out": str(out),
         "compute_dtype": "float32", "lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-2, "warmup_steps": 0,
-        "warmup_ratio": 0.0, "lr_scheduler_type": "constant", "max_steps": 16, "per_device_train_batch_size": 4,
-        "gradient_accumulation_steps": 1, "max_length": 192, "logging_steps": 2, "save_steps": 8,
+        "warmup_ratio": 0.0, "lr_scheduler_type": "constant", "max_steps": 10, "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1, "max_length": 128, "logging_steps": 2, "save_steps": 5,
     }  # fmt: skip
     settings.update(overrides)
     return TrainConfig.load(None, settings)
@@ -86,23 +86,25 @@ def test_resume_continues_from_the_last_checkpoint(setup: dict) -> None:
     from trainer.qlora import train
 
     out = setup["root"] / "resume"
-    first = train(_config(setup, out, max_steps=8, save_steps=4))
-    assert first["metrics"]["global_step"] == 8 and (out / "checkpoints" / "checkpoint-8").is_dir()
+    # What is checked is which steps run and which checkpoints are kept: small steps do.
+    small = {"per_device_train_batch_size": 2, "max_length": 64, "logging_steps": 1}
+    first = train(_config(setup, out, max_steps=4, save_steps=2, **small))
+    assert first["metrics"]["global_step"] == 4 and (out / "checkpoints" / "checkpoint-4").is_dir()
     # Another run's settings cannot continue this run's checkpoints; nothing is touched.
     files = sorted(p.relative_to(out) for p in out.rglob("*"))
     with pytest.raises(UserError, match=r"was started with lora_r=8, this run has lora_r=16"):
-        train(_config(setup, out, max_steps=12, lora_r=16), resume=True)
+        train(_config(setup, out, max_steps=6, lora_r=16, **small), resume=True)
     with pytest.raises(UserError, match="holds an earlier training run; use --resume to continue it"):
-        train(_config(setup, out, max_steps=12))
+        train(_config(setup, out, max_steps=6, **small))
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == files
-    second = train(_config(setup, out, max_steps=12, save_steps=4), resume=True)
-    assert second["resumed"] and second["metrics"]["global_step"] == 12
+    second = train(_config(setup, out, max_steps=6, save_steps=2, **small), resume=True)
+    assert second["resumed"] and second["metrics"]["global_step"] == 6
     steps = [h["step"] for h in second["metrics"]["loss_history"]]
-    assert steps == sorted(set(steps)) and steps[-1] == 12  # steps 1-8 come from the checkpoint, not redone
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # steps 1-4 come from the checkpoint, not redone
     # --overwrite starts again in an empty folder: no checkpoint of the earlier run is left to mix in.
-    third = train(_config(setup, out, max_steps=4, save_steps=4), overwrite=True)
-    assert not third["resumed"] and third["metrics"]["global_step"] == 4
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4"]
+    third = train(_config(setup, out, max_steps=2, save_steps=2, **small), overwrite=True)
+    assert not third["resumed"] and third["metrics"]["global_step"] == 2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2"]
 
 
 def test_merge_reloads(setup: dict) -> None:
