@@ -4,9 +4,10 @@ package installed before ``make demo``, and one installed after it.
 
 ``make demo`` runs from the real Makefile (its ``setup`` is up to date: ``.venv/bin`` holds
 launchers of this checkout's code, so nothing is installed). The stand-in for the real en->ru 1.9
-package is ``$DATASET_BUILDER_STAND_IN_PACKAGE``, else the benchmark package in the shared models
-folder (``../shared/models`` beside the repository), else a tiny real package this test builds:
-following the README with a package installed is what it is for, so that step never skips. Steps marked ``needs:`` in the README (the Hub,
+package is ``$DATASET_BUILDER_STAND_IN_PACKAGE``, else the tiny real package the suite builds once
+(random weights, as the Argos-sized benchmark package has: what is followed is the README's path,
+not the quality of a translation): following the README with a package installed is what it is
+for, so that step never skips. Steps marked ``needs:`` in the README (the Hub,
 a GPU, the real package) are left out, each named; ``make test`` is the suite this test runs in.
 The second order leaves out the try-out's steps after its build when that build published the same
 content as the first order's (named too): the same commands on the same bytes.
@@ -14,8 +15,6 @@ content as the first order's (named too): the same commands on the same bytes.
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,27 +31,19 @@ import pytest
 from conftest import ROOT
 
 STAND_IN_ENV = "DATASET_BUILDER_STAND_IN_PACKAGE"
-SHARED_STAND_IN = ROOT.parent / "shared" / "models" / "translate-en_ru-bench.argosmodel"
 
 
-@functools.cache
-def stand_in() -> Path:
+@pytest.fixture(scope="module")
+def stand_in(tiny_argos: dict) -> Path:
     """The en->ru package the README's install step gets: the file ``$DATASET_BUILDER_STAND_IN_PACKAGE``
-    names (it must exist), else the Argos-sized benchmark package in ``../shared/models`` beside the
-    repository, else a tiny real package built here (SentencePiece, a random Marian model through
-    CTranslate2, MiniSBD): a clone with nothing beside it still follows the README with a real
-    package installed, never a skipped step."""
+    names (it must exist), else the tiny real package the other tests use (SentencePiece, a random
+    Marian model through CTranslate2, MiniSBD), made once per run: a clone with nothing beside it
+    follows the README with a real package installed, never a skipped step."""
     named = os.environ.get(STAND_IN_ENV)
     if named:
         assert Path(named).is_file(), f"{named}: ${STAND_IN_ENV} names no .argosmodel file"
         return Path(named)
-    if SHARED_STAND_IN.is_file():
-        return SHARED_STAND_IN
-    from dataset_builder.testing import build_tiny_argos_package
-
-    folder = Path(tempfile.mkdtemp(prefix="readme-stand-in-"))
-    atexit.register(shutil.rmtree, folder, True)
-    return build_tiny_argos_package(folder)
+    return tiny_argos["archive"]
 
 
 REF = "python-ru-sample@0.1.0"
@@ -108,10 +98,10 @@ def _manifest(work: Path, registry: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkout(tmp_path_factory: pytest.TempPathFactory, stand_in: Path) -> Path:
     """What a fresh clone holds that the README's commands read, with a ``.venv`` whose
     launchers run this checkout's code, made after the Makefile so ``setup`` is up to date."""
-    assert stand_in().is_file()
+    assert stand_in.is_file()
     root = tmp_path_factory.mktemp("checkout")
     for name in ("README.md", "Makefile", "pyproject.toml"):
         shutil.copy2(ROOT / name, root / name)
@@ -137,7 +127,9 @@ def translations(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("order", ["package before make demo", "package after make demo"])
-def test_the_readme_top_to_bottom(order: str, checkout: Path, translations: Path, tmp_path: Path) -> None:
+def test_the_readme_top_to_bottom(
+    order: str, checkout: Path, translations: Path, stand_in: Path, tmp_path: Path
+) -> None:
     work = tmp_path / "clone"
     shutil.copytree(checkout, work, symlinks=True)
     (work / ".cache").symlink_to(translations)  # recipes/sample.toml: cache_path = "../.cache/..."
@@ -171,7 +163,7 @@ def test_the_readme_top_to_bottom(order: str, checkout: Path, translations: Path
     old_umask = os.umask(0o022)
     try:
         if order == "package before make demo":
-            run(f".venv/bin/dataset-builder models install {shlex.quote(str(stand_in()))}")
+            run(f".venv/bin/dataset-builder models install {shlex.quote(str(stand_in))}")
         left_out: list[str] = []
         ran: list[str] = []
         same_as: str | None = None
@@ -183,7 +175,7 @@ def test_the_readme_top_to_bottom(order: str, checkout: Path, translations: Path
             for command, comment in _steps(block):
                 label = _label(command)
                 if label.startswith(WITH_STAND_IN):
-                    run(f".venv/bin/dataset-builder models install {shlex.quote(str(stand_in()))}")
+                    run(f".venv/bin/dataset-builder models install {shlex.quote(str(stand_in))}")
                     ran.append(f"{label} (with the stand-in package)")
                 elif any(label.startswith(step) for step in LEFT_OUT):
                     assert "needs:" in comment or label == "make test", f"{label}: not marked in the README"

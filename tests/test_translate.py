@@ -243,7 +243,7 @@ def test_killed_translation_resumes_from_the_cache(tmp_path: Path, tiny_argos: d
 
     # Enough rows that the kill (after 40 sentences) lands mid-build, and few enough that the
     # rebuild is quick: the property is about what was cached before the kill, not the corpus size.
-    write_corpus(tmp_path / "data", rows=600, seed=5)
+    write_corpus(tmp_path / "data", rows=250, seed=5)
     cache = tmp_path / "cache.sqlite"
     stage = translate_stage(
         packages_dir=tiny_argos["packages_dir"], cache_path=cache, chunk_sentences=8, beam_size=2
