@@ -39,10 +39,9 @@ HALVES = {"tuning": 0, "reporting": 1}  # row index parity
 
 def build(name: str, data: Path, work: Path) -> tuple[list[dict], list[dict], float]:
     """One real build with the adversary as the engine: published rows, rejected rows, seconds."""
-    import pyarrow.parquet as pq
     from adversaries import ADVERSARIES
 
-    from dataset_builder.testing import code_safety_recipe
+    from dataset_builder.testing import code_safety_recipe, version_rows
 
     root = work / name
     root.mkdir(parents=True)
@@ -58,12 +57,7 @@ def build(name: str, data: Path, work: Path) -> tuple[list[dict], list[dict], fl
     command = [sys.executable, "-m", "dataset_builder", "build", str(recipe), "--trust-code"]
     subprocess.run([*command, "--registry", str(root / "registry")], check=True, env=env, cwd=root)
     seconds = time.perf_counter() - started
-    version = root / "registry" / f"code-safety-{name}" / "0.0.1"
-    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    published = []
-    for split in manifest["splits"].values():
-        published += pq.read_table(version / split["file"]).to_pylist()
-    rejected = pq.read_table(version / "rejected" / "rejected.parquet").to_pylist()
+    published, rejected = version_rows(root / "registry" / f"code-safety-{name}" / "0.0.1")
     return published, rejected, seconds
 
 

@@ -133,6 +133,19 @@ def toml_tables(header: str, tables: Sequence[Table]) -> str:
     return "".join(_table(header, table, array=True) for table in tables)
 
 
+def version_rows(version: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a published version folder holds, read with pyarrow alone: the rows of every split its
+    manifest lists (in that order), and its rejected rows."""
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    published = [
+        r for s in manifest["splits"].values() for r in pq.read_table(version / s["file"]).to_pylist()
+    ]
+    rejected = pq.read_table(version / "rejected" / "rejected.parquet").to_pylist()
+    return published, rejected
+
+
 def _table(header: str, table: Table, array: bool = False) -> str:
     lines = [f"[[{header}]]" if array else f"[{header}]"]
     lines += [f"{key} = {_value(value)}" for key, value in table.items() if value is not None]

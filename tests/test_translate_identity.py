@@ -9,7 +9,6 @@ written here, one per spacing case the stage got wrong before; the expectation i
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.cli import main
-from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
+from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, version_rows, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +46,6 @@ def refuse_code(texts, from_lang, to_lang):
 
 
 def _build(tmp_path: Path, engine: str) -> tuple[list[dict], list[dict]]:
-    import pyarrow.parquet as pq
 
     project = tmp_path / engine.replace(":", "_")
     project.mkdir()
@@ -59,13 +57,7 @@ def _build(tmp_path: Path, engine: str) -> tuple[list[dict], list[dict]]:
     registry = tmp_path / "registry"
     command = ["--registry", str(registry), "build", str(project / "recipe.toml"), "--trust-code", "--quiet"]
     assert main(command) == 0
-    version = registry / "identity" / "1.0.0"
-    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    published = [
-        r for s in manifest["splits"].values() for r in pq.read_table(version / s["file"]).to_pylist()
-    ]
-    rejected = pq.read_table(version / "rejected" / "rejected.parquet").to_pylist()
-    return published, rejected
+    return version_rows(registry / "identity" / "1.0.0")
 
 
 @pytest.mark.parametrize("engine", ["python:adversaries.py:identity", "python:refuse.py:refuse_code"])
