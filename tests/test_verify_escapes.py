@@ -14,7 +14,7 @@ import re
 import pytest
 
 from dataset_builder.stages.translate import _Turn
-from dataset_builder.translate.verify import verify_turn
+from dataset_builder.translation.verify import verify_turn
 
 _LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CYRILLIC = "абцдефгхийклмнопqрстуввхызАБЦДЕФГХИЙКЛМНОПQРСТУВВХЫЗ"

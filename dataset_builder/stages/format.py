@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataset_builder.chat_templates import BUILTIN_FORMATS, ChatFormat
+from dataset_builder.chat.templates import BUILTIN_FORMATS, ChatFormat
 from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
 
 
@@ -63,7 +63,7 @@ class Format(RowStage):
         if cfg.tokenizer is None:
             yield from super().run(batches, ctx)
             return
-        from dataset_builder.tokenizer import load_tokenizer
+        from dataset_builder.chat.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
         ctx.stats.counters["tokenizer"] = cfg.tokenizer

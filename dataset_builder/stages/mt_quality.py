@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from dataset_builder.stages.base import Stage, StageContext
-from dataset_builder.translate import quality
-from dataset_builder.translate.settings import EngineSettings
+from dataset_builder.translation import quality
+from dataset_builder.translation.settings import EngineSettings
 
 Role = Literal["system", "user", "assistant"]
 
@@ -70,7 +70,7 @@ class MtQualityConfig(EngineSettings):
     @field_validator("engine")
     @classmethod
     def _engine_name(cls, engine: str) -> str:
-        from dataset_builder.translate.python_engine import check_spec
+        from dataset_builder.translation.python_engine import check_spec
 
         return check_spec(engine)
 
@@ -102,7 +102,7 @@ class MtQuality(Stage):
 
     def _translator(self, ctx: StageContext) -> Any:
         from dataset_builder.stages.translate import TranslateConfig, Translator
-        from dataset_builder.translate.packages import PackageError
+        from dataset_builder.translation.packages import PackageError
 
         cfg: MtQualityConfig = self.config
         settings = cfg.model_dump(

@@ -6,7 +6,7 @@ package, passed through or rejected, as the recipe says), segment every translat
 code and prose, protect inline code behind placeholders, split prose into sentences, translate all
 sentences of the batch at once through the cache and the CTranslate2 engine, put placeholders back
 (a sentence that lost one is translated again piece by piece around its code), reassemble, then
-verify with :mod:`~dataset_builder.translate.verify`, which shares nothing with the segmenter:
+verify with :mod:`~dataset_builder.translation.verify`, which shares nothing with the segmenter:
 code byte-identical, target language, sane length, no repetition loop, no untranslated leftovers.
 Rows that fail go to ``rejected`` with the reason, their source turns and the attempted output.
 
@@ -31,9 +31,9 @@ from dataset_builder.progress import new_bar
 from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageContext
-from dataset_builder.translate.checks import latin_share, repetition_loop
-from dataset_builder.translate.langid import LATIN_LANGUAGES, detect, identify, prose_only
-from dataset_builder.translate.segment import (
+from dataset_builder.translation.checks import latin_share, repetition_loop
+from dataset_builder.translation.langid import LATIN_LANGUAGES, detect, identify, prose_only
+from dataset_builder.translation.segment import (
     Protected,
     Span,
     is_python,
@@ -42,9 +42,9 @@ from dataset_builder.translate.segment import (
     python_prose,
     segment,
 )
-from dataset_builder.translate.sentences import join_sentences, split_sentences
-from dataset_builder.translate.settings import EngineSettings
-from dataset_builder.translate.verify import data_reads_as_sentences, is_bare_value, verify_turn
+from dataset_builder.translation.sentences import join_sentences, split_sentences
+from dataset_builder.translation.settings import EngineSettings
+from dataset_builder.translation.verify import data_reads_as_sentences, is_bare_value, verify_turn
 
 log = logging.getLogger("dataset_builder")
 Role = Literal["system", "user", "assistant"]
@@ -53,7 +53,7 @@ Handling = Literal["translate", "pass", "reject"]
 
 class TranslateConfig(EngineSettings):
     # "argos" (an installed Argos package), or "python:MODULE:FUNCTION": a translator of the
-    # user's own (dataset_builder.translate.python_engine), run only when the user allows it.
+    # user's own (dataset_builder.translation.python_engine), run only when the user allows it.
     engine: str = "argos"
     from_lang: str = "en"
     to_lang: str = "ru"
@@ -85,7 +85,7 @@ class TranslateConfig(EngineSettings):
     @field_validator("engine")
     @classmethod
     def _engine_name(cls, engine: str) -> str:
-        from dataset_builder.translate.python_engine import check_spec
+        from dataset_builder.translation.python_engine import check_spec
 
         return check_spec(engine)
 
@@ -101,7 +101,7 @@ class Translator:
         ctx: StageContext,
         open_cache: Callable[[Path, str], Any] | None = None,
     ) -> None:
-        from dataset_builder.translate.cache import TranslationCache, default_cache_path
+        from dataset_builder.translation.cache import TranslationCache, default_cache_path
 
         self.ctx = ctx
         self.chunk = cfg.chunk_sentences
@@ -152,15 +152,15 @@ class Translator:
 def _engine(cfg: TranslateConfig, from_lang: str, base_dir: Path, ctx: StageContext) -> tuple[Any, str]:
     """The engine that translates ``from_lang`` (``translate(list[str]) -> list[str]``) and its
     cache namespace; what it is goes into the stage's counters, for the manifest and the card."""
-    from dataset_builder.translate.python_engine import PythonEngine, is_python_engine
+    from dataset_builder.translation.python_engine import PythonEngine, is_python_engine
 
     if is_python_engine(cfg.engine):
         engine = PythonEngine(cfg.engine, from_lang, cfg.to_lang, base_dir, ctx.trust_code)
         ctx.stats.counters["engine"] = engine.describe()
         return engine, engine.cache_namespace()
-    from dataset_builder.translate import packages
-    from dataset_builder.translate.cache import cache_namespace
-    from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+    from dataset_builder.translation import packages
+    from dataset_builder.translation.cache import cache_namespace
+    from dataset_builder.translation.engine import DecodeSettings, Engine, RuntimeSettings
 
     version = cfg.package_version if from_lang == cfg.from_lang else None
     package = packages.find(from_lang, cfg.to_lang, version, cfg.packages_dir)
@@ -348,7 +348,7 @@ class Translate(BaseStage):
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: TranslateConfig = self.config
-        from dataset_builder.translate.packages import PackageError
+        from dataset_builder.translation.packages import PackageError
 
         translators: dict[str, Translator] = {}
         try:
