@@ -277,7 +277,7 @@ def test_list_names_the_registry_it_read(place: dict, tmp_path: Path, monkeypatc
 
 def test_an_unreachable_package_index_says_so_in_a_sentence() -> None:
     from dataset_builder.errors import UserError
-    from dataset_builder.hub.endpoint import check_host_reachable
+    from dataset_builder.network import check_host_reachable
 
     with pytest.raises(UserError, match=r"the Argos package index is unreachable \(ConnectionRefusedError"):
         check_host_reachable(f"http://127.0.0.1:{_closed_port()}", "the Argos package index")

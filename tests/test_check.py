@@ -180,7 +180,7 @@ def test_a_hub_source_is_streamed_not_downloaded(tmp_path: Path, sample_registry
 def test_an_eval_set_id_column_missing_from_its_file_is_a_problem(tmp_path: Path) -> None:
     from conftest import alpaca_source, write_jsonl, write_recipe
 
-    from dataset_builder.recipe.check import check_recipe
+    from dataset_builder.cli.check import check_recipe
 
     write_jsonl(tmp_path / "data.jsonl", [{"instruction": "Add two numbers.", "output": "a + b"}])
     write_jsonl(tmp_path / "eval.jsonl", [{"prompt": "Add two numbers together."}])

@@ -35,7 +35,7 @@ def _registry(args: argparse.Namespace):  # -> Registry
 def cmd_check(args: argparse.Namespace) -> int:
     import time
 
-    from dataset_builder.recipe.check import check_recipe
+    from dataset_builder.cli.check import check_recipe
 
     start = time.monotonic()
     findings = check_recipe(args.recipe, _registry(args).root)

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataset_builder import __version__
+from dataset_builder.durable import fsync_tree
 from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.publishing import conservation
@@ -31,7 +32,6 @@ from dataset_builder.publishing.report_page import stage_funnel, write_report
 from dataset_builder.publishing.stats import TOKEN_PLOT, token_histogram, token_stats
 from dataset_builder.publishing.writer import SplitWriter, split_file, write_table
 from dataset_builder.recipe.schema import Recipe
-from dataset_builder.registry.durable import fsync_tree
 from dataset_builder.registry.store import MANIFEST, Registry, hash_files
 from dataset_builder.rows import canonical_json
 from dataset_builder.sources import LoadResult

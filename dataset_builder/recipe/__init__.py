@@ -1,1 +1,1 @@
-"""The recipe: its schema and the `check` command's validation."""
+"""The recipe: a build described as data (TOML), validated by a schema before anything runs."""

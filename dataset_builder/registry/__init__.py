@@ -1,1 +1,1 @@
-"""The local registry of published versions: names, safe writes, diffs and the duplicates view."""
+"""The local registry of published versions: names as paths, writes that never follow a link, diffs, the duplicates view."""

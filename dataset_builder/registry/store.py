@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataset_builder.durable import pid_alive
 from dataset_builder.errors import PublishError, UserError, VerificationError
 from dataset_builder.hashing import file_sha256
 from dataset_builder.paths import DATA_HOME, user_path
 from dataset_builder.registry.anchored import Folder
-from dataset_builder.registry.durable import pid_alive
 from dataset_builder.registry.names import (
     LATEST,
     NotFoundError,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dataset_builder.errors import InputError
-from dataset_builder.hub.endpoint import check_hub_reachable, hub_endpoint, hub_offline
+from dataset_builder.network import check_hub_reachable, hub_endpoint, hub_offline
 
 Record = tuple[str, Any, int]  # (source_key, record, size in bytes)
 

@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 
 from dataset_builder.errors import InputError, RecipeError, UserError
 from dataset_builder.hashing import file_sha256
-from dataset_builder.hub.endpoint import hub_offline
+from dataset_builder.network import hub_offline
 from dataset_builder.similarity.align import diagonals, edit_counts
 from dataset_builder.similarity.overlap import distinct_counts, shared_shingles
 from dataset_builder.similarity.shingles import Shingles, fold_text, ngrams, words

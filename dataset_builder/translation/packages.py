@@ -20,10 +20,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from dataset_builder.durable import fsync_path, fsync_tree, pid_alive
 from dataset_builder.errors import UserError
 from dataset_builder.hashing import file_sha256
 from dataset_builder.paths import DATA_HOME, user_path
-from dataset_builder.registry.durable import fsync_path, fsync_tree, pid_alive
 
 PACKAGES_ENV = "DATASET_BUILDER_ARGOS_DIR"
 _SIDECAR = ".dataset-builder.json"
@@ -204,7 +204,7 @@ def install(archive: str | Path, root: str | Path | None = None) -> InstalledPac
 
 def fetch_from_index(from_code: str, to_code: str, root: str | Path | None = None) -> InstalledPackage:
     """Download and install a package from the Argos index (needs a network)."""
-    from dataset_builder.hub.endpoint import check_host_reachable
+    from dataset_builder.network import check_host_reachable
 
     # The index argostranslate itself reads: $ARGOS_PACKAGE_INDEX, else its default on GitHub.
     index = os.environ.get("ARGOS_PACKAGE_INDEX") or "https://raw.githubusercontent.com"

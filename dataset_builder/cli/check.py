@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import InputError, UserError
-from dataset_builder.hub.endpoint import check_hub_reachable, hub_offline
+from dataset_builder.network import check_hub_reachable, hub_offline
 from dataset_builder.recipe.schema import Recipe, SourceConfig, load_recipe
 from dataset_builder.sources.adapters import ADAPTERS, RowProblem
 from dataset_builder.sources.readers import (

@@ -1,4 +1,4 @@
-"""Which Hub the toolkit talks to, whether it may talk at all, and a quick reachability probe.
+"""Which Hub the toolkit talks to, whether it may go online at all, and a quick reachability probe.
 
 The probe fails in seconds with the server's name; without it a client's retry loop spends half a
 minute before failing with a traceback.
