@@ -7,19 +7,26 @@ Markdown says what the data is, how it was made, what it is for and not for, and
 A card is rendered once, at build, from the manifest alone, and is hashed in the manifest, so the
 card never shows anything that only makes sense on the building machine: no absolute paths, no
 local registry location. Pushing to the Hub inserts a Hub load snippet at a marked place
-(:func:`hub_card`); pulling removes exactly that insertion (:func:`local_card`), which gives back
-the card the manifest hashes.
+(``dataset_builder.hub.card``); pulling removes exactly that insertion, which gives back the card
+the manifest hashes.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import yaml
 
+from dataset_builder.publishing.card_markdown import md_counts, md_table, shown_path
+from dataset_builder.publishing.card_translation import (
+    mt_quality_section,
+    translated_rows,
+    translation_checks,
+    translation_section,
+    translator_words,
+)
 from dataset_builder.publishing.writer import split_file
 
 CARD = "README.md"
@@ -61,13 +68,8 @@ _FIELDS = {
 # Sizes as the Hub names them: ``n<1K`` up to 999 rows, ``1K<n<10K`` from 1,000, and so on.
 _SIZE_STEPS = ("1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T")
 
-_LOAD_HEADING = "## Load this version\n"
-_LOAD_ANCHOR = "<!-- dataset-builder:load -->\n"
-_HUB_BEGIN = "<!-- dataset-builder:hub-load -->\n"
-_HUB_END = "<!-- /dataset-builder:hub-load -->\n"
-
-# An absolute POSIX path (not the path part of a URL) or a Windows drive path, in free text.
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])(?:~/|/)[^\s;,'\"`()\[\]]+|\b[A-Za-z]:\\[^\s;,'\"`()\[\]]+")
+LOAD_HEADING = "## Load this version\n"
+LOAD_ANCHOR = "<!-- dataset-builder:load -->\n"
 
 
 def arrow_nbytes(path: Path) -> int:
@@ -84,28 +86,6 @@ def size_category(rows: int) -> str:
     return "n>1T"
 
 
-def _shown_path(path: str) -> str:
-    """A source path as the card shows it: relative to the recipe as written, or only the file
-    name when it would say where things are on the building machine."""
-    parts = PurePosixPath(path).parts
-    if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute() or path.startswith("~"):
-        return PurePosixPath(path.replace("\\", "/")).name
-    return PurePosixPath(*parts).name if ".." in parts else path
-
-
-def _public(text: str) -> str:
-    """Free text (an error message kept in the manifest) without the building machine's paths."""
-    return _ABS_PATH.sub(lambda m: "…/" + PurePosixPath(m.group(0).replace("\\", "/")).name, text)
-
-
-def _translated_rows(manifest: dict[str, Any]) -> int:
-    return sum(
-        int(st["counters"].get("rows_translated", 0))
-        for st in manifest["stages"]
-        if st["stage"].startswith("translate")
-    )
-
-
 def _hub_sources(manifest: dict[str, Any]) -> list[str]:
     return [s["hub_id"] for s in manifest["recipe"]["sources"] if s.get("hub_id")]
 
@@ -114,7 +94,7 @@ def card_metadata(manifest: dict[str, Any], features_yaml: list[dict[str, Any]])
     splits = manifest["splits"]
     ds = manifest["recipe"]["dataset"]
     rows = sum(m["rows"] for m in splits.values())
-    translated = _translated_rows(manifest) > 0
+    translated = translated_rows(manifest) > 0
     tags = ["code", "python", "instruction-tuning", "dataset-builder"]
     if translated:
         tags.append("machine-translated")
@@ -151,16 +131,6 @@ def card_metadata(manifest: dict[str, Any], features_yaml: list[dict[str, Any]])
     return meta
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _counts(counts: dict[str, Any]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in counts.items()) or "-"
-
-
 def _details(manifest: dict[str, Any]) -> list[str]:
     ds = manifest["recipe"]["dataset"]
     splits = manifest["splits"]
@@ -175,7 +145,7 @@ def _details(manifest: dict[str, Any]) -> list[str]:
         f"- **Built:** {manifest['built_at'][:10]} with dataset-builder {manifest['tool']['version']}",
         f"- **Language(s):** {', '.join(ds['language'])}",
         f"- **License:** {ds['license']}",
-        f"- **Rows:** {rows} ({_counts({s: m['rows'] for s, m in splits.items()})})",
+        f"- **Rows:** {rows} ({md_counts({s: m['rows'] for s, m in splits.items()})})",
         f"- **Method:** [arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})",
         "- **Look at it:** `report.html` (one offline page: what each stage removed and why, translations "
         "beside their originals, near duplicates, decontamination, token lengths, translation quality); "
@@ -189,8 +159,8 @@ def _load_section(manifest: dict[str, Any]) -> list[str]:
     ref = f"{manifest['name']}@{manifest['version']}"
     folder = f"./{manifest['name']}/{manifest['version']}"
     return [
-        _LOAD_HEADING,
-        _LOAD_ANCHOR
+        LOAD_HEADING,
+        LOAD_ANCHOR
         + "With dataset-builder, from a registry that holds this version (built there, or fetched "
         "with `dataset-builder pull ORG/REPO@VERSION`):\n",
         f'```python\nimport dataset_builder\n\nds = dataset_builder.load("{ref}")\n```\n',
@@ -221,7 +191,7 @@ def _uses(manifest: dict[str, Any], columns: set[str], licenses: list[str]) -> l
         f"Measuring whether generated code works: answers were not executed or tested during the "
         f"build{held_out}, so this is no benchmark."
     ]
-    if _translated_rows(manifest):
+    if translated_rows(manifest):
         out.append("A reference for translation: machine-translated rows are not checked for accuracy.")
     if any(lic in _LICENSE_NOTES for lic in licenses):
         out.append("Any use the licences under Licensing forbid, commercial use in particular.")
@@ -253,14 +223,14 @@ def _structure(manifest: dict[str, Any], features_yaml: list[dict[str, Any]]) ->
     parts = [
         "## Dataset Structure\n",
         "One row per conversation. Fields:\n",
-        _table(
+        md_table(
             ["field", "type", "meaning"],
             [[f"`{f['name']}`", _type(f), _FIELDS.get(f["name"], "-")] for f in features_yaml],
         ),
         "Splits (one Parquet file each, under `data/`):\n",
-        _table(
+        md_table(
             ["split", "rows", "per source", "per language"],
-            [[s, m["rows"], _counts(m["per_source"]), _counts(m["per_lang"])] for s, m in splits.items()],
+            [[s, m["rows"], md_counts(m["per_source"]), md_counts(m["per_lang"])] for s, m in splits.items()],
         ),
     ]
     split = next((st for st in recipe["stages"] if st["type"] == "split"), None)
@@ -290,7 +260,7 @@ def _source_rows(manifest: dict[str, Any]) -> list[list[Any]]:
             what = "; ".join(pinned) or "-"
         else:
             files = inputs.get(s["name"]) or [{"path": p} for p in s.get("paths", [])]
-            where = ", ".join(f"`{_shown_path(f['path'])}`" for f in files)
+            where = ", ".join(f"`{shown_path(f['path'])}`" for f in files)
             what = ", ".join(f"sha256 `{f['sha256'][:16]}…`" for f in files if f.get("sha256")) or "-"
         rows.append([s["name"], where, what, s["adapter"], s["language"], s.get("license") or "not declared",
                      read.get(s["name"], "-")])  # fmt: skip
@@ -301,7 +271,7 @@ def _creation(manifest: dict[str, Any]) -> list[str]:
     parts = [
         "## Dataset Creation\n",
         "### Source Data\n",
-        _table(
+        md_table(
             ["source", "where", "exact input", "adapter", "language", "licence", "rows read"],
             _source_rows(manifest),
         ),
@@ -309,103 +279,22 @@ def _creation(manifest: dict[str, Any]) -> list[str]:
         "### Data Collection and Processing\n",
         "Stages ran in this order; every row a stage dropped is kept, with its reason, in "
         "`rejected/rejected.parquet`.\n",
-        _table(
+        md_table(
             ["stage", "rows in", "rows out", "dropped"],
             [
-                [st["stage"], st["rows_in"], st["rows_out"], _counts(st["dropped"])]
+                [st["stage"], st["rows_in"], st["rows_out"], md_counts(st["dropped"])]
                 for st in manifest["stages"]
             ],
         ),
         f"Rejected rows: {manifest['rejected']['rows']}.\n",
     ]
-    parts += _translation(manifest) + _mt_quality(manifest) + _replay(manifest) + _chat_format(manifest)
+    parts += (
+        translation_section(manifest)
+        + mt_quality_section(manifest)
+        + _replay(manifest)
+        + _chat_format(manifest)
+    )
     parts += _tokens(manifest)
-    return parts
-
-
-def _translation(manifest: dict[str, Any]) -> list[str]:
-    parts = []
-    for tr in [st for st in manifest["stages"] if st["stage"].startswith("translate")]:
-        c = tr["counters"]
-        if "skipped" in c:
-            parts.append(
-                f"#### Translation\n\nSkipped: {_public(str(c['skipped']))}. Rows that were to be translated "
-                "keep their original language and are labelled with it (see the per-language counts).\n"
-            )
-        elif "package" in c:
-            pkg = c["package"]
-            # Rows the stage dropped were sent for translation too: "0 rows translated" alone would
-            # hide 96 attempts that all failed the checks.
-            checks = {k: int(n) for k, n in (tr.get("dropped") or {}).items() if k != "other_language"}
-            failed = sum(checks.values())
-            done = int(c.get("rows_translated", 0))
-            reasons = ", ".join(f"{k} {n}" for k, n in sorted(checks.items()))
-            attempts = (
-                f" of {done + failed} attempted ({failed} failed the checks: {reasons})" if failed else ""
-            )
-            parts.append(
-                f"#### Translation\n\nArgos package `{pkg['code']}` {pkg['version']} ({pkg['from']}->{pkg['to']}, "
-                f"sha256 `{pkg['sha256']}`), beam {c['decode']['beam_size']}, length penalty "
-                f"{c['decode']['length_penalty']}, on {c.get('device', '?')}. {done} rows "
-                f"translated{attempts}, {c.get('routed_already_target_language', 0)} already in the target language; "
-                f"{c.get('sentences_translated', 0)} sentences sent to the model, {c.get('cache_hits', 0)} taken "
-                "from the cache. Code (fenced, indented and bare blocks, inline code, identifiers, paths, URLs) "
-                "was kept byte-identical; rows failing the checks are in `rejected/`.\n"
-            )
-        elif "engine" in c:
-            eng = c["engine"]
-            version = f" version `{eng['version']}`" if eng.get("version") else ""
-            parts.append(
-                f"#### Translation\n\nPython translator `{eng['module']}:{eng['function']}`{version} "
-                f"({_engine_origin(eng)}, module sha256 "
-                f"`{eng['sha256']}`). {c.get('rows_translated', 0)} rows translated, "
-                f"{c.get('routed_already_target_language', 0)} already in the target language; "
-                f"{c.get('sentences_translated', 0)} sentences sent to the translator, {c.get('cache_hits', 0)} "
-                "taken from the cache. Code was kept byte-identical and checked as for any engine; rows failing "
-                "the checks are in `rejected/`.\n"
-            )
-    return parts
-
-
-def _mt_quality(manifest: dict[str, Any]) -> list[str]:
-    """The round-trip scoring: how, how many rows, and the distribution of scores (every row scored,
-    before the stage's filters)."""
-    parts = []
-    settings = [st for st in manifest["recipe"]["stages"] if st["type"] == "mt_quality"]
-    stats = [st for st in manifest["stages"] if st["stage"].startswith("mt_quality")]
-    for cfg, st in zip(settings, stats, strict=False):
-        c = st["counters"]
-        if not sum(int(c.get(k, 0)) for k in ("rows_scored", "rows_not_sampled", "rows_without_prose")):
-            continue  # no row was translated: nothing was scored
-        if "engine" in c:
-            by = f"the Python translator `{c['engine']['module']}:{c['engine']['function']}`"
-        elif "package" in c:
-            by = f"Argos package `{c['package']['code']}` {c['package']['version']}"
-        else:
-            by = "no back-translation (" + _public(str(c.get("round_trip_skipped", "not sampled"))) + ")"
-        scored = int(c.get("rows_scored", 0))
-        mean = f", mean {c.get('round_trip_chrf_sum', 0) / scored:.1f}" if scored else ""
-        bands = [(k.removeprefix("round_trip_chrf_"), v) for k, v in c.items() if k[-1].isdigit()]
-        bands = sorted(b for b in bands if b[0][:2].isdigit())
-        histogram = ", ".join(f"{band.replace('_', '-')}: {n}" for band, n in bands)
-        filters = ", ".join(
-            f"{key} {cfg[key]}"
-            for key in ("min_round_trip_chrf", "min_target_script_share", "max_untranslated_share",
-                        "max_repetition", "min_length_ratio", "max_length_ratio")
-            if cfg.get(key) is not None
-        )  # fmt: skip
-        parts.append(
-            f"#### Translation quality\n\nEvery translated row has `mt_quality`: the prose (never the code) "
-            f"translated back {cfg['from_lang']}->{cfg['to_lang']} by {by} and compared with the original by "
-            f"sacrebleu's sentence chrF (round-trip chrF, 0-100), on a seeded share of {cfg['sample_fraction']} "
-            f"of the rows (seed {cfg['seed']}), and, for every row, the prose length ratio, the share of "
-            f"Cyrillic letters, repeated word 3-grams and the share of source sentences left unchanged. "
-            f"{scored} rows scored{mean}" + (f" (by band: {histogram})" if histogram else "") + ". "
-            "A high score alone does not mean a good translation (prose left untranslated scores 100), "
-            "which is why the cheap signals are checked first"
-            + (f"; filters: {filters}" if filters else "")
-            + ".\n"
-        )
     return parts
 
 
@@ -413,7 +302,7 @@ def _replay(manifest: dict[str, Any]) -> list[str]:
     parts = []
     for replay in [st for st in manifest["stages"] if st["stage"].startswith("replay")]:
         c = replay["counters"]
-        origin = ", ".join(_shown_path(p.strip()) for p in str(c.get("from", "")).split(","))
+        origin = ", ".join(shown_path(p.strip()) for p in str(c.get("from", "")).split(","))
         parts.append(
             f"#### Replay mix\n\n{c.get('rows_added', 0)} rows from `{origin}` mixed in "
             f"(ratio {c.get('ratio')}, seed {c.get('seed')}), to keep the base model's behaviour.\n"
@@ -446,9 +335,9 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
         "?",
     )
     parts = [
-        f"#### Tokens\n\nCounted with the `{_shown_path(str(tokenizer))}` tokenizer on the `text` column "
+        f"#### Tokens\n\nCounted with the `{shown_path(str(tokenizer))}` tokenizer on the `text` column "
         "(BOS included).\n",
-        _table(
+        md_table(
             ["split", "rows", "total", "mean", "median", "p95", "max"],
             [
                 [s, t["rows"], t["total"], t["mean"], t["median"], t["p95"], t["max"]]
@@ -461,34 +350,16 @@ def _tokens(manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _translator_words(translate: list[dict[str, Any]]) -> str:
-    engines = [st["counters"]["engine"] for st in translate if "engine" in st["counters"]]
-    if not engines:
-        return "a small general-purpose model"
-    return "the translator " + ", ".join(f"`{e['module']}:{e['function']}`" for e in engines)
-
-
-def _translation_checks(cfg: dict[str, Any]) -> str:
-    """The checks a translate stage ran, as the card's limitations name them."""
-    checks = ["language"] if cfg.get("verify_language") else []
-    checks.append(f"length ratio {cfg.get('min_length_ratio')} to {cfg.get('max_length_ratio')}")
-    if cfg.get("max_latin_share", 1.0) < 1.0:
-        checks.append(f"Latin share at most {cfg['max_latin_share']}")
-    if cfg.get("check_repetition"):
-        checks.append("repetition")
-    return f", and rows failing its checks ({', '.join(checks)}) were dropped"
-
-
 def _limitations(manifest: dict[str, Any], licenses: list[str]) -> list[str]:
     recipe = manifest["recipe"]
     stages = {st["type"]: st for st in recipe["stages"]}
     items = []
     translate = [st for st in manifest["stages"] if st["stage"].startswith("translate")]
-    if _translated_rows(manifest):
+    if translated_rows(manifest):
         items.append(
-            f"**Machine translation.** {_translated_rows(manifest)} rows were translated by "
-            f"{_translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
-            f"mixes languages. Code was kept byte-identical{_translation_checks(stages['translate'])}, "
+            f"**Machine translation.** {translated_rows(manifest)} rows were translated by "
+            f"{translator_words(translate)}: expect literal phrasing, mistranslated technical terms and prose that "
+            f"mixes languages. Code was kept byte-identical{translation_checks(stages['translate'])}, "
             + (
                 "and the round-trip chrF in `mt_quality` (see Translation quality) flags translations "
                 "that do not survive a translation back, but it is a proxy: no check measures whether a "
@@ -606,61 +477,3 @@ def render_card(manifest: dict[str, Any], features_yaml: list[dict[str, Any]]) -
         *_citation(),
     ]
     return "\n".join(parts)
-
-
-def _hub_snippet(repo_id: str, revision: str) -> str:
-    return (
-        f"From the Hub, this version is the tag `{revision}` of `{repo_id}`:\n\n"
-        f'```python\nimport datasets\n\nds = datasets.load_dataset("{repo_id}", revision="{revision}")\n```\n\n'
-        "or, with every file checked against the manifest and kept in a local registry:\n\n"
-        f'```python\nimport dataset_builder\n\nds = dataset_builder.load("{repo_id}@{revision}")\n```\n\n'
-    )
-
-
-def hub_card(card: str, repo_id: str, revision: str) -> str:
-    """The card as uploaded to ``repo_id`` at tag ``revision``: the local card with a Hub load
-    snippet inserted after the load heading. A card without the marked place (built before it
-    existed) is uploaded as it is."""
-    anchor = _LOAD_HEADING + "\n" + _LOAD_ANCHOR
-    if card.count(anchor) != 1:
-        return card
-    return card.replace(anchor, anchor + _HUB_BEGIN + _hub_snippet(repo_id, revision) + _HUB_END)
-
-
-def local_card(card: str) -> str:
-    """Undo :func:`hub_card`: the card as built, which is what the manifest hashes. A card with
-    no Hub insertion is returned unchanged; the manifest's sha256 judges the result either way."""
-    begin = _LOAD_ANCHOR + _HUB_BEGIN
-    start = card.find(begin)
-    if start < 0:
-        return card
-    end = card.find(_HUB_END, start + len(begin))
-    if end < 0:
-        return card
-    return card[: start + len(_LOAD_ANCHOR)] + card[end + len(_HUB_END) :]
-
-
-def card_for_hub(path: Path, repo_id: str, revision: str) -> bytes:
-    """The bytes to upload for the built card at ``path`` (see :func:`hub_card`)."""
-    return hub_card(path.read_bytes().decode("utf-8"), repo_id, revision).encode("utf-8")
-
-
-def restore_built_card(path: Path) -> None:
-    """Rewrite a card downloaded from the Hub as it was built (see :func:`local_card`). Bytes that
-    are not a card are left as they are, for the manifest's sha256 to refuse."""
-    raw = path.read_bytes()
-    try:
-        built = local_card(raw.decode("utf-8")).encode("utf-8")
-    except UnicodeDecodeError:
-        return
-    if built != raw:
-        path.unlink()  # a new file, never written through whatever the download left there
-        path.write_bytes(built)
-
-
-def _engine_origin(engine: dict[str, Any]) -> str:
-    if engine.get("from_recipe"):
-        return "from the recipe"
-    if engine.get("registered_by"):
-        return f"registered by the installed package `{engine['registered_by']}`"
-    return "an installed module"
