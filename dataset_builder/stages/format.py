@@ -150,7 +150,7 @@ def _alpaca_turn(role: str, content: str, eos: str) -> str:
     return ""
 
 
-# The built-in templates of chat_templates, turn by turn: (one turn's text, the generation header,
+# The built-in templates of chat.templates, turn by turn: (one turn's text, the generation header,
 # whether the header is written only after a turn: zephyr's sits inside its loop, on
 # ``loop.last``). tests/test_format.py renders the same rows with the Jinja templates and compares.
 TURN_RENDERERS: dict[str, tuple[Callable[[str, str, str], str], str, bool]] = {
