@@ -147,9 +147,9 @@ def _trim_blank_ends(text: str) -> str:
 def baseline_segmenter():
     """Swap the stage's segmenter for the afternoon version: Markdown fences and `backticks` are
     code, every other line is prose, translated inside its line."""
-    from dataset_builder.stages import translate as stage
     from dataset_builder.translation import langid
     from dataset_builder.translation import segment as ours
+    from dataset_builder.translation import turns as stage
     from dataset_builder.translation.segment import Protected, Span
 
     fence = re.compile(r"(^[ \t]*(?:```|~~~).*?^[ \t]*(?:```|~~~)[^\n]*\n?)", re.M | re.S)
@@ -208,7 +208,7 @@ def wordless_lines_changed(raw: str, published: str) -> int:
 def placeholder_keeping_model():
     """Swap the engine for a stand-in of a model that keeps every placeholder and translates
     every word around it: the case where only the segmenter stands between code and the model."""
-    from dataset_builder.stages import translate as stage
+    from dataset_builder.translation import translator as stage
 
     words = ["слово", "данные", "функция", "значение", "список", "строка"]
 

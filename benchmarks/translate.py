@@ -209,9 +209,9 @@ def run(
 
 
 def _sentences_of(row: dict) -> list[str]:
-    from dataset_builder.stages.translate import _Turn
+    from dataset_builder.translation.turns import Turn
 
-    return [s for m in row["messages"] for s in _Turn(m["content"], False, "en").sentences()]
+    return [s for m in row["messages"] for s in Turn(m["content"], False, "en").sentences()]
 
 
 def main() -> None:

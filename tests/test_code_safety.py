@@ -143,12 +143,12 @@ def test_translate_stage_rejects_what_a_blind_segmenter_lets_through(
     tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A segmenter that calls everything prose: the verifier must stop every row with code."""
-    from dataset_builder.stages import translate as stage_module
+    from dataset_builder.translation import turns as turns_module
 
     def blind(text: str) -> list[Span]:
         return [Span("prose", line) for line in text.splitlines(keepends=True)]
 
-    monkeypatch.setattr(stage_module, "segment", blind)
+    monkeypatch.setattr(turns_module, "segment", blind)
     monkeypatch.setattr(segment_module, "segment", blind)
     with_code = [(text, "Thanks, that helps a lot.") for _, text, _, _ in CASES if _ != "output"]
     code_lines = {text: lines for _, text, lines, _ in CASES if _ != "output"}

@@ -101,19 +101,12 @@ class MtQuality(Stage):
                 translator.close()
 
     def _translator(self, ctx: StageContext) -> Any:
-        from dataset_builder.stages.translate import TranslateConfig, Translator
         from dataset_builder.translation.packages import PackageError
+        from dataset_builder.translation.translator import Translator
 
         cfg: MtQualityConfig = self.config
-        settings = cfg.model_dump(
-            include={
-                "engine", "from_lang", "to_lang", "package_version", "packages_dir", "beam_size",
-                "length_penalty", "max_decoding_length", "device", "compute_type", "inter_threads",
-                "intra_threads", "batch_tokens", "chunk_sentences", "cache", "cache_path",
-            }
-        )  # fmt: skip
         try:
-            return Translator(TranslateConfig(**settings), cfg.from_lang, ctx.base_dir, ctx, self.open_cache)
+            return Translator(cfg, cfg.from_lang, ctx.base_dir, ctx, self.open_cache)
         except PackageError:
             if cfg.if_missing == "error":
                 raise
