@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.stages.base import Stage as BaseStage
@@ -42,14 +42,8 @@ Handling = Literal["translate", "pass", "reject"]
 
 
 class TranslateConfig(EngineSettings):
-    # "argos" (an installed Argos package), or "python:MODULE:FUNCTION": a translator of the
-    # user's own (dataset_builder.translation.python_engine), run only when the user allows it.
-    engine: str = "argos"
     from_lang: str = "en"
     to_lang: str = "ru"
-    package_version: str | None = None
-    packages_dir: str | None = None
-    if_missing: Literal["error", "skip"] = "error"
     roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"])
     translate_comments: bool = False
     # A row column holding the task's input (data the instruction works on, e.g. the alpaca
@@ -71,13 +65,6 @@ class TranslateConfig(EngineSettings):
     max_length_ratio: float = Field(default=3.5, gt=0.0)
     max_latin_share: float = Field(default=0.35, ge=0.0, le=1.0)
     check_repetition: bool = True
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_name(cls, engine: str) -> str:
-        from dataset_builder.translation.python_engine import check_spec
-
-        return check_spec(engine)
 
 
 class Translate(BaseStage):

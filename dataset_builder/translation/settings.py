@@ -1,16 +1,26 @@
 """The translation engine's recipe settings, shared by every stage that runs it (translate, and the
-round trip of mt_quality), so both decode and run the engine from one definition."""
+round trip of mt_quality), so both choose, decode and run the engine from one definition."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dataset_builder.stages.base import StageConfig
 
 
 class EngineSettings(StageConfig):
+    # "argos" (an installed Argos package), or "python:MODULE:FUNCTION": a translator of the
+    # user's own (dataset_builder.translation.python_engine), run only when the user allows it.
+    engine: str = "argos"
+    # Each stage sets its own direction's defaults.
+    from_lang: str
+    to_lang: str
+    package_version: str | None = None
+    packages_dir: str | None = None
+    # "skip": without a package the stage does without its engine, and the build says so.
+    if_missing: Literal["error", "skip"] = "error"
     # decoding (defaults: argostranslate's)
     beam_size: int = Field(default=4, ge=1, le=16)
     length_penalty: float = 0.2
@@ -24,3 +34,10 @@ class EngineSettings(StageConfig):
     chunk_sentences: int = Field(default=512, ge=1)
     cache: bool = True
     cache_path: str | None = None
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_name(cls, engine: str) -> str:
+        from dataset_builder.translation.python_engine import check_spec
+
+        return check_spec(engine)

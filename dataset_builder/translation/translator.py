@@ -9,32 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dataset_builder.progress import new_bar
 from dataset_builder.stages.base import StageContext
-
-
-class EngineConfig(Protocol):
-    """What a stage's settings say about its engine (both the translate and mt_quality stages'
-    configs have these fields; the decoding and runtime ones come from ``EngineSettings``)."""
-
-    engine: str
-    from_lang: str
-    to_lang: str
-    package_version: str | None
-    packages_dir: str | None
-    beam_size: int
-    length_penalty: float
-    max_decoding_length: int
-    device: str
-    compute_type: str
-    inter_threads: int
-    intra_threads: int
-    batch_tokens: int
-    chunk_sentences: int
-    cache: bool
-    cache_path: str | None
+from dataset_builder.translation.settings import EngineSettings
 
 
 class Translator:
@@ -42,7 +21,7 @@ class Translator:
 
     def __init__(
         self,
-        cfg: EngineConfig,
+        cfg: EngineSettings,
         from_lang: str,
         base_dir: Path,
         ctx: StageContext,
@@ -96,7 +75,7 @@ class Translator:
             self.cache.close()
 
 
-def _engine(cfg: EngineConfig, from_lang: str, base_dir: Path, ctx: StageContext) -> tuple[Any, str]:
+def _engine(cfg: EngineSettings, from_lang: str, base_dir: Path, ctx: StageContext) -> tuple[Any, str]:
     """The engine that translates ``from_lang`` (``translate(list[str]) -> list[str]``) and its
     cache namespace; what it is goes into the stage's counters, for the manifest and the card."""
     from dataset_builder.translation.python_engine import PythonEngine, is_python_engine
