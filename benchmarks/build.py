@@ -43,10 +43,10 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(data: Path) -> dict:
-    import dataset_builder.publish as publish
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    import dataset_builder.publishing.publish as publish
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
     from dataset_builder.testing import KEEP_REJECTED, write_recipe
 
     # The files publish derives from the version (report page, Croissant), timed where publish calls them.

@@ -99,7 +99,7 @@ def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny real Argos package (SentencePiece + random Marian -> CTranslate2 + MiniSBD), built
     offline once per run and installed into a packages folder of its own, which tests only read."""
     from dataset_builder.testing import build_tiny_argos_package
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     with _made_once(tmp_path_factory, "argos") as (root, make):
         if make:
@@ -113,9 +113,9 @@ def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="session")
 def sample_registry(tmp_path_factory: pytest.TempPathFactory):
     """The bundled sample built once per run into a registry that tests only read."""
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     with _made_once(tmp_path_factory, "sample-registry") as (root, make):
         registry = Registry(root)

@@ -18,10 +18,11 @@ from conftest import write_jsonl
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
-from dataset_builder.card import hub_card, local_card, size_category
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.hub.card import hub_card, local_card
+from dataset_builder.publishing.card import size_category
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
 
 REF = "python-ru-sample@0.1.0"

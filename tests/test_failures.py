@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 from dataset_builder.errors import BuildError, RejectLimitExceeded
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
 from dataset_builder.testing import SIMPLE_STAGES, alpaca_source, insert_stage, write_recipe
 
@@ -109,7 +109,7 @@ def test_the_shipped_sample_publishes_with_a_random_model_installed(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
     recipe = _sample_copy(tmp_path, sample_cache)

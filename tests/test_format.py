@@ -8,12 +8,12 @@ import pytest
 from conftest import ROOT, write_jsonl
 from test_stages import _rows, _run
 
-from dataset_builder.chat_templates import BUILTIN_FORMATS
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.chat.templates import BUILTIN_FORMATS
+from dataset_builder.chat.tokenizer import load_tokenizer
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 from dataset_builder.testing import SIMPLE_STAGES, alpaca_source, insert_stage, write_recipe
-from dataset_builder.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")

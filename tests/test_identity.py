@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from dataset_builder.identity import compare, next_version
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.identity import compare, next_version
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 
 def test_declared_parts_differ_and_toolkit_settings_are_left_to_the_rows(sample_registry: Registry) -> None:
@@ -52,7 +52,7 @@ def test_the_suggested_version_is_the_next_unpublished_one(tmp_path: Path) -> No
 def test_the_back_translation_model_is_part_of_the_identity(sample_registry: Registry) -> None:
     """The sample's mt_quality stage went without a ru->en package: a rebuild with none installed
     is decided before any stage runs; a manifest naming a package it no longer finds differs."""
-    from dataset_builder.pipeline import build
+    from dataset_builder.publishing.pipeline import build
 
     recipe = load_recipe(ROOT / "recipes" / "sample.toml")
     again = build(recipe, sample_registry, show_progress=False)

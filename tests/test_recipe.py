@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dataset_builder.errors import RecipeError
-from dataset_builder.recipe import load_recipe
+from dataset_builder.recipe.schema import load_recipe
 from dataset_builder.testing import alpaca_source, toml_tables, write_recipe
 
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli import main
-from dataset_builder.diff import Change, diff
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.cli.main import main
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.diff import Change, diff
+from dataset_builder.registry.store import Registry
 from dataset_builder.testing import alpaca_source, write_recipe
 
 
