@@ -29,22 +29,26 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # `make test` hands whole files to two processes (pytest-xdist, --dist loadfile) in the order they
 # are collected (--no-loadscope-reorder): the files that take longest go first, so neither process
-# is left with a long file at the end while the other one waits. Longest first, by the CPU-seconds
-# measured for docs/README (a file not named here keeps its place after them).
+# is left with a long file at the end while the other one waits. Longest first, by the wall time
+# each took in a measured `make test` (README); a file not named here keeps its place after them.
 LONGEST_FIRST = (
     "test_readme.py",
     "test_ray.py",
-    "test_perplexity.py",
-    "test_hub_hostile.py",
     "test_hub.py",
+    "test_hub_hostile.py",
+    "test_perplexity.py",
+    "test_trainer_cli.py",
     "test_benchmark.py",
     "test_humaneval.py",
-    "test_trainer.py",
-    "test_decontaminate.py",
     "test_crash_safety.py",
-    "test_check.py",
     "test_build.py",
+    "test_trainer.py",
+    "test_translate.py",
+    "test_dedup.py",
+    "test_decontaminate.py",
+    "test_check.py",
     "test_failures.py",
+    "test_code_safety.py",
     "test_engine.py",
 )
 
