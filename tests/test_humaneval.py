@@ -266,8 +266,8 @@ def test_humaneval_ru_doctests_are_untouched(humaneval_ru: dict) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 def test_humaneval_ru_canonical_solutions_pass(humaneval_ru: dict) -> None:
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
     from trainer.humaneval import score
-    from trainer.sandbox import Limits, Sandbox
 
     problems = humaneval_ru["problems"]
     with Sandbox(Limits(timeout=10)) as sandbox:

@@ -8,7 +8,7 @@ harness task (including local YAML tasks under ``--include-path``) its own defau
 
 ``humaneval`` and ``humaneval-ru`` generate completions through the harness too (a local YAML task
 written into the output folder: the original harness's stop sequences, greedy, or sampling when
-``--samples-per-problem`` > 1) and score them in :mod:`trainer.sandbox`; the generated code never
+``--samples-per-problem`` > 1) and score them in :mod:`trainer.evaluation.sandbox.pool`; the generated code never
 runs in this process. ``--samples FILE.jsonl`` scores given completions without a model.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 from dataset_builder.errors import UserError
 from trainer import humaneval, outdir
+from trainer.evaluation.sandbox.pool import Limits, Sandbox
 from trainer.preflight import Located, loading, locate
-from trainer.sandbox import Limits, Sandbox
 
 # Open LLM Leaderboard (v1): the six tasks behind the paper's averages, their few-shot counts and
 # the metric the leaderboard reports for each.

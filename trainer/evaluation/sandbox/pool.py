@@ -1,7 +1,7 @@
 """Run untrusted Python programs (generated code and its tests) behind the kernel.
 
-Each worker is one warm process (:mod:`trainer.sandbox_boot`) inside bubblewrap's namespaces and
-a cgroup (:mod:`trainer.sandbox_kernel`); it forks once per program, and the fork drops to the
+Each worker is one warm process (:mod:`trainer.evaluation.sandbox.boot`) inside bubblewrap's namespaces and
+a cgroup (:mod:`trainer.evaluation.sandbox.kernel`); it forks once per program, and the fork drops to the
 worker's own unprivileged uid before the program runs. After every program, everything the program
 started is killed and its scratch tmpfs emptied, so the next one starts clean.
 
@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from dataset_builder.errors import UserError
-from trainer.sandbox_boot import READY
-from trainer.sandbox_kernel import (
+from trainer.evaluation.sandbox.boot import READY
+from trainer.evaluation.sandbox.kernel import (
     SCRATCH_INSIDE,
     Cgroup,
     bwrap_command,
@@ -49,9 +49,9 @@ from trainer.sandbox_kernel import (
     interpreter_trees,
     missing_tools,
 )
-from trainer.sandbox_seccomp import refused_calls, seccomp_filter
+from trainer.evaluation.sandbox.seccomp import refused_calls, seccomp_filter
 
-_BOOT = Path(__file__).with_name("sandbox_boot.py")
+_BOOT = Path(__file__).with_name("boot.py")
 # High uids, far from any real account: one block of 64 per parent process, one uid per worker.
 _UID_BASE = 1_000_000_000
 _START_SECONDS = 60.0  # a worker's start (loaded machine: the interpreter imports its site)
