@@ -81,9 +81,9 @@ def test_eval_set_rules(env: dict, tmp_path: Path) -> None:
 
 
 def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
-    from trainer.config import TrainConfig
     from trainer.perplexity import run_evaluation
-    from trainer.qlora import train
+    from trainer.training.config import TrainConfig
+    from trainer.training.qlora import train
 
     write_jsonl(
         tmp_path / "codealpaca.jsonl",

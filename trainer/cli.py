@@ -15,7 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from dataset_builder.errors import OneLineParser, run_command
 from trainer.benchmark_cli import add_benchmark
-from trainer.config import TrainConfig
+from trainer.training.config import TrainConfig
 
 # TrainConfig fields that may come from the TOML instead of a flag, so argparse cannot require them.
 _REQUIRED_SETTINGS = ("dataset", "base", "out")
@@ -101,7 +101,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.qlora import train
+    from trainer.training.qlora import train
 
     record = train(_config(args), resume=args.resume, overwrite=args.overwrite)
     m = record["metrics"]
@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from trainer.merge import merge
+    from trainer.training.merge import merge
 
     out = merge(args.base, args.adapter, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(f"merged model: {out}")

@@ -19,9 +19,9 @@ from typing import Any
 from dataset_builder.api import library_versions
 from dataset_builder.errors import UserError
 from trainer import outdir
-from trainer.config import TrainConfig
-from trainer.data import Collator, tokenize_split
 from trainer.preflight import loading, locate
+from trainer.training.config import TrainConfig
+from trainer.training.data import Collator, tokenize_split
 
 log = logging.getLogger("trainer")
 LIBRARIES = (
