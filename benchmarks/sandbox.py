@@ -42,7 +42,7 @@ def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, 
     import os
     import signal
 
-    from trainer.humaneval import program
+    from trainer.evaluation.humaneval import program
 
     def one(source: str) -> bool:
         pid = os.fork()
@@ -64,8 +64,8 @@ def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, 
 
 def ours_run(problems: list, workers: int, timeout: float) -> tuple[float, float, int]:
     """Seconds including the workers' start, seconds of the programs alone, passes."""
+    from trainer.evaluation.humaneval import program
     from trainer.evaluation.sandbox.pool import Limits, Sandbox
-    from trainer.humaneval import program
 
     started = time.perf_counter()
     with Sandbox(Limits(timeout=timeout, workers=workers)) as sandbox:
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--start-samples", type=int, default=50)
     args = parser.parse_args()
 
-    from trainer.humaneval import read_problems_file
+    from trainer.evaluation.humaneval import read_problems_file
 
     problems = read_problems_file(PROBLEMS)
     theirs, ours_total, ours_programs, floor = [], [], [], []

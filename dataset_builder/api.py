@@ -54,14 +54,6 @@ def load_version(
 # Each name here is public: its behaviour is kept when the modules behind it move.
 
 
-def library_versions(names: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of the named distributions, the ones not installed left out (what a
-    manifest records under ``build.libraries``)."""
-    from dataset_builder.publish import library_versions as installed
-
-    return installed(names)
-
-
 def code_blocks(text: str) -> list[str]:
     """The code in a chat turn (fenced, indented or bare blocks, without their fences' blank
     edges), as the translate stage finds it and keeps it byte-identical."""
@@ -93,7 +85,6 @@ __all__ = [
     "ChatFormat",
     "VersionInfo",
     "code_blocks",
-    "library_versions",
     "load_version",
     "parses_as_python",
     "read_records",

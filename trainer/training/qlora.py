@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.api import library_versions
 from dataset_builder.errors import UserError
 from trainer import outdir
 from trainer.preflight import loading, locate
 from trainer.training.config import TrainConfig
 from trainer.training.data import Collator, tokenize_split
+from trainer.versions import installed
 
 log = logging.getLogger("trainer")
 LIBRARIES = (
@@ -234,7 +234,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                      "eval": len(eval_examples)},
         "metrics": metrics,
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
-        "libraries": library_versions(LIBRARIES),
+        "libraries": {name: v for name, v in installed(LIBRARIES).items() if v is not None},
         "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
