@@ -11,10 +11,10 @@ from typing import Any
 import datasets
 import pyarrow.parquet as pq
 
-from dataset_builder.chat_templates import ZEPHYR_TEMPLATE, ChatFormat
+from dataset_builder.chat.templates import ZEPHYR_TEMPLATE, ChatFormat
 from dataset_builder.errors import UserError, VerificationError
-from dataset_builder.names import LATEST, is_hub_ref, parse_hub_ref
-from dataset_builder.registry import Registry, VersionInfo
+from dataset_builder.registry.names import LATEST, is_hub_ref, parse_hub_ref
+from dataset_builder.registry.store import Registry, VersionInfo
 
 
 def resolve(ref: str, registry: str | Path | None = None) -> VersionInfo:
@@ -24,7 +24,7 @@ def resolve(ref: str, registry: str | Path | None = None) -> VersionInfo:
         raise UserError(f"{ref!r}: expected NAME@VERSION or ORG/NAME@VERSION as a string")
     reg = Registry(registry)
     if is_hub_ref(ref):
-        from dataset_builder.hub import latest_tag, local_ref, pull
+        from dataset_builder.hub.transfer import latest_tag, local_ref, pull
 
         repo_id, version = parse_hub_ref(ref)
         if version == LATEST:  # only the Hub knows its newest tag
@@ -57,7 +57,7 @@ def load_version(
 def code_blocks(text: str) -> list[str]:
     """The code in a chat turn (fenced, indented or bare blocks, without their fences' blank
     edges), as the translate stage finds it and keeps it byte-identical."""
-    from dataset_builder.translate.segment import segment
+    from dataset_builder.translation.segment import segment
 
     return [span.text.strip("\n") for span in segment(text) if span.kind == "code"]
 
@@ -65,7 +65,7 @@ def code_blocks(text: str) -> list[str]:
 def parses_as_python(text: str) -> bool:
     """Whether ``text`` parses as Python with at least one real statement (not a lone name or
     constant): the test the translate stage uses to keep a bare code block untranslated."""
-    from dataset_builder.translate.segment import is_python
+    from dataset_builder.translation.segment import is_python
 
     return is_python(text)
 
