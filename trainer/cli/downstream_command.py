@@ -57,7 +57,7 @@ def _harness_data_reachable(tasks: tuple[str, ...], include_path: str | None, sa
     """lm-evaluation-harness reads its tasks' data from the Hub and retries for about a minute
     when the Hub cannot be reached: found here in seconds, before any model loads."""
     from trainer.evaluation.downstream import HUMANEVAL_TASKS
-    from trainer.preflight import hub_endpoint, hub_offline, hub_unreachable
+    from trainer.hub_access import hub_endpoint, hub_offline, hub_unreachable
 
     harness = [t for t in tasks if t not in HUMANEVAL_TASKS]
     if not harness or samples or include_path or hub_offline():

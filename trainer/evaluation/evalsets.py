@@ -160,7 +160,7 @@ def _external_rows(spec: EvalSetSpec, base: Path | None) -> list[dict[str, Any]]
 
         rows = read_records(spec.paths, base or Path.cwd())
     else:
-        from trainer.preflight import hub_offline, hub_unreachable, offline_reason, use_cache_only
+        from trainer.hub_access import hub_offline, hub_unreachable, offline_reason, use_cache_only
 
         unreachable = None if hub_offline() else hub_unreachable()
         if unreachable is not None:
