@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from trainer.evaluation.sandbox.pool import Limits, Outcome, Sandbox
+from trainer.evaluation.sandbox.outcome import Outcome
+from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 
