@@ -7,6 +7,8 @@
   only the names each lists in ``__all__`` (or, without ``__all__``, names without a leading
   underscore);
 - names that do not collide (the rule is in :func:`collisions`).
+- the trainer's parts: training and evaluation know nothing of each other nor of the command
+  line, and the modules they share know none of them.
 
 Each rule is also run on a small tree written here with one violation of each kind, so a rule that
 stopped finding anything would fail too.
@@ -251,6 +253,27 @@ def test_public_api_exports_what_it_defines() -> None:
         assert names <= defined, f"{module}.__all__ names what it does not define: {names - defined}"
 
 
+def part_violations(tree: Tree) -> list[str]:
+    """Training and evaluation know nothing of each other nor of the command line; the modules
+    they share (``trainer/*.py``) know none of the three (``__main__`` starts the command line)."""
+    parts = ("trainer.training", "trainer.evaluation", "trainer.cli")
+    wrong = []
+    for module, targets in tree.graph().items():
+        if not module.startswith("trainer."):
+            continue
+        own = next((p for p in parts if module == p or module.startswith(p + ".")), None)
+        for target in targets:
+            other = next((p for p in parts if target == p or target.startswith(p + ".")), None)
+            if other is not None and other != own and own != "trainer.cli" and module != "trainer.__main__":
+                wrong.append(f"{module} imports {target}")
+    return sorted(wrong)
+
+
+def test_training_and_evaluation_are_independent() -> None:
+    wrong = part_violations(PROJECT)
+    assert not wrong, "a part of the trainer reaches into another:\n" + "\n".join(wrong)
+
+
 def test_no_colliding_names() -> None:
     assert {"benchmarks", "tests"} <= set(script_folders(ROOT))  # the third rule has folders to guard
     wrong = collisions(PROJECT)
@@ -277,6 +300,14 @@ PLANTED = {
     "trainer/__init__.py": "",
     "trainer/benchmark.py": "from trainer import benchmark_report\n",
     "trainer/benchmark_report.py": "def write():\n    from trainer.benchmark import x\n",
+    "trainer/training/__init__.py": "",
+    "trainer/training/qlora.py": "from trainer.evaluation import perplexity\n",
+    "trainer/evaluation/__init__.py": "",
+    "trainer/evaluation/perplexity.py": "def f():\n    from trainer.cli import options\n",
+    "trainer/cli/options.py": "",
+    "trainer/cli/__init__.py": "",
+    "trainer/cli/main.py": "import trainer.training.qlora\nimport trainer.evaluation.perplexity\n",
+    "trainer/outdir.py": "from trainer.training import qlora\n",
     "trainer/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from trainer.uses import y\n"
     "else:\n    import json\n",
     "trainer/uses.py": "import trainer.typed\n"
@@ -320,4 +351,12 @@ def test_each_kind_of_collision_is_found(planted: Tree) -> None:
         "dataset_builder.stages.translate and the package dataset_builder.translate",
         "trainer.benchmark is named after the repository's benchmarks/ folder",
         "trainer.benchmark_report is named after the repository's benchmarks/ folder",
+    ]
+
+
+def test_a_part_reaching_into_another_is_found(planted: Tree) -> None:
+    assert part_violations(planted) == [
+        "trainer.evaluation.perplexity imports trainer.cli.options",
+        "trainer.outdir imports trainer.training.qlora",
+        "trainer.training.qlora imports trainer.evaluation.perplexity",
     ]
