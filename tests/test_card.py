@@ -18,7 +18,7 @@ from conftest import alpaca_source, write_jsonl, write_recipe
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
-from dataset_builder.hub.card import hub_card, local_card
+from dataset_builder.hub.hub_card import hub_card, local_card
 from dataset_builder.publishing.card import size_category
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
