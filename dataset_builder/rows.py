@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
 
 ROLES = ("system", "user", "assistant")
 
@@ -60,8 +63,121 @@ def canonical_json(value: Any) -> str:
 
 
 def content_key(messages: Sequence[Message]) -> str:
-    """One string that identifies the content of a conversation, for hashing."""
-    return canonical_json([[m["role"], m["content"]] for m in messages])
+    """One string that identifies the content of a conversation, for hashing: the canonical JSON
+    of ``[[role, content], ...]``, written here string by string (what ``json.dumps`` writes for
+    strings, without its per-call set-up, which costs more than the escaping on short turns)."""
+    try:
+        return "[" + ",".join([f"[{_string(m['role'])},{_string(m['content'])}]" for m in messages]) + "]"
+    except TypeError:  # a role or content that is not a string: json.dumps says what it makes of it
+        return canonical_json([[m["role"], m["content"]] for m in messages])
+
+
+def content_keys(messages: pa.Array | pa.ChunkedArray, roles: tuple[str, ...] | None = None) -> list[str]:
+    """``content_key`` of every row of a ``messages`` column (of only its turns whose role is in
+    ``roles``, when given), read column by column instead of as a dict per turn."""
+    array = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    items = array.flatten() if array.null_count == 0 else None
+    if (
+        items is None
+        or not _is_struct_of_strings(items.type)
+        or {items.type.field(i).name for i in range(items.type.num_fields)} != {"role", "content"}
+        or items.null_count
+        or items.field("role").null_count
+        or items.field("content").null_count
+    ):
+        rows = array.to_pylist()
+        return [content_key([m for m in row if roles is None or m["role"] in roles]) for row in rows]
+    role_values = items.field("role").to_pylist()
+    turns = [
+        None if roles is not None and role not in roles else f"[{_string(role)},{_string(content)}]"
+        for role, content in zip(role_values, items.field("content").to_pylist(), strict=True)
+    ]
+    out = []
+    start = 0
+    for n in pc.list_value_length(array).to_pylist():
+        chosen = turns[start : start + n]
+        start += n
+        out.append(
+            "[" + ",".join([t for t in chosen if t is not None] if roles is not None else chosen) + "]"
+        )
+    return out
+
+
+# What json.dumps(..., ensure_ascii=False) writes for a str (the same C function it calls).
+_string = encode_basestring
+
+
+def canonical_json_lines(table: pa.Table) -> bytes:
+    """``canonical_json(row) + "\\n"`` for every row of ``table``, UTF-8, in row order; built column by
+    column (strings, integers, booleans and lists of structs of strings without building a dict
+    per row), each other column value by ``canonical_json``."""
+    names = table.column_names
+    if not table.num_rows:
+        return b""
+    if len(set(names)) != len(names):  # a row dict would keep only the last of a repeated name
+        return "".join(canonical_json(row) + "\n" for row in table.to_pylist()).encode("utf-8")
+    ordered = sorted(names)
+    template = "{" + ",".join(_string(name).replace("%", "%%") + ":%s" for name in ordered) + "}\n"
+    columns = [_json_values(table.column(name).combine_chunks()) for name in ordered]
+    return "".join([template % values for values in zip(*columns, strict=True)]).encode("utf-8")
+
+
+def _json_values(array: pa.Array) -> list[str]:
+    """Each value of ``array`` as ``canonical_json`` writes it inside a row."""
+    kind = array.type
+    if pat.is_string(kind) or pat.is_large_string(kind):
+        return _with_nulls(array, _string)
+    if pat.is_integer(kind):
+        return _with_nulls(array, int.__repr__)
+    if pat.is_boolean(kind):
+        return _with_nulls(array, lambda v: "true" if v else "false")
+    if (pat.is_list(kind) or pat.is_large_list(kind)) and _is_struct_of_strings(kind.value_type):
+        return _list_of_structs(array)
+    return [canonical_json(value) for value in array.to_pylist()]
+
+
+def _with_nulls(array: pa.Array, write: Callable[[Any], str]) -> list[str]:
+    values = array.to_pylist()
+    if array.null_count == 0:
+        return list(map(write, values))
+    return ["null" if v is None else write(v) for v in values]
+
+
+def _is_struct_of_strings(kind: pa.DataType) -> bool:
+    return (
+        pat.is_struct(kind)
+        and kind.num_fields > 0
+        and len({kind.field(i).name for i in range(kind.num_fields)}) == kind.num_fields
+        and all(pat.is_string(kind.field(i).type) for i in range(kind.num_fields))
+    )
+
+
+def _list_of_structs(array: pa.Array) -> list[str]:
+    """Lists of structs of strings (``messages``): each element ``{"content":...,"role":...}``."""
+    items = array.flatten()  # the elements of the non-null lists, in order
+    fields = sorted(items.type.field(i).name for i in range(items.type.num_fields))
+    template = "{" + ",".join(_string(name).replace("%", "%%") + ":%s" for name in fields) + "}"
+    parts = [_with_nulls(items.field(name), _string) for name in fields]
+    # A null element, not only a struct of null fields, writes as null.
+    valid = [True] * len(items) if items.null_count == 0 else items.is_valid().to_pylist()
+    elements = (
+        [
+            template % values if ok else "null"
+            for ok, values in zip(valid, zip(*parts, strict=True), strict=True)
+        ]
+        if parts
+        else []
+    )
+    lengths = pc.list_value_length(array).to_pylist()
+    out: list[str] = []
+    start = 0
+    for n in lengths:
+        if n is None:
+            out.append("null")
+            continue
+        out.append("[" + ",".join(elements[start : start + n]) + "]")
+        start += n
+    return out
 
 
 def make_row_id(source: str, messages: Sequence[Message]) -> str:
