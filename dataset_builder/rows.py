@@ -108,18 +108,73 @@ _string = encode_basestring
 
 
 def canonical_json_lines(table: pa.Table) -> bytes:
-    """``canonical_json(row) + "\\n"`` for every row of ``table``, UTF-8, in row order; built column by
-    column (strings, integers, booleans and lists of structs of strings without building a dict
-    per row), each other column value by ``canonical_json``."""
-    names = table.column_names
+    """``canonical_json(row) + "\\n"`` for every row of ``table``, UTF-8, in row order.
+
+    Tables of strings, integers, booleans and lists of structs of strings (``messages``) are written
+    by polars' JSON writer, which escapes strings as ``json.dumps(ensure_ascii=False)`` does (tests
+    compare them on every ASCII character and beyond); other tables column by column here."""
     if not table.num_rows:
         return b""
+    names = table.column_names
     if len(set(names)) != len(names):  # a row dict would keep only the last of a repeated name
         return "".join(canonical_json(row) + "\n" for row in table.to_pylist()).encode("utf-8")
     ordered = sorted(names)
+    written = _polars_lines(table.select(ordered))
+    if written is not None:
+        return written
     template = "{" + ",".join(_string(name).replace("%", "%%") + ":%s" for name in ordered) + "}\n"
     columns = [_json_values(table.column(name).combine_chunks()) for name in ordered]
     return "".join([template % values for values in zip(*columns, strict=True)]).encode("utf-8")
+
+
+def _polars_lines(table: pa.Table) -> bytes | None:
+    """The JSON lines of ``table`` (columns already in key order) written by polars, or None when a
+    column is of a type left to Python or a name would need escaping."""
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if _string(name) != f'"{name}"':
+            return None
+        if pat.is_string(kind) or pat.is_large_string(kind) or pat.is_integer(kind) or pat.is_boolean(kind):
+            columns.append(column)
+        elif (pat.is_list(kind) or pat.is_large_list(kind)) and _is_struct_of_strings(kind.value_type):
+            fields = [kind.value_type.field(i).name for i in range(kind.value_type.num_fields)]
+            if any(_string(field) != f'"{field}"' for field in fields):
+                return None
+            columns.append(_fields_sorted(column.combine_chunks()))
+        else:
+            return None
+    try:
+        import polars as pl
+    except ImportError:  # an install without it: the same lines, written in Python
+        return None
+    frame = pl.from_arrow(pa.Table.from_arrays(columns, names=table.column_names))
+    assert isinstance(frame, pl.DataFrame)
+    lines = frame.select(pl.concat_str([pl.struct(pl.all()).struct.json_encode(), pl.lit("\n")]))
+    array = lines.to_series().to_arrow(compat_level=pl.CompatLevel.oldest())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    offsets = array.buffers()[1]
+    width = 8 if pat.is_large_string(array.type) else 4
+    first = int.from_bytes(offsets.slice(array.offset * width, width).to_pybytes(), "little", signed=True)
+    last = int.from_bytes(
+        offsets.slice((array.offset + len(array)) * width, width).to_pybytes(), "little", signed=True
+    )
+    return array.buffers()[2].slice(first, last - first).to_pybytes()
+
+
+def _fields_sorted(array: pa.Array) -> pa.Array:
+    """A list of structs with the structs' fields in name order (the order of sorted JSON keys)."""
+    items = array.values
+    names = sorted(items.type.field(i).name for i in range(items.type.num_fields))
+    if names == [items.type.field(i).name for i in range(items.type.num_fields)]:
+        return array
+    values = pa.StructArray.from_arrays(
+        [items.field(name) for name in names], names=names, mask=items.is_null() if items.null_count else None
+    )
+    kind = pa.large_list(values.type) if pat.is_large_list(array.type) else pa.list_(values.type)
+    return type(array).from_arrays(
+        array.offsets, values, type=kind, mask=array.is_null() if array.null_count else None
+    )
 
 
 def _json_values(array: pa.Array) -> list[str]:

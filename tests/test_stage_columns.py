@@ -159,14 +159,34 @@ def test_exact_dedup_keeps_the_first_of_equal_conversations(settings: dict) -> N
     assert len(expect_dropped) > 20
 
 
-def test_content_hash_lines_are_json_dumps_of_each_row() -> None:
+def _json_lines(table: pa.Table) -> bytes:
+    rows = table.to_pylist()
+    return "".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n" for r in rows
+    ).encode()
+
+
+@pytest.mark.parametrize("extra", ["none", "float", "odd names"])
+def test_content_hash_lines_are_json_dumps_of_each_row(extra: str) -> None:
     table = pa.concat_tables(_batches(6)).slice(13)
+    n = len(table)
+    every_character = "".join(map(chr, range(128))) + "\u2028\u2029\x85\ud7ff\ue000\uffff\U0010ffff"
+    turns = [
+        None
+        if i % 11 == 0
+        else [None, {"role": "user", "content": None}, {"content": every_character, "role": ""}]
+        for i in range(n)
+    ]
+    table = table.append_column("turns", pa.array(turns, MESSAGES_TYPE))
+    table = table.append_column("flag", pa.array([i % 3 == 0 if i % 4 else None for i in range(n)]))
     table = table.append_column(
-        "score", pa.array([float(i) / 3 if i % 5 else None for i in range(len(table))])
+        "big", pa.array([2**63 - i if i % 2 else None for i in range(n)], pa.uint64())
     )
-    table = table.append_column("flag", pa.array([i % 3 == 0 if i % 4 else None for i in range(len(table))]))
-    expected = "".join(
-        json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
-        for row in table.to_pylist()
-    ).encode("utf-8")
-    assert hashlib.sha256(canonical_json_lines(table)).hexdigest() == hashlib.sha256(expected).hexdigest()
+    if extra == "float":  # written in Python, value by value
+        table = table.append_column("score", pa.array([float(i) / 3 if i % 5 else None for i in range(n)]))
+    if extra == "odd names":
+        table = table.append_column('a "quoted" %s name', pa.array([every_character] * n))
+    assert (
+        hashlib.sha256(canonical_json_lines(table)).hexdigest()
+        == hashlib.sha256(_json_lines(table)).hexdigest()
+    )
