@@ -27,6 +27,7 @@ from dataset_builder.durable import fsync_tree
 from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.failures import top_reasons
+from dataset_builder.features import card_features
 from dataset_builder.recipe import Recipe
 from dataset_builder.registry import MANIFEST, Registry, hash_files
 from dataset_builder.report import TOKEN_PLOT, token_histogram, token_stats
@@ -148,10 +149,7 @@ def publish_build(
     manifest["tokens"] = token_stats(files)
     if manifest["tokens"] and token_histogram(files, staging / TOKEN_PLOT, f"{name} {version}"):
         manifest["plots"] = {"token_lengths": TOKEN_PLOT}
-    from datasets import Features
-
-    features = Features.from_arrow_schema(writer.schema)._to_yaml_list()
-    (staging / "README.md").write_text(render_card(manifest, features), encoding="utf-8")
+    (staging / "README.md").write_text(render_card(manifest, card_features(writer.schema)), encoding="utf-8")
     # Derived from the version, hashed in its files but not part of its content hash.
     write_croissant(staging, manifest)
     write_report(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
