@@ -190,3 +190,36 @@ def test_content_hash_lines_are_json_dumps_of_each_row(extra: str) -> None:
         hashlib.sha256(canonical_json_lines(table)).hexdigest()
         == hashlib.sha256(_json_lines(table)).hexdigest()
     )
+
+
+def test_exact_dedup_keys_tell_apart_turns_that_join_alike() -> None:
+    """Conversations whose turns, run together, read the same are not duplicates."""
+    conversations = [
+        [("user", "ab"), ("assistant", "c")],
+        [("user", "a"), ("assistant", "bc")],
+        [("user", "a"), ("assistant", "b"), ("assistant", "c")],
+        [("user", "1:a1:b"), ("assistant", "c")],
+        [("user:1", ":a"), ("assistant", "c")],
+        [("user", "ab"), ("assistant", "c")],  # the only copy
+    ]
+    rows = [
+        {
+            "row_id": str(i),
+            "source": "s",
+            "source_key": f"f:{i}",
+            "messages": [{"role": r, "content": c} for r, c in turns],
+        }
+        for i, turns in enumerate(conversations)
+    ]
+    schema = pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("source", pa.string()),
+            ("source_key", pa.string()),
+            ("messages", MESSAGES_TYPE),
+        ]
+    )
+    stage = stage_class("exact_dedup")()
+    out, rejected, _ = _run(stage, [pa.Table.from_pylist(rows, schema=schema)], row_by_row=False)
+    assert [r["row_id"] for b in out for r in b.to_pylist()] == ["0", "1", "2", "3", "4"]
+    assert rejected.column("duplicate_of").to_pylist() == ["s:f:0"]

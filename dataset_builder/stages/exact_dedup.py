@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataset_builder.rows import content_keys
 from dataset_builder.stages.base import Stage, StageConfig, StageContext
+from dataset_builder.stages.turns import Turns
 
 
 class ExactDedupConfig(StageConfig):
@@ -31,9 +33,25 @@ class ExactDedup(Stage):
     Config = ExactDedupConfig
 
     def _keys(self, batch: pa.Table) -> list[bytes]:
-        """Each row's key: a hash of the canonical JSON of its ``[[role, content], ...]`` (all
-        turns, or the user turns), case-folded when asked."""
+        """Each row's key: a hash of its ``[[role, content], ...]`` (all turns, or the user turns),
+        written without ambiguity: each role and content after its length in bytes, all of it
+        built by Arrow; or, case-folded when asked (or for a column with nulls), the canonical
+        JSON of the turns (case folding changes lengths, never the JSON's quotes or escapes)."""
         cfg: ExactDedupConfig = self.config
+        turns = None if cfg.casefold else Turns.of(batch.column("messages"))
+        if turns is not None:
+            if cfg.key == "prompt":
+                turns = turns.keep(pc.equal(turns.roles, "user").to_numpy(zero_copy_only=False))
+            per_turn = pc.binary_join_element_wise(
+                pc.cast(pc.binary_length(turns.roles), pa.string()),
+                turns.roles,
+                pc.cast(pc.binary_length(turns.contents), pa.string()),
+                turns.contents,
+                ":",
+            )
+            rows = pa.ListArray.from_arrays(pa.array(turns.starts, pa.int32()), per_turn)
+            written = pc.binary_join(rows, "").cast(pa.binary()).to_pylist()
+            return [hashlib.blake2b(text, digest_size=16).digest() for text in written]
         texts = content_keys(batch.column("messages"), None if cfg.key == "messages" else ("user",))
         if cfg.casefold:
             texts = [text.casefold() for text in texts]
