@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
@@ -242,3 +243,39 @@ def make_row_id(source: str, messages: Sequence[Message]) -> str:
     digest.update(b"\x00")
     digest.update(content_key(messages).encode("utf-8"))
     return digest.hexdigest()[:32]
+
+
+def row_ids(source: str, messages: pa.Array) -> list[str]:
+    """``make_row_id(source, row)`` for every row of a ``messages`` array without nulls: the
+    ``[[role, content], ...]`` JSON of all rows written by polars (as ``canonical_json`` writes it),
+    only the hashing done row by row."""
+    try:
+        import polars as pl
+    except ImportError:
+        return [make_row_id(source, row) for row in messages.to_pylist()]
+    items = messages.flatten()
+    turns = len(items)
+    # Each turn as the list [role, content]: roles and contents taken alternately.
+    order = np.empty(2 * turns, dtype=np.int64)
+    order[0::2] = np.arange(turns)
+    order[1::2] = np.arange(turns) + turns
+    both = pa.concat_arrays([items.field("role"), items.field("content")]).take(pa.array(order))
+    pairs = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * turns + 1, 2), pa.int32()), both)
+    starts = np.zeros(len(messages) + 1, dtype=np.int64)
+    np.cumsum(pc.list_value_length(messages).to_numpy(zero_copy_only=False), out=starts[1:])
+    rows = pa.ListArray.from_arrays(pa.array(starts, pa.int32()), pairs)
+    frame = pl.from_arrow(pa.table({"k": rows}))
+    assert isinstance(frame, pl.DataFrame)
+    # {"k":[[...],...]}: the key and braces around the row's JSON are left out of the hash.
+    lines = (
+        frame.select(pl.struct("k").struct.json_encode())
+        .to_series()
+        .to_arrow(compat_level=pl.CompatLevel.oldest())
+    )
+    base = hashlib.sha256(source.encode("utf-8") + b"\x00")
+    out = []
+    for line in lines.cast(pa.large_binary()).to_pylist():
+        digest = base.copy()
+        digest.update(memoryview(line)[5:-1])
+        out.append(digest.hexdigest()[:32])
+    return out

@@ -223,3 +223,21 @@ def test_exact_dedup_keys_tell_apart_turns_that_join_alike() -> None:
     out, rejected, _ = _run(stage, [pa.Table.from_pylist(rows, schema=schema)], row_by_row=False)
     assert [r["row_id"] for b in out for r in b.to_pylist()] == ["0", "1", "2", "3", "4"]
     assert rejected.column("duplicate_of").to_pylist() == ["s:f:0"]
+
+
+def test_row_ids_of_a_batch_are_sha256_of_source_and_turns() -> None:
+    from dataset_builder.rows import row_ids
+
+    messages = pa.concat_tables(_batches(7)).column("messages").combine_chunks().slice(5)
+    every_character = "".join(map(chr, range(128))) + "\u2028😀й"
+    messages = pa.concat_arrays(
+        [messages, pa.array([[{"role": 'a"b', "content": every_character}]], MESSAGES_TYPE)]
+    )
+
+    def expected(row: list[dict]) -> str:
+        turns = json.dumps(
+            [[m["role"], m["content"]] for m in row], ensure_ascii=False, separators=(",", ":")
+        )
+        return hashlib.sha256("src".encode() + b"\x00" + turns.encode()).hexdigest()[:32]
+
+    assert row_ids("src", messages) == [expected(row) for row in messages.to_pylist()]
