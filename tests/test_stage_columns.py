@@ -238,6 +238,6 @@ def test_row_ids_of_a_batch_are_sha256_of_source_and_turns() -> None:
         turns = json.dumps(
             [[m["role"], m["content"]] for m in row], ensure_ascii=False, separators=(",", ":")
         )
-        return hashlib.sha256("src".encode() + b"\x00" + turns.encode()).hexdigest()[:32]
+        return hashlib.sha256(b"src" + b"\x00" + turns.encode()).hexdigest()[:32]
 
     assert row_ids("src", messages) == [expected(row) for row in messages.to_pylist()]
