@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from dataset_builder.stages.translate import _Turn
-from dataset_builder.translate.verify import verify_turn
+from dataset_builder.translation.turns import Turn
+from dataset_builder.translation.verify import verify_turn
 
 _LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CYRILLIC = "абцдефгхийклмнопqрстуввхызАБЦДЕФГХИЙКЛМНОПQРСТУВВХЫЗ"
@@ -133,7 +133,7 @@ PROSE_ROWS = [
 
 @pytest.mark.parametrize("text", PROSE_ROWS)
 def test_prose_is_not_thrown_away(text: str) -> None:
-    turn = _Turn(text, False, "en")
+    turn = Turn(text, False, "en")
     translated, _ = turn.assemble({s: transliterate(s) for s in turn.sentences()}, {})
     assert translated != text
     assert verify_turn(text, translated) is None
@@ -167,7 +167,7 @@ def test_a_task_input_stays_data_unless_it_is_sentences(instruction: str, data: 
 def test_the_stage_never_sends_a_data_input_to_the_translator(
     instruction: str, data: str, sentences: bool
 ) -> None:
-    turn = _Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
+    turn = Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
     sent = " ".join(turn.sentences())
     assert (data in sent) == sentences
     assert instruction in sent
@@ -177,12 +177,12 @@ def test_the_stage_never_sends_a_data_input_to_the_translator(
 def test_a_value_answer_is_kept(answer: str) -> None:
     found = verify_turn(answer, transliterate(answer))
     assert found is not None and "value answer changed" in found
-    assert _Turn(answer, False, "en").sentences() == []
+    assert Turn(answer, False, "en").sentences() == []
 
 
 @pytest.mark.parametrize("answer", ["Yes.", "Abstract Factory", "It returns True."])
 def test_a_sentence_answer_is_translated(answer: str) -> None:
-    assert _Turn(answer, False, "en").sentences() != []
+    assert Turn(answer, False, "en").sentences() != []
 
 
 # (prose line, the code in it)
@@ -203,7 +203,7 @@ def _reverse_words(text: str) -> str:
 @pytest.mark.parametrize(("line", "code"), INLINE_VALUES)
 def test_lists_and_quoted_errors_in_prose_stay_whole(line: str, code: str) -> None:
     assert verify_turn(line, line.replace(code, _reverse_words(code))) is not None
-    turn = _Turn(line, False, "en")
+    turn = Turn(line, False, "en")
     assert all(code not in sentence for sentence in turn.sentences())
     done = {s: _reverse_words(s) for s in turn.sentences()}
     out, _ = turn.assemble(done, {})
