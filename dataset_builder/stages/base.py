@@ -232,7 +232,7 @@ def pylist_roundtrip(table: pa.Table, schema: pa.Schema | None) -> pa.Table | No
         return table.cast(schema)
     columns = []
     for column in table.columns:
-        array = column.combine_chunks()
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         kind = _inferred_type(array)
         if kind is None:
             return None

@@ -118,15 +118,15 @@ class Format(RowStage):
             pa.array(before).take(role), turns.contents, pa.array(after).take(role), ""
         )
         starts = turns.starts
-        text = pc.binary_join(pa.ListArray.from_arrays(pa.array(starts, pa.int32()), pieces), "")
         # Rows ending with an assistant turn: the prompt is every piece but that turn's, then the
-        # generation header (zephyr writes it only after a turn); the completion is the rest.
+        # generation header (zephyr writes it only after a turn); the completion is the rest of the
+        # turn (the whole turn where no header was written). Other rows: all text is prompt.
         answered = np.zeros(len(turns.counts), dtype=bool)
         has_turns = turns.counts > 0
         last = starts[1:] - 1
         is_answer = pc.equal(turns.roles, "assistant").to_numpy(zero_copy_only=False)
         answered[has_turns] = is_answer[last[has_turns]]
-        written = answered & ((turns.counts > 1) | (not after_a_turn_only))
+        written = pa.array(answered & ((turns.counts > 1) | (not after_a_turn_only)))
         drop_last = np.zeros(len(pieces), dtype=bool)
         drop_last[last[answered]] = True
         head = pc.binary_join(
@@ -135,19 +135,20 @@ class Format(RowStage):
             ),
             "",
         )
-        prompt = pc.if_else(pa.array(written), pc.binary_join_element_wise(head, header, ""), head)
+        prompt = pc.if_else(written, pc.binary_join_element_wise(head, header, ""), head)
         if len(pieces):
+            # The answer's piece is the header, its content and what follows it.
             at_last = pa.array(np.where(answered, last, 0), pa.int64())
-            tail = pc.if_else(
-                pa.array(written),
-                pc.binary_join_element_wise(
-                    turns.contents.take(at_last), after[ROLES.index("assistant")], ""
-                ),
-                pieces.take(at_last),
+            tail = pc.binary_join_element_wise(
+                pc.if_else(written, "", header),
+                turns.contents.take(at_last),
+                after[ROLES.index("assistant")],
+                "",
             )
             completion = pc.if_else(pa.array(answered), tail, "")
         else:
             completion = pa.array([""] * len(turns.counts), pa.string())
+        text = pc.binary_join_element_wise(prompt, completion, "")
         columns = {"messages": turns.column(), "text": text, "prompt": prompt, "completion": completion}
         out = batch
         for name, values in columns.items():

@@ -61,6 +61,8 @@ class Turns:
 
     def keep(self, mask: np.ndarray) -> Turns:
         """Only the turns where ``mask`` is true (rows keep their place, with fewer turns)."""
+        if mask.all():
+            return self
         counts = np.bincount(self.row_of[mask], minlength=len(self.counts)).astype(np.int64)
         chosen = pa.array(mask, pa.bool_())
         return Turns(counts, self.roles.filter(chosen), self.contents.filter(chosen))
@@ -79,5 +81,20 @@ class Turns:
         take[~added] = np.arange(len(self.roles), dtype=np.int64)
         indices = pa.array(take, pa.int64())
         roles = pa.concat_arrays([self.roles, pa.array([role], pa.string())]).take(indices)
-        contents = pa.concat_arrays([self.contents, pa.array([content], pa.string())]).take(indices)
+        if content:
+            contents = pa.concat_arrays([self.contents, pa.array([content], pa.string())]).take(indices)
+        else:
+            contents = _with_empty_strings(self.contents, self.starts[:-1])
         return Turns(counts, roles, contents)
+
+
+def _with_empty_strings(strings: pa.StringArray, before: np.ndarray) -> pa.StringArray:
+    """``strings`` with an empty string put before each index in ``before`` (ascending; an index
+    may repeat, and equal ``len(strings)`` for the end): new offsets, the same bytes."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
+        strings.offset : strings.offset + len(strings) + 1
+    ]
+    widened = np.insert(offsets, before, offsets[before])
+    return pa.StringArray.from_buffers(
+        len(strings) + len(before), pa.py_buffer(widened), strings.buffers()[2], null_count=0
+    )
