@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from dataset_builder.rows import canonical_json_lines
 
 ROW_GROUP_ROWS = 10_000
+HASH_ROWS = 2_500
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -57,8 +58,10 @@ class _SplitWriter:
     def _write(self, n: int) -> None:
         merged = pa.concat_tables(self.pending).combine_chunks()
         group = merged.slice(0, n)
-        # Hashed a row group at a time (rows in the order written): fewer, larger calls to polars.
-        self.digest.update(canonical_json_lines(group))
+        # Hashed in pieces of a row group (rows in the order written): few calls to polars, and
+        # the JSON of a few thousand rows in memory at a time.
+        for start in range(0, n, HASH_ROWS):
+            self.digest.update(canonical_json_lines(group.slice(start, HASH_ROWS)))
         self.writer.write_table(group, row_group_size=n)
         rest = merged.slice(n)
         self.pending = [rest] if rest.num_rows else []
