@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from dataset_builder.chat.templates import BUILTIN_FORMATS
-from dataset_builder.rows import MESSAGES_TYPE, canonical_json_lines
+from dataset_builder.publishing.json_lines import canonical_json_lines
+from dataset_builder.rows import MESSAGES_TYPE
 from dataset_builder.stages import stage_class
 from dataset_builder.stages.base import RejectSink, RowStage, StageContext, StageStats
 

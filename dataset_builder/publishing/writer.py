@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataset_builder.rows import canonical_json_lines
+from dataset_builder.publishing.json_lines import canonical_json_lines
 
 ROW_GROUP_ROWS = 10_000
 HASH_ROWS = 2_500
