@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from dataset_builder.rows import content_keys
 from dataset_builder.stages.base import Stage, StageConfig, StageContext
-from dataset_builder.stages.turns import Turns
+from dataset_builder.stages.turn_columns import Turns
 
 
 class ExactDedupConfig(StageConfig):

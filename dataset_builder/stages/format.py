@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from dataset_builder.chat.templates import BUILTIN_FORMATS, ChatFormat
 from dataset_builder.rows import ROLES
 from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext, pylist_roundtrip
-from dataset_builder.stages.turns import Turns
+from dataset_builder.stages.turn_columns import Turns
 
 
 class FormatConfig(StageConfig):

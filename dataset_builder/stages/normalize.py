@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataset_builder.stages.base import RowStage, StageConfig, StageContext
-from dataset_builder.stages.turns import Turns
+from dataset_builder.stages.turn_columns import Turns
 from dataset_builder.translation.segment import segment
 
 _TRAILING_WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+(?=\n)")

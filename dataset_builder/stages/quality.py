@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
-from dataset_builder.stages.turns import Turns
+from dataset_builder.stages.turn_columns import Turns
 
 
 class QualityConfig(StageConfig):
