@@ -29,7 +29,7 @@ from dataset_builder.publishing.card import arrow_nbytes, render_card
 from dataset_builder.publishing.croissant import write_croissant
 from dataset_builder.publishing.failures import top_reasons
 from dataset_builder.publishing.features import card_features
-from dataset_builder.publishing.report_page import stage_funnel, write_report
+from dataset_builder.publishing.report_page import stage_funnel, write_report_page
 from dataset_builder.publishing.stats import TOKEN_PLOT, token_histogram, token_stats
 from dataset_builder.publishing.writer import SplitWriter, split_file, write_table
 from dataset_builder.recipe.schema import Recipe
@@ -153,7 +153,7 @@ def publish_build(
     (staging / "README.md").write_text(render_card(manifest, card_features(writer.schema)), encoding="utf-8")
     # Derived from the version, hashed in its files but not part of its content hash.
     write_croissant(staging, manifest)
-    write_report(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
+    write_report_page(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
     manifest["files"] = hash_files(staging)
     (staging / MANIFEST).write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False) + "\n",
