@@ -14,13 +14,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 ROLES = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant"]
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES_TYPE = pa.list_(MESSAGE_TYPE)
@@ -155,3 +156,24 @@ def row_ids(source: str, messages: pa.Array) -> list[str]:
         digest.update(memoryview(line)[5:-1])
         out.append(digest.hexdigest()[:32])
     return out
+
+
+def row_text(messages: list[dict[str, str]], roles: list[str]) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] in roles)
+
+
+def turn_contents(messages: pa.ChunkedArray, roles: list[str]) -> pa.ListArray:
+    """Per row, the contents of its turns whose role is in ``roles``, in order."""
+    arr = messages.combine_chunks()
+    turns = pc.list_flatten(arr)
+    owner = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+    chosen = pc.is_in(turns.field("role"), pa.array(roles, turns.field("role").type))
+    chosen = chosen.to_numpy(zero_copy_only=False)
+    counts = np.bincount(owner[chosen], minlength=len(arr))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, turns.field("content").filter(pa.array(chosen)))
+
+
+def row_texts(messages: pa.ChunkedArray, roles: list[str]) -> pa.Array:
+    """:func:`row_text` of every row, with Arrow kernels."""
+    return pc.binary_join(turn_contents(messages, roles), "\n")

@@ -20,16 +20,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 from pydantic import Field
 
+from dataset_builder.rows import Role
 from dataset_builder.stages.base import Stage, StageContext
 from dataset_builder.translation import mt_signals
 from dataset_builder.translation.settings import EngineSettings
-
-Role = Literal["system", "user", "assistant"]
 
 MT_QUALITY_TYPE = pa.struct(
     [

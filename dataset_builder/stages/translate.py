@@ -26,7 +26,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataset_builder.rows import MESSAGES_TYPE
+from dataset_builder.rows import MESSAGES_TYPE, Role
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageContext
 from dataset_builder.translation.checks import latin_share, repetition_loop
@@ -37,7 +37,6 @@ from dataset_builder.translation.turns import Turn, data_lines_of
 from dataset_builder.translation.verify import verify_turn
 
 log = logging.getLogger("dataset_builder")
-Role = Literal["system", "user", "assistant"]
 Handling = Literal["translate", "pass", "reject"]
 
 
