@@ -139,37 +139,35 @@ def test_prose_is_not_thrown_away(text: str) -> None:
     assert verify_turn(text, translated) is None
 
 
-# (instruction, task input, whether the input is sentences a translator may change)
+# (instruction, task input): the input is the data the task works on, sentences included (the
+# string a program counts the words of, which its answer quotes).
 TASK_INPUTS = [
-    ("Check whether this word is a palindrome.", "racecar", False),
-    ("Check if these two words are anagrams.", "listen, silent", False),
-    ("Reverse this string.", "Hello, World!", False),
-    ("Parse this record into a dictionary.", "John Doe, 30", False),
-    ("Write a query that lists the oldest employee.", "employees (id, name, age)", False),
-    ("Count the words in this text.", "The quick brown fox jumps over the lazy dog.", True),
+    ("Check whether this word is a palindrome.", "racecar"),
+    ("Check if these two words are anagrams.", "listen, silent"),
+    ("Reverse this string.", "Hello, World!"),
+    ("Parse this record into a dictionary.", "John Doe, 30"),
+    ("Write a query that lists the oldest employee.", "employees (id, name, age)"),
+    ("Count the words in this text.", "The quick brown fox jumps over the lazy dog."),
+    ("Reverse the order of the words.", "Hello, how are you today?"),
+    ("Count the vowels of the sentence.", "Sentence: Programming is fun!"),
 ]
 
 
-@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
-def test_a_task_input_stays_data_unless_it_is_sentences(instruction: str, data: str, sentences: bool) -> None:
-    """The task's input is the last line of the user turn: changed, the turn is rejected unless the
-    input reads as sentences; the instruction above it may always be translated."""
+@pytest.mark.parametrize(("instruction", "data"), TASK_INPUTS)
+def test_a_task_input_stays_data(instruction: str, data: str) -> None:
+    """The task's input is the last line of the user turn: changed, the turn is rejected, even when
+    the input reads as sentences; the instruction above it may always be translated."""
     turn = f"{instruction}\n{data}"
-    spoiled_input = f"{instruction}\n{transliterate(data)}"
-    found = verify_turn(turn, spoiled_input, data_lines=1)
-    assert (found is None) == sentences, found
-    if not sentences:
-        assert "task input changed" in found
+    found = verify_turn(turn, f"{instruction}\n{transliterate(data)}", data_lines=1)
+    assert found is not None and "line 2: task input changed" in found, found
     assert verify_turn(turn, f"{transliterate(instruction)}\n{data}", data_lines=1) is None
 
 
-@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
-def test_the_stage_never_sends_a_data_input_to_the_translator(
-    instruction: str, data: str, sentences: bool
-) -> None:
+@pytest.mark.parametrize(("instruction", "data"), TASK_INPUTS)
+def test_the_stage_never_sends_a_task_input_to_the_translator(instruction: str, data: str) -> None:
     turn = _Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
     sent = " ".join(turn.sentences())
-    assert (data in sent) == sentences
+    assert data not in sent
     assert instruction in sent
 
 

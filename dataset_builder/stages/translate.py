@@ -44,7 +44,7 @@ from dataset_builder.translate.segment import (
 )
 from dataset_builder.translate.sentences import join_sentences, split_sentences
 from dataset_builder.translate.settings import EngineSettings
-from dataset_builder.translate.verify import data_reads_as_sentences, is_bare_value, verify_turn
+from dataset_builder.translate.verify import is_bare_value, verify_turn
 
 log = logging.getLogger("dataset_builder")
 Role = Literal["system", "user", "assistant"]
@@ -64,7 +64,8 @@ class TranslateConfig(EngineSettings):
     translate_comments: bool = False
     # A row column holding the task's input (data the instruction works on, e.g. the alpaca
     # adapter's `input`), which its source put at the end of the first user turn: those lines are
-    # kept byte-identical unless they are full sentences. "": no such column.
+    # never translated and kept byte-identical, sentences included (a sample sentence is the
+    # string the task counts, reverses or the answer quotes). "": no such column.
     data_column: str | None = "input"
     # decoding and runtime: EngineSettings
     # routing: rows are identified among `languages`; a row in a language other than from_lang and
@@ -251,14 +252,12 @@ class _Turn:
 
 
 def _split_data(text: str, data_lines: int) -> tuple[str, str]:
-    """``(head, data)``: the turn before its last ``data_lines`` lines, and those lines when they
-    are not sentences (data is never sent to the translator); ``(text, "")`` otherwise."""
+    """``(head, data)``: the turn before its last ``data_lines`` lines, and those lines (data is
+    never sent to the translator); ``(text, "")`` when there are none."""
     lines = text.split("\n")
     if not 0 < data_lines <= len(lines):
         return text, ""
     data = "\n".join(lines[len(lines) - data_lines :])
-    if data_reads_as_sentences(data):
-        return text, ""
     return text[: len(text) - len(data)], data
 
 

@@ -225,23 +225,6 @@ def reads_as_sentence(line: str) -> bool:
     return _is_sentence(words, line, counted[-1][1])
 
 
-def data_reads_as_sentences(text: str) -> bool:
-    """Is a task's input (data the instruction works on) made of full sentences, which may be
-    translated? Every non-blank line must read as a sentence *with a function word*: ``racecar``,
-    ``listen, silent``, ``Hello, World!`` and ``John Doe, 30`` are data however they end."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    if not lines:
-        return False
-    for line in lines:
-        body = line.strip()
-        if not (body[:1].isupper() and body[-1:] in ".!?"):
-            return False  # "this is a test" is a sample string, not a full sentence
-        words = [_core(w).lower() for w in line.split()]
-        if not reads_as_sentence(line) or not any(len(w) > 1 and w in _FUNCTION_WORDS for w in words):
-            return False
-    return True
-
-
 def is_bare_value(text: str) -> bool:
     """A turn that is only values, one bare token a line (``True``, ``False``, ``average``): an
     answer that names a value, not a sentence to translate."""
@@ -746,7 +729,7 @@ def first_difference(
     """None when every piece of code in ``source`` came through ``translated`` unchanged.
     ``context``: the row's other turns, whose code names the data labels of this one.
     ``data_lines``: how many lines at the end of the turn are the task's input, which stays
-    byte-identical unless it is made of sentences."""
+    byte-identical."""
     if source == translated:
         return None
     src, out = source.split("\n"), translated.split("\n")
@@ -756,11 +739,9 @@ def first_difference(
         i = next(k for k in range(len(src)) if src[k] != out[k])
         return Difference(i + 1, f"value answer changed: {_show(src[i])} -> {_show(out[i])}")
     if 0 < data_lines <= len(src):
-        first = len(src) - data_lines
-        if not data_reads_as_sentences("\n".join(src[first:])):
-            for i in range(first, len(src)):
-                if src[i] != out[i]:
-                    return Difference(i + 1, f"task input changed: {_show(src[i])} -> {_show(out[i])}")
+        for i in range(len(src) - data_lines, len(src)):
+            if src[i] != out[i]:
+                return Difference(i + 1, f"task input changed: {_show(src[i])} -> {_show(out[i])}")
 
     # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
     # comment or docstring that translate_comments allows to change.
