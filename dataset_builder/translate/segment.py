@@ -252,6 +252,16 @@ def _whole_code(text: str, lines: list[str], labels: list[str] | None) -> bool:
     return all(label != "prose" for label in labels) and any(label == "code" for label in labels)
 
 
+def _is_short_value(line: str) -> bool:
+    """One or two words with no sentence end, colon, list mark or heading mark ("Hello World",
+    "Abstract Factory", "Bubble sort"): a value, a name or a line a program prints, not a
+    sentence. Kept as it is."""
+    body = line.strip()
+    return (
+        0 < len(body.split()) <= 2 and body[-1] not in ".!?:" and not _MD_PREFIX.match(line).group(1).strip()
+    )
+
+
 def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[str], bool]
     j = start
     while j < len(lines) and lines[j].strip() and keep(lines[j]):
@@ -323,6 +333,8 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("code")  # never Markdown: a comment line of code
         elif _COMMENT.match(line):
             kinds.append("other")  # a comment in code, or a heading in prose: the context decides
+        elif _is_short_value(line):
+            kinds.append("code")
         elif reads_as_prose(line):
             kinds.append("prose")
         elif line.startswith(("    ", "\t")) and (i == 0 or kinds[i - 1] in ("blank", "code")):
@@ -613,11 +625,53 @@ def _glued_code(prose: str) -> list[tuple[int, int]]:
     return found
 
 
+# An operator standing between spaces binds its operands: "i <= n", "x > 5", "a + b" are one
+# expression. Comparisons and compound operators bind any word; the others only names and numbers
+# (a word around a lone "=" or "+" may be prose: "Use + to add").
+_BINDING_OPERATOR = re.compile(
+    r"(?<!\S)(?:(?P<strong>===?|!==?|<=|>=|&&|\|\||[-+*/%]=|=>|->|<<|>>)|(?P<weak>[<>=+*%]))(?!\S)"
+)
+_OPERAND_LEFT = re.compile(r"[\w.$\[\]()'\"]+[ \t]$")
+_OPERAND_RIGHT = re.compile(r"^[ \t][\w.$\[\]()'\"-]*[\w\])'\"]")
+_SHORT_OPERAND = re.compile(r"[A-Za-z]{1,2}|[-+]?\d[\d.]*|.*[\d_.\[\]()$'\"].*|[a-z]+[A-Z]\w*")
+# A bracketed run in prose ("[a, b, c]", "{name: 'Bob', age: 30}", "Map<Character, Integer>") is
+# one piece of code, whole.
+_BRACKETED = re.compile(r"\[[^\[\]\n]{1,80}\]|\{[^{}\n]{1,80}\}|\b[A-Za-z_][\w.]*<[\w\s,.?\[\]]{1,60}>")
+
+
+# A quotation over 80 characters is a sentence quoted, unless it holds code characters or flags
+# (a quoted shell command): then it is code, whole.
+_LONG_QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{81,400}"|'[^'\n]{81,400}')(?![\w'"`])""")
+
+
+def _expressions(prose: str) -> list[tuple[int, int]]:
+    found = [(m.start(), m.end()) for m in _BRACKETED.finditer(prose)]
+    found += [
+        (m.start(), m.end())
+        for m in _LONG_QUOTED.finditer(prose)
+        if _CODE_CHARS.search(m.group(0)[1:-1]) or re.search(r"(?<!\S)--?[A-Za-z]", m.group(0))
+    ]
+    for m in _BINDING_OPERATOR.finditer(prose):
+        left = _OPERAND_LEFT.search(prose[: m.start()])
+        right = _OPERAND_RIGHT.match(prose[m.end() :])
+        if not left or not right:
+            continue
+        operands = (left.group(0).strip(), right.group(0).strip())
+        if m.group("weak") and not all(_SHORT_OPERAND.fullmatch(o) for o in operands):
+            continue
+        found.append((left.start(), m.end() + right.end()))
+    return found
+
+
 def protect(prose: str) -> Protected:
-    ranges = sorted([(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose))
+    ranges = sorted(
+        [(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose) + _expressions(prose)
+    )
     merged: list[list[int]] = []
     for start, end in ranges:
-        if merged and start < merged[-1][1]:
+        # Code spans with only spaces between them are one piece of code ("#include <iostream>",
+        # "Map<Character, Integer>"): a model must not move them apart or put words between.
+        if merged and (start < merged[-1][1] or not prose[merged[-1][1] : start].strip(" \t")):
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])

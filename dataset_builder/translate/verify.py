@@ -166,7 +166,7 @@ _QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'[^'\n]+'|`[^`\n]+`)(?![
 
 def code_tokens(line: str) -> list[str]:
     """What must come through a translated prose line: its code-bearing chunks and its short
-    quoted literals, in order."""
+    quoted literals, in order; chunks that belong together (see :func:`_code_runs`) as one."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
     # A bracketed sequence with a number or a quote in it (`[2, 4]`), and an error message quoted
@@ -174,10 +174,14 @@ def code_tokens(line: str) -> list[str]:
     for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
         found.append((m.start(), m.group(0)))
         taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    for start, end in _code_runs(line):
+        if not any(taken[start:end]):
+            found.append((start, line[start:end]))
+            taken[start:end] = b"\x01" * (end - start)
     for m in _QUOTED_LITERAL.finditer(line):
         if any(taken[m.start() : m.end()]):
             continue
-        if len(m.group(0)) <= 82:
+        if len(m.group(0)) <= 82 or _holds_code(m.group(0)[1:-1]):
             found.append((m.start(), m.group(0)))
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for m in re.finditer(r"\S+", line):
@@ -192,6 +196,99 @@ def code_tokens(line: str) -> list[str]:
         else:
             found.append((start, core))
     return [tok for _, tok in sorted(found)]
+
+
+def _holds_code(text: str) -> bool:
+    """A long quotation is a sentence unless a chunk of it is code (a quoted shell command)."""
+    return any(k == "code" for _, k in _chunks(text))
+
+
+# Operators as chunks of their own, and which of them bind words as well as names and numbers.
+_OPERATOR = re.compile(r"[=<>!&|+*%]{1,3}|[-+*/%]=|->|=>")
+_COMPARISON = re.compile(r"[=!]==?|<=|>=|&&|\|\||[-+*/%]=|->|=>|<<|>>")
+_OPENERS, _CLOSERS = "([{<", ")]}>"
+
+
+def _depth(chunk: str) -> int:
+    """Brackets a chunk leaves open. An ``<`` opens only after a type's name (``Map<K,``) or as a
+    tag (``<iostream>``), never as a comparison (``i<n``); a ``>`` closes unless it is an arrow or
+    a comparison."""
+    angle = len(re.findall(r"(?:\b[A-Z]\w*|::\w*|^)<(?=\w)", chunk)) - len(
+        re.findall(r"(?<![-=\s])>(?!=)", chunk)
+    )
+    return sum(chunk.count(o) - chunk.count(c) for o, c in zip("([{", ")]}", strict=True)) + angle
+
+
+def _opens_a_value(chunks: list[tuple[int, int, str]], k: int) -> bool:
+    """A ``[`` or ``{`` opened in prose and closed within a few chunks, with no three words in a
+    row inside: a list or an object (``[a, b, c]``), not a bracketed remark."""
+    if not re.match(r"[\[{]", chunks[k][2]):
+        return False
+    depth, words = 0, 0
+    for _, _, chunk in chunks[k : k + 13]:
+        depth += _depth(chunk)
+        words = words + 1 if chunk_kind(chunk.strip("[]{}")) == "word" else 0
+        if words >= 3:
+            return False
+        if depth <= 0:
+            return True
+    return False
+
+
+def _code_runs(line: str) -> list[tuple[int, int]]:
+    """Character ranges of code that spans several chunks of a line: a chunk that opens a bracket
+    runs to the chunk that closes it (``[a, b, c]``, ``Map<Character, Integer>``,
+    ``console.log(a, b)``); an operator chunk takes its operands (``i <= n``, ``x > 5``); code
+    chunks with only spaces between them (``#include <iostream>``) go together. A run must come
+    through whole, spaces included: a model may not move its parts apart."""
+    chunks = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\S+", line)]
+    member = [chunk_kind(c) == "code" for _, _, c in chunks]
+    bound = [False] * len(chunks)
+    for k, (_, _, c) in enumerate(chunks):
+        if not _OPERATOR.fullmatch(c):
+            continue
+        strong = bool(_COMPARISON.fullmatch(c))
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(chunks):
+                kind = chunk_kind(chunks[j][2])
+                number = kind == "neutral" and any(ch.isdigit() for ch in chunks[j][2])
+                if kind in ("code", "letter") or number or (strong and kind == "word"):
+                    member[j] = bound[j] = member[k] = bound[k] = True
+    runs: list[tuple[int, int]] = []
+    k = 0
+    while k < len(chunks):
+        if not member[k] and not _opens_a_value(chunks, k):
+            k += 1
+            continue
+        # Only brackets that code opens carry the run on ("f(a," but not the "(" of a remark).
+        brackets = chunk_kind(chunks[k][2]) == "code" or _opens_a_value(chunks, k)
+        first, depth, j = k, _depth(chunks[k][2]) if brackets else 0, k
+        while j + 1 < len(chunks) and j - first < 12:
+            nxt = chunks[j + 1][2]
+            joins = depth > 0 or (
+                member[j + 1] and (bound[j] or bound[j + 1] or not re.search(r"[.,;:!?]$", chunks[j][2]))
+            )
+            if not joins:
+                break
+            j += 1
+            depth += _depth(nxt) if brackets else 0
+        if j > first:
+            start, end = chunks[first][0], chunks[j][1]
+            text = line[start:end]
+            if depth <= 0:
+                text = text.rstrip(".,;:!?")
+            # sentence marks around the run ("(x > 5" of "(x > 5 here)") are not its code
+            while text and (
+                (text[0] in "([{" and _depth(text) > 0) or (text[0] in "\"'" and text.count(text[0]) % 2)
+            ):
+                text, start = text[1:], start + 1
+            while text and (
+                (text[-1] in ")]}" and _depth(text) < 0) or (text[-1] in "\"'" and text.count(text[-1]) % 2)
+            ):
+                text = text[:-1]
+            runs.append((start, start + len(text)))
+        k = j + 1
+    return [(a, b) for a, b in runs if b > a]
 
 
 def _is_sentence(words: list[str], body: str, last_kind: str) -> bool:
@@ -423,7 +520,10 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
         elif (cut := _code_then_prose(line)) > 0:
             judged[i] = LineRole("code", "statement before a sentence", cut)
         elif line_is_prose(line):
-            judged[i] = LineRole("prose", "prose")
+            short = _short_phrase(line)
+            judged[i] = (
+                LineRole("code", "short phrase, not a sentence") if short else LineRole("prose", "prose")
+            )
         elif (cut := _prose_then_code(line)) > 0:
             judged[i] = LineRole("prose", "prose then code", cut)
         elif _continues_sentence(lines, judged, i):
@@ -479,6 +579,19 @@ def _neighbour(
             return codeish[j]
         j += step
     return None
+
+
+def _short_phrase(line: str) -> bool:
+    """At most two chunks, no list or heading mark before them, no sentence end or colon after
+    (``Hello World``, ``Abstract Factory``): a value, a name or a printed line, which a translator
+    has no sentence to work with."""
+    chunks = line.split()
+    return (
+        0 < len(chunks) <= 2
+        and chunk_kind(chunks[0]) != "neutral"
+        and not chunks[0].startswith(("-", "*", "+", "#", ">"))
+        and chunks[-1][-1] not in ".!?:"
+    )
 
 
 def _continues_sentence(lines: list[str], judged: list[LineRole | None], i: int) -> bool:
