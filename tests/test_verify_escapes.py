@@ -204,6 +204,23 @@ def test_a_short_phrase_is_kept(turn: str, short: str) -> None:
         assert verify_turn(turn, turn.replace(short, reordered, 1)) is not None
 
 
+# A label and a value of at most three words, no sentence end: a record of data, kept whole.
+LABELLED_VALUES = [
+    ("Use these values.\nName: John Doe\nAge: 30", "John Doe"),
+    ("Here is the run.\n\nOutput: Hello World", "Output"),
+    ("The fields are:\n- City: New York", "New York"),
+]
+
+
+@pytest.mark.parametrize(("turn", "part"), LABELLED_VALUES)
+def test_a_label_and_its_value_are_kept(turn: str, part: str) -> None:
+    line = turn[: turn.index(part)].count("\n") + 1
+    found = verify_turn(turn, spoil(turn, part))
+    assert found is not None and found.startswith(f"line {line}: "), found
+    kept = turn.split("\n")[line - 1]
+    assert all(part not in sentence for sentence in _Turn(turn, False, "en").sentences()), kept
+
+
 @pytest.mark.parametrize("item", ["Top three reasons:\n1. speed\n2. safety", "Ingredients:\n- 2 eggs"])
 def test_a_list_item_is_still_prose(item: str) -> None:
     assert verify_turn(item, translate_words(item)) is None

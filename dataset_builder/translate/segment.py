@@ -262,6 +262,18 @@ def _is_short_value(line: str) -> bool:
     )
 
 
+_LABEL_AND_VALUE = re.compile(r"^[A-Z][\w ]{0,30}:[ \t]+(\S.*)$")
+
+
+def _is_labelled_value(line: str) -> bool:
+    """A label and a value of at most three words with no sentence end ("Name: John Doe",
+    "State: Texas", "Output: 5"): a record of the task's data, kept whole."""
+    body = line.strip()
+    body = body[len(_MD_PREFIX.match(body).group(1)) :]
+    m = _LABEL_AND_VALUE.match(body)
+    return bool(m) and len(m.group(1).split()) <= 3 and m.group(1)[-1] not in ".!?"
+
+
 def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[str], bool]
     j = start
     while j < len(lines) and lines[j].strip() and keep(lines[j]):
@@ -333,7 +345,7 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("code")  # never Markdown: a comment line of code
         elif _COMMENT.match(line):
             kinds.append("other")  # a comment in code, or a heading in prose: the context decides
-        elif _is_short_value(line):
+        elif _is_short_value(line) or _is_labelled_value(line):
             kinds.append("code")
         elif reads_as_prose(line):
             kinds.append("prose")

@@ -520,10 +520,12 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
         elif (cut := _code_then_prose(line)) > 0:
             judged[i] = LineRole("code", "statement before a sentence", cut)
         elif line_is_prose(line):
-            short = _short_phrase(line)
-            judged[i] = (
-                LineRole("code", "short phrase, not a sentence") if short else LineRole("prose", "prose")
-            )
+            if _short_phrase(line):
+                judged[i] = LineRole("code", "short phrase, not a sentence")
+            elif _label_and_value(line):
+                judged[i] = LineRole("code", "a label and its value")
+            else:
+                judged[i] = LineRole("prose", "prose")
         elif (cut := _prose_then_code(line)) > 0:
             judged[i] = LineRole("prose", "prose then code", cut)
         elif _continues_sentence(lines, judged, i):
@@ -592,6 +594,19 @@ def _short_phrase(line: str) -> bool:
         and not chunks[0].startswith(("-", "*", "+", "#", ">"))
         and chunks[-1][-1] not in ".!?:"
     )
+
+
+def _label_and_value(line: str) -> bool:
+    """Chunks up to one that ends in a colon, starting with a capital, then one to three chunks
+    with no sentence end (``Name: John Doe``, ``- State: Texas``): a record, not a sentence."""
+    chunks = line.split()
+    if chunks and (chunk_kind(chunks[0]) == "neutral" or chunks[0] in ("-", "*", "+")):
+        chunks = chunks[1:]  # a list mark
+    head = next((k for k, c in enumerate(chunks[:5]) if c.endswith(":")), None)
+    if head is None or not chunks[0][:1].isupper():
+        return False
+    value = chunks[head + 1 :]
+    return 0 < len(value) <= 3 and value[-1][-1] not in ".!?"
 
 
 def _continues_sentence(lines: list[str], judged: list[LineRole | None], i: int) -> bool:
