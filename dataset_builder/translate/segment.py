@@ -643,9 +643,9 @@ def _glued_code(prose: str) -> list[tuple[int, int]]:
 _BINDING_OPERATOR = re.compile(
     r"(?<!\S)(?:(?P<strong>===?|!==?|<=|>=|&&|\|\||[-+*/%]=|=>|->|<<|>>)|(?P<weak>[<>=+*%]))(?!\S)"
 )
-_OPERAND_LEFT = re.compile(r"[\w.$\[\]()'\"]+[ \t]$")
-_OPERAND_RIGHT = re.compile(r"^[ \t][\w.$\[\]()'\"-]*[\w\])'\"]")
-_SHORT_OPERAND = re.compile(r"[A-Za-z]{1,2}|[-+]?\d[\d.]*|.*[\d_.\[\]()$'\"].*|[a-z]+[A-Z]\w*")
+_OPERAND_LEFT = re.compile(r"[^\s(]\S*[ \t]$")
+_OPERAND_RIGHT = re.compile(r"^[ \t]\S*[^\s.,;:!?)]")
+_SHORT_OPERAND = re.compile(r"[A-Za-z]{1,2}|.*[^A-Za-z].*")  # not a word of three letters or more
 # A bracketed run in prose ("[a, b, c]", "{name: 'Bob', age: 30}", "Map<Character, Integer>") is
 # one piece of code, whole.
 _BRACKETED = re.compile(r"\[[^\[\]\n]{1,80}\]|\{[^{}\n]{1,80}\}|\b[A-Za-z_][\w.]*<[\w\s,.?\[\]]{1,60}>")

@@ -210,13 +210,30 @@ _OPENERS, _CLOSERS = "([{<", ")]}>"
 
 
 def _depth(chunk: str) -> int:
-    """Brackets a chunk leaves open. An ``<`` opens only after a type's name (``Map<K,``) or as a
-    tag (``<iostream>``), never as a comparison (``i<n``); a ``>`` closes unless it is an arrow or
-    a comparison."""
-    angle = len(re.findall(r"(?:\b[A-Z]\w*|::\w*|^)<(?=\w)", chunk)) - len(
-        re.findall(r"(?<![-=\s])>(?!=)", chunk)
-    )
-    return sum(chunk.count(o) - chunk.count(c) for o, c in zip("([{", ")]}", strict=True)) + angle
+    """Brackets a chunk leaves open, quoted characters aside. A ``(`` opens only glued to a name
+    (a call: ``log(a,``; not a remark's ``(see``); an ``<`` only after a type's name (``Map<K,``)
+    or as a tag (``<iostream>``), never as a comparison (``i<n``); a ``>`` closes unless it is an
+    arrow or a comparison."""
+    chunk = re.sub(r"'[^']*'|\"[^\"]*\"", "", chunk)
+    opened = len(re.findall(r"\w\(|[\[{]|(?:\b[A-Z]\w*|::\w*|^)<(?=\w)", chunk))
+    return opened - len(re.findall(r"[)\]}]|(?<![-=\s])>(?!=)", chunk))
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}", ")": "(", "]": "[", "}": "{"}
+
+
+def _unpaired(text: str, at: int) -> bool:
+    """Is the bracket or quote at the edge ``at`` of ``text`` one that the text does not close?"""
+    mark = text[at]
+    if mark in "\"'":
+        return text.count(mark) % 2 == 1
+    return mark in _PAIRS and text.count(mark) > text.count(_PAIRS[mark])
+
+
+def _adjacent_code(left: str, right: str) -> bool:
+    """Two code chunks side by side are one piece (``#include <iostream>``) unless a sentence
+    mark, a quote or a bracket of prose stands between them (``table2's 'id'``, ``NPM (Node.js``)."""
+    return not (re.search(r"[.,;:!?'\"]$", left) or right[:1] in "(\"'" or "'" in left or "'" in right)
 
 
 def _opens_a_value(chunks: list[tuple[int, int, str]], k: int) -> bool:
@@ -266,7 +283,7 @@ def _code_runs(line: str) -> list[tuple[int, int]]:
         while j + 1 < len(chunks) and j - first < 12:
             nxt = chunks[j + 1][2]
             joins = depth > 0 or (
-                member[j + 1] and (bound[j] or bound[j + 1] or not re.search(r"[.,;:!?]$", chunks[j][2]))
+                member[j + 1] and (bound[j] or bound[j + 1] or _adjacent_code(chunks[j][2], nxt))
             )
             if not joins:
                 break
@@ -278,13 +295,9 @@ def _code_runs(line: str) -> list[tuple[int, int]]:
             if depth <= 0:
                 text = text.rstrip(".,;:!?")
             # sentence marks around the run ("(x > 5" of "(x > 5 here)") are not its code
-            while text and (
-                (text[0] in "([{" and _depth(text) > 0) or (text[0] in "\"'" and text.count(text[0]) % 2)
-            ):
+            while text and _unpaired(text, 0):
                 text, start = text[1:], start + 1
-            while text and (
-                (text[-1] in ")]}" and _depth(text) < 0) or (text[-1] in "\"'" and text.count(text[-1]) % 2)
-            ):
+            while text and _unpaired(text, -1):
                 text = text[:-1]
             runs.append((start, start + len(text)))
         k = j + 1
