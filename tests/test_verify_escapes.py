@@ -187,6 +187,8 @@ def test_a_sentence_answer_is_translated(answer: str) -> None:
 # a program prints: (turn, the short line in it).
 SHORT_PHRASES = [
     ("Hello World", "Hello World"),
+    ("The result is printed.\n\nhello world again", "hello world again"),
+    ("Here is an example of the output: Hello World", "Hello World"),
     ("Abstract Factory", "Abstract Factory"),
     ("The pattern used here is:\n\nAbstract Factory", "Abstract Factory"),
     ("It prints two lines.\n\nHello World\nGoodbye World", "Goodbye World"),
@@ -198,7 +200,7 @@ SHORT_PHRASES = [
 def test_a_short_phrase_is_kept(turn: str, short: str) -> None:
     found = verify_turn(turn, spoil(turn, short))
     line = turn[: turn.index(short)].count("\n") + 1
-    assert found is not None and found.startswith(f"line {line}: short phrase"), found
+    assert found is not None and found.startswith(f"line {line}: "), found
     assert all(short not in sentence for sentence in _Turn(turn, False, "en").sentences())
     for reordered in (_reverse_words(short), short.split()[0]):
         assert verify_turn(turn, turn.replace(short, reordered, 1)) is not None
@@ -242,6 +244,8 @@ INLINE_VALUES = [
     ("Loop while i <= n holds.", "i <= n"),
     ("It stops once x > 5 is true.", "x > 5"),
     ("If count >= 10, the loop ends.", "count >= 10"),
+    ("Even numbers pass the test (num % 2 === 0) in the filter.", "% 2 === 0"),
+    ("The program prints 'Don't stop' and exits.", "'Don't stop'"),
     (
         'Given the shell command \'curl -H "Authorization: Bearer ${TOKEN}" "https://api.example.com/'
         "profile/user/12345\"', write the same request in Python.",

@@ -253,12 +253,15 @@ def _whole_code(text: str, lines: list[str], labels: list[str] | None) -> bool:
 
 
 def _is_short_value(line: str) -> bool:
-    """One or two words with no sentence end, colon, list mark or heading mark ("Hello World",
-    "Abstract Factory", "Bubble sort"): a value, a name or a line a program prints, not a
-    sentence. Kept as it is."""
+    """One or two words (three in lower case) with no sentence end, colon, list mark or heading
+    mark ("Hello World", "Abstract Factory", "bubble sort algorithm"): a value, a name or a line
+    a program prints, not a sentence. Kept as it is."""
     body = line.strip()
+    words = len(body.split())
     return (
-        0 < len(body.split()) <= 2 and body[-1] not in ".!?:" and not _MD_PREFIX.match(line).group(1).strip()
+        (0 < words <= 2 or (words == 3 and body[0].islower() and body[-1] != ","))
+        and body[-1] not in ".!?:"
+        and not _MD_PREFIX.match(line).group(1).strip()
     )
 
 
@@ -403,7 +406,7 @@ def _split_prose_line(line: str) -> list[Span]:
     if colon and re.search(r"[A-Za-z]", body[: colon.start()]) and body[colon.end() :].strip():
         head, tail = body[: colon.end()], body[colon.end() :]
         code = tail.strip("'\"` ")
-        if is_code_line(code) and not reads_as_prose(code):
+        if (is_code_line(code) and not reads_as_prose(code)) or _is_short_value(code):
             # "Translate the following C++ code: #include <iostream>": prose, then code on the line
             return [*_split_prose_line(head), Span("code", tail + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
@@ -519,7 +522,7 @@ _INLINE = re.compile(
         \b[\w\-]+\.(?:py|pyi|ipynb|txt|csv|tsv|json|jsonl|md|rst|js|ts|jsx|tsx|html|css|sh|yml|yaml|toml|cfg|ini|
         sql|java|cpp|cc|hpp|c|h|rb|go|rs|php|xml|log|env|lock|zip|gz|tar|parquet|pkl|db|sqlite|png|jpg|pdf)\b)|
     (?P<placeholder>\{[\w.\[\]:!<>^=+\-#,%]*\}|%[-+0\#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b|\$\{?\w+\}?)|
-    (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`]))|
+    (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'(?:[^'\n]|(?<=\w)'(?=\w)){1,80}')(?![\w'"`]))|
     (?P<flag>(?<!\S)--?[A-Za-z][\w-]*)|
     (?P<kwarg>\b[A-Za-z_]\w*=(?:"[^"\n]{0,80}"|'[^'\n]{0,80}'|[\w.()\[\]]+))|
     (?P<dotted>\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b(?<!\be\.g)(?<!\bi\.e)(?<!\betc))|
@@ -645,7 +648,7 @@ _BINDING_OPERATOR = re.compile(
 )
 _OPERAND_LEFT = re.compile(r"[^\s(]\S*[ \t]$")
 _OPERAND_RIGHT = re.compile(r"^[ \t]\S*[^\s.,;:!?)]")
-_SHORT_OPERAND = re.compile(r"[A-Za-z]{1,2}|.*[^A-Za-z].*")  # not a word of three letters or more
+_SHORT_OPERAND = re.compile(r"[A-Za-z]|.*[^A-Za-z].*")  # a letter, a number or a name, not a word
 # A bracketed run in prose ("[a, b, c]", "{name: 'Bob', age: 30}", "Map<Character, Integer>") is
 # one piece of code, whole.
 _BRACKETED = re.compile(r"\[[^\[\]\n]{1,80}\]|\{[^{}\n]{1,80}\}|\b[A-Za-z_][\w.]*<[\w\s,.?\[\]]{1,60}>")
@@ -664,14 +667,19 @@ def _expressions(prose: str) -> list[tuple[int, int]]:
         if _CODE_CHARS.search(m.group(0)[1:-1]) or re.search(r"(?<!\S)--?[A-Za-z]", m.group(0))
     ]
     for m in _BINDING_OPERATOR.finditer(prose):
+        # The operator is code whatever stands around it; each operand on its own terms.
         left = _OPERAND_LEFT.search(prose[: m.start()])
         right = _OPERAND_RIGHT.match(prose[m.end() :])
-        if not left or not right:
-            continue
-        operands = (left.group(0).strip(), right.group(0).strip())
-        if m.group("weak") and not all(_SHORT_OPERAND.fullmatch(o) for o in operands):
-            continue
-        found.append((left.start(), m.end() + right.end()))
+        binds = m.group("strong") is not None
+        start = (
+            left.start() if left and (binds or _SHORT_OPERAND.fullmatch(left.group(0).strip())) else m.start()
+        )
+        end = (
+            m.end() + right.end()
+            if right and (binds or _SHORT_OPERAND.fullmatch(right.group(0).strip()))
+            else m.end()
+        )
+        found.append((start, end))
     return found
 
 

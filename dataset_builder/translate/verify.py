@@ -161,7 +161,8 @@ def _chunks(text: str) -> list[tuple[str, str]]:
     return [(c, chunk_kind(c)) for c in text.split()]
 
 
-_QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'[^'\n]+'|`[^`\n]+`)(?![\w'"`])""")
+# An apostrophe between letters does not close a single-quoted literal ('Don't stop').
+_QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'(?:[^'\n]|\b'\b)+'|`[^`\n]+`)(?![\w'"`])""")
 
 
 def code_tokens(line: str) -> list[str]:
@@ -537,6 +538,8 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
                 judged[i] = LineRole("code", "short phrase, not a sentence")
             elif _label_and_value(line):
                 judged[i] = LineRole("code", "a label and its value")
+            elif (cut := _prose_then_code(line)) > 0:
+                judged[i] = LineRole("prose", "prose then code", cut)
             else:
                 judged[i] = LineRole("prose", "prose")
         elif (cut := _prose_then_code(line)) > 0:
@@ -596,13 +599,20 @@ def _neighbour(
     return None
 
 
+def _has_function_word(chunks: list[str]) -> bool:
+    return any(_core(c).lower() in _FUNCTION_WORDS for c in chunks)
+
+
 def _short_phrase(line: str) -> bool:
-    """At most two chunks, no list or heading mark before them, no sentence end or colon after
-    (``Hello World``, ``Abstract Factory``): a value, a name or a printed line, which a translator
-    has no sentence to work with."""
+    """At most two chunks (three from a lower-case start), no list or heading mark before them, no
+    sentence end or colon after (``Hello World``, ``Abstract Factory``): a value, a name or a
+    printed line, which a translator has no sentence to work with."""
     chunks = line.split()
     return (
-        0 < len(chunks) <= 2
+        (
+            0 < len(chunks) <= 2
+            or (len(chunks) == 3 and chunks[0][:1].islower() and not _has_function_word(chunks))
+        )
         and chunk_kind(chunks[0]) != "neutral"
         and not chunks[0].startswith(("-", "*", "+", "#", ">"))
         and chunks[-1][-1] not in ".!?:"
@@ -658,7 +668,7 @@ def _prose_then_code(line: str) -> int:
     if not m:
         return -1
     head, tail = line[: m.start() + 1], line[m.end() :]
-    if reads_as_sentence(head) and not line_is_prose(tail):
+    if reads_as_sentence(head) and (not line_is_prose(tail) or _short_phrase(tail)):
         return m.end()
     return -1
 
