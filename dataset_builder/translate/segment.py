@@ -406,7 +406,10 @@ def _split_prose_line(line: str) -> list[Span]:
     if colon and re.search(r"[A-Za-z]", body[: colon.start()]) and body[colon.end() :].strip():
         head, tail = body[: colon.end()], body[colon.end() :]
         code = tail.strip("'\"` ")
-        if (is_code_line(code) and not reads_as_prose(code)) or _is_short_value(code):
+        # Code after the colon, a short value ("the output: Hello World"), or nothing but inline
+        # code ("is: '1, 3, 5'"): the sentence is translated, the rest of the line kept.
+        only_inline = not re.search(r"[^\W\d_]", _without_inline_code(tail))
+        if (is_code_line(code) and not reads_as_prose(code)) or _is_short_value(code) or only_inline:
             # "Translate the following C++ code: #include <iostream>": prose, then code on the line
             return [*_split_prose_line(head), Span("code", tail + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
