@@ -191,6 +191,8 @@ def code_tokens(line: str) -> list[str]:
         core = m.group(0).lstrip(_LEAD)
         start = m.start() + len(m.group(0)) - len(core)
         core = re.sub(r"['’]s$", "", core.rstrip(".,:!?"))
+        while core and _unpaired(core, -1) and core[-1] in ")]}":
+            core = core[:-1].rstrip(".,:!?")  # "(GCD)." closes a remark, not code: "GCD"
         if "-" in core.strip("-") and not core.startswith("-"):
             # only the code parts of a compound ("URL" of "URL-friendly") must stay as they are
             found.extend((start, p) for p in core.split("-") if p and chunk_kind(p) == "code")
