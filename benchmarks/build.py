@@ -69,10 +69,10 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(data: Path) -> dict:
-    import dataset_builder.publish as publish
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    import dataset_builder.publishing.publish as publish
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     # The files publish derives from the version (report page, Croissant), timed where publish calls them.
     derived = {"report.html": 0.0, "croissant.json": 0.0}

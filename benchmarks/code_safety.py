@@ -9,7 +9,7 @@ PHP, Ruby, SQL, shell...) go through a real build: JSON source -> normalize -> t
 checks off: a random-weights model writes noise, and noise is what the code checks must survive)
 -> published version. Two packages: the Argos-sized stand-in (``../shared/models/``, real speed)
 and a tiny package built offline. For each run it reports rows with code, published, rejected by
-reason; for every published row, code intact by ``dataset_builder.translate.verify`` (which shares
+reason; for every published row, code intact by ``dataset_builder.translation.verify`` (which shares
 no code with the segmenter), per kind of code; and byte-identical from the source file (the raw
 record's turn against the published translation, so ``normalize`` is inside the measurement).
 
@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from dataset_builder.translate.verify import (  # noqa: E402
+from dataset_builder.translation.verify import (  # noqa: E402
     clearly_prose,
     code_tokens,
     fenced_lines,
@@ -147,10 +147,10 @@ def _trim_blank_ends(text: str) -> str:
 def baseline_segmenter():
     """Swap the stage's segmenter for the afternoon version: Markdown fences and `backticks` are
     code, every other line is prose, translated inside its line."""
-    from dataset_builder.stages import translate as stage
-    from dataset_builder.translate import langid
-    from dataset_builder.translate import segment as ours
-    from dataset_builder.translate.segment import Protected, Span
+    from dataset_builder.translation import langid
+    from dataset_builder.translation import segment as ours
+    from dataset_builder.translation import turns as stage
+    from dataset_builder.translation.segment import Protected, Span
 
     fence = re.compile(r"(^[ \t]*(?:```|~~~).*?^[ \t]*(?:```|~~~)[^\n]*\n?)", re.M | re.S)
     backticks = re.compile(r"`[^`\n]+`")
@@ -208,7 +208,7 @@ def wordless_lines_changed(raw: str, published: str) -> int:
 def placeholder_keeping_model():
     """Swap the engine for a stand-in of a model that keeps every placeholder and translates
     every word around it: the case where only the segmenter stands between code and the model."""
-    from dataset_builder.stages import translate as stage
+    from dataset_builder.translation import translator as stage
 
     words = ["слово", "данные", "функция", "значение", "список", "строка"]
 
@@ -235,10 +235,10 @@ def placeholder_keeping_model():
 def run(label: str, data: Path, records: list[dict], package: Path, beam: int, work: Path) -> dict:
     import pyarrow.parquet as pq
 
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
-    from dataset_builder.translate import packages
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
+    from dataset_builder.translation import packages
 
     root = work / label
     root.mkdir(parents=True)
@@ -249,7 +249,7 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
         encoding="utf-8",
     )
     from dataset_builder.errors import UserError
-    from dataset_builder.failures import REJECTED, failure_dir
+    from dataset_builder.publishing.failures import REJECTED, failure_dir
 
     started = time.perf_counter()
     published = []

@@ -222,8 +222,8 @@ def tune(real: Path) -> list[dict]:
     """Containment sizes and thresholds on real prompts, near-copies planted."""
     import numpy as np
 
-    from dataset_builder.dedup.overlap import shared_shingles
-    from dataset_builder.dedup.shingles import shingle
+    from dataset_builder.similarity.overlap import shared_shingles
+    from dataset_builder.similarity.shingles import shingle
 
     data = json.loads(real.read_text(encoding="utf-8"))
     rng = random.Random(0)

@@ -61,8 +61,8 @@ def main() -> None:
     import ctranslate2
     import sentencepiece as spm
 
-    from dataset_builder.translate import packages
-    from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+    from dataset_builder.translation import packages
+    from dataset_builder.translation.engine import DecodeSettings, Engine, RuntimeSettings
 
     sentences = prose_sentences(args.data, args.sentences)
     cores = os.cpu_count() or 1

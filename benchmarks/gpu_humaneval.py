@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_humaneval_ru(work: Path, argos: str | None, max_rejected: int) -> tuple[Path, float]:
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import parse_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import parse_recipe
+    from dataset_builder.registry.store import Registry
     from dataset_builder.testing import build_tiny_argos_package
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     archive = Path(argos) if argos else build_tiny_argos_package(work / "argos-build")
     packages.install(archive, work / "argos")
@@ -59,7 +59,7 @@ def make_model(work: Path, args: argparse.Namespace) -> str:
     import torch
     from transformers import AutoModelForCausalLM, MistralConfig
 
-    from dataset_builder.tokenizer import write_zephyr_tokenizer
+    from dataset_builder.chat.tokenizer import write_zephyr_tokenizer
 
     out = work / "mistral-shape"
     write_zephyr_tokenizer(out)

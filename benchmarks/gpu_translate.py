@@ -75,7 +75,7 @@ class GpuMemory:
 
 
 def run(package, device: str, beam: int, sentences: list[str]) -> dict:
-    from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings
+    from dataset_builder.translation.engine import DecodeSettings, Engine, RuntimeSettings
 
     engine = Engine(package, DecodeSettings(beam_size=beam), RuntimeSettings(device=device))
     engine.translate(sentences[:8])  # warm-up: kernels and allocator, not timed
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ctranslate2
 
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     gpus = ctranslate2.get_cuda_device_count()
     devices = [d for d in args.devices.split(",") if d != "cuda" or gpus > 0]

@@ -67,7 +67,7 @@ def plain_round_trip(rows: list[dict], engine) -> tuple[list[float], int, float]
     the whole back-translated turns against the whole original turns."""
     from sacrebleu.metrics import CHRF
 
-    from dataset_builder.translate.sentences import split_sentences
+    from dataset_builder.translation.sentences import split_sentences
 
     start = time.perf_counter()
     plans = []
@@ -94,8 +94,8 @@ def run(forward: Path, back: Path, rows_file: Path, n_rows: int, work: Path, bea
     from dataset_builder.rows import CANONICAL_SCHEMA
     from dataset_builder.stages.mt_quality import MtQuality, MtQualityConfig
     from dataset_builder.stages.translate import Translate, TranslateConfig
-    from dataset_builder.translate import packages
-    from dataset_builder.translate.engine import DecodeSettings, Engine
+    from dataset_builder.translation import packages
+    from dataset_builder.translation.engine import DecodeSettings, Engine
 
     pkg_dir = work / "packages"
     fwd = packages.install(forward, pkg_dir)

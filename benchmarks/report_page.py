@@ -149,8 +149,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=65_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from dataset_builder.croissant import croissant
-    from dataset_builder.report_page import render_report
+    from dataset_builder.publishing.croissant import croissant
+    from dataset_builder.publishing.report_page import render_report
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

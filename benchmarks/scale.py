@@ -90,9 +90,9 @@ batch_rows = {batch_rows}
 def run_ours(
     work: Path, packages_dir: Path, beam: int, executor: str, workers: int, threads: int, batch_rows: int
 ) -> dict:
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     label = f"{executor}-{workers}-{time.monotonic_ns()}"
     cache = work / f"cache-{label}.sqlite"
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         work = Path(tmp)

@@ -8,7 +8,7 @@ Without --package a tiny package is built offline. In one run, on the same packa
       outputs (exactly, and after argostranslate's own "_" -> " " replacement);
   (b) row level: N rows with code, argostranslate the way a curator would (one translate() call
       per text field) against our translate stage (cache off): wall time, ratio, share of all N
-      rows whose code came through intact, judged by dataset_builder.translate.verify (not by the
+      rows whose code came through intact, judged by dataset_builder.translation.verify (not by the
       segmenter the stage uses), a row the stage rejected counting as not intact;
   plus the projected hours for the 49.8k-row corpus at the measured rates, beam 4 and greedy.
 Last line: JSON.
@@ -96,7 +96,7 @@ def code_rows(n: int, seed: int = 0, rows_file: Path | None = None) -> list[list
 
 def code_intact(source: str, translated: str) -> bool:
     """By the independent verifier, which shares no code with the segmenter under test."""
-    from dataset_builder.translate.verify import verify_turn
+    from dataset_builder.translation.verify import verify_turn
 
     return verify_turn(source, translated) is None
 
@@ -104,7 +104,7 @@ def code_intact(source: str, translated: str) -> bool:
 def run(
     package_path: Path | None, n_sentences: int, n_rows: int, work: Path, rows_file: Path | None = None
 ) -> dict:
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     if package_path is None:
         from dataset_builder.testing import build_tiny_argos_package
@@ -115,7 +115,7 @@ def run(
     package = packages.install(package_path, pkg_dir)
     import argostranslate.translate
 
-    from dataset_builder.translate.engine import DecodeSettings, Engine
+    from dataset_builder.translation.engine import DecodeSettings, Engine
 
     # (a) sentence level
     sentences = prose_sentences(n_sentences)
@@ -209,9 +209,9 @@ def run(
 
 
 def _sentences_of(row: dict) -> list[str]:
-    from dataset_builder.stages.translate import _Turn
+    from dataset_builder.translation.turns import Turn
 
-    return [s for m in row["messages"] for s in _Turn(m["content"], False, "en").sentences()]
+    return [s for m in row["messages"] for s in Turn(m["content"], False, "en").sentences()]
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from dataset_builder.translate.segment import segment  # noqa: E402
-from dataset_builder.translate.verify import verify_turn  # noqa: E402
+from dataset_builder.translation.segment import segment  # noqa: E402
+from dataset_builder.translation.verify import verify_turn  # noqa: E402
 
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "codealpaca-new-4.5k" / "new_codealpaca.json"
 _WORD = re.compile(r"(?<!\S)[A-Za-z][a-z]*(?=[.,:;!?]?(?:\s|$))")

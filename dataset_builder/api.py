@@ -8,8 +8,8 @@ import datasets
 import pyarrow.parquet as pq
 
 from dataset_builder.errors import UserError, VerificationError
-from dataset_builder.names import LATEST, is_hub_ref, parse_hub_ref
-from dataset_builder.registry import Registry, VersionInfo
+from dataset_builder.registry.names import LATEST, is_hub_ref, parse_hub_ref
+from dataset_builder.registry.store import Registry, VersionInfo
 
 
 def resolve(ref: str, registry: str | Path | None = None) -> VersionInfo:
@@ -19,7 +19,7 @@ def resolve(ref: str, registry: str | Path | None = None) -> VersionInfo:
         raise UserError(f"{ref!r}: expected NAME@VERSION or ORG/NAME@VERSION as a string")
     reg = Registry(registry)
     if is_hub_ref(ref):
-        from dataset_builder.hub import latest_tag, local_ref, pull
+        from dataset_builder.hub.transfer import latest_tag, local_ref, pull
 
         repo_id, version = parse_hub_ref(ref)
         if version == LATEST:  # only the Hub knows its newest tag

@@ -174,7 +174,7 @@ def build_tiny_mistral(out: Path, *, seed: int = 0, layers: int = 2, hidden: int
     import torch
     from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
 
-    from dataset_builder.tokenizer import write_zephyr_tokenizer
+    from dataset_builder.chat.tokenizer import write_zephyr_tokenizer
 
     write_zephyr_tokenizer(out)
     tokenizer = AutoTokenizer.from_pretrained(str(out))

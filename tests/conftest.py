@@ -88,7 +88,7 @@ def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny real Argos package (SentencePiece + random Marian -> CTranslate2 + MiniSBD), built
     offline and installed into a packages folder of its own."""
     from dataset_builder.testing import build_tiny_argos_package
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     root = tmp_path_factory.mktemp("argos")
     archive = build_tiny_argos_package(root / "build")
@@ -99,9 +99,9 @@ def tiny_argos(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="session")
 def sample_registry(tmp_path_factory: pytest.TempPathFactory):
     """The bundled sample built once into a registry that tests only read."""
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     registry = Registry(tmp_path_factory.mktemp("sample-registry"))
     build(load_recipe(ROOT / "recipes" / "sample.toml"), registry, show_progress=False)

@@ -27,9 +27,9 @@ def _russian(i: int, words: int = 12) -> dict:
 
 
 def build_report_version(folder: Path, packages_dir: Path) -> dict:
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     english = [_english(i) for i in range(20)]
     near = [dict(english[i], output=english[i]["output"] + " Thanks.") for i in range(3)]

@@ -67,7 +67,7 @@ def place(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> dict:
     """A registry with ``t@1.0.0`` published (built without an Argos package), recipes that
     differ from it in one thing each, a file where a folder belongs, and a local Hub with a repo
     tagged 1.0.0."""
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     root = tmp_path_factory.mktemp("mistakes")
     recipe = _project(root / "project")
@@ -196,7 +196,7 @@ def test_each_mistake_is_one_line_with_the_way_out(
     case: Case, place: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     import trainer.preflight
-    from dataset_builder.cli import main as dataset_builder
+    from dataset_builder.cli.main import main as dataset_builder
     from trainer.cli import main as qlora_trainer
 
     closed = str(_closed_port())
@@ -261,11 +261,11 @@ def test_outputs_are_made_with_the_users_umask(tmp_path: Path) -> None:
 
 
 def test_list_names_the_registry_it_read(place: dict, tmp_path: Path, monkeypatch, capsys) -> None:
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("dataset_builder.registry.DATA_HOME", tmp_path / "home" / "data")
+    monkeypatch.setattr("dataset_builder.registry.store.DATA_HOME", tmp_path / "home" / "data")
     (tmp_path / "registry").symlink_to(place["root"] / "reg")
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -277,7 +277,7 @@ def test_list_names_the_registry_it_read(place: dict, tmp_path: Path, monkeypatc
 
 def test_an_unreachable_package_index_says_so_in_a_sentence() -> None:
     from dataset_builder.errors import UserError
-    from dataset_builder.sources.readers import check_host_reachable
+    from dataset_builder.network import check_host_reachable
 
     with pytest.raises(UserError, match=r"the Argos package index is unreachable \(ConnectionRefusedError"):
         check_host_reachable(f"http://127.0.0.1:{_closed_port()}", "the Argos package index")

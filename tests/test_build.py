@@ -14,11 +14,11 @@ import pytest
 from conftest import ROOT, alpaca_source, write_jsonl, write_recipe
 
 import dataset_builder
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 from dataset_builder.errors import PublishError, VerificationError
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 REF = "python-ru-sample@0.1.0"
 
@@ -282,7 +282,7 @@ def test_unknown_recipe_key_via_cli_and_debug_traceback(tmp_path: Path) -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys\nfrom dataset_builder.cli import main\n"
+        "import sys\nfrom dataset_builder.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'argostranslate', 'ctranslate2',"
         " 'datasets') if m in sys.modules]\nprint(heavy)"

@@ -18,10 +18,11 @@ from conftest import alpaca_source, write_jsonl, write_recipe
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
-from dataset_builder.card import hub_card, local_card, size_category
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.hub.card import hub_card, local_card
+from dataset_builder.publishing.card import size_category
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 REF = "python-ru-sample@0.1.0"
 SIZE_CATEGORIES = Path(datasets.__file__).parent / "utils" / "resources" / "size_categories.json"

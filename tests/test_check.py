@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 
 GOOD = [{"instruction": f"task {i}", "output": f"answer {i}"} for i in range(5)]
 
@@ -180,7 +180,7 @@ def test_a_hub_source_is_streamed_not_downloaded(tmp_path: Path, sample_registry
 def test_an_eval_set_id_column_missing_from_its_file_is_a_problem(tmp_path: Path) -> None:
     from conftest import alpaca_source, write_jsonl, write_recipe
 
-    from dataset_builder.check import check_recipe
+    from dataset_builder.cli.check import check_recipe
 
     write_jsonl(tmp_path / "data.jsonl", [{"instruction": "Add two numbers.", "output": "a + b"}])
     write_jsonl(tmp_path / "eval.jsonl", [{"prompt": "Add two numbers together."}])

@@ -15,9 +15,9 @@ import pytest
 from test_translate import NO_CHECKS, _rows, _translate
 
 from dataset_builder.stages.normalize import normalize_text
-from dataset_builder.translate import segment as segment_module
-from dataset_builder.translate.segment import Span, segment
-from dataset_builder.translate.verify import verify_turn
+from dataset_builder.translation import segment as segment_module
+from dataset_builder.translation.segment import Span, segment
+from dataset_builder.translation.verify import verify_turn
 
 # (name, turn, lines that are code, a prose line of the turn or None)
 CASES = [
@@ -143,12 +143,12 @@ def test_translate_stage_rejects_what_a_blind_segmenter_lets_through(
     tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A segmenter that calls everything prose: the verifier must stop every row with code."""
-    from dataset_builder.stages import translate as stage_module
+    from dataset_builder.translation import turns as turns_module
 
     def blind(text: str) -> list[Span]:
         return [Span("prose", line) for line in text.splitlines(keepends=True)]
 
-    monkeypatch.setattr(stage_module, "segment", blind)
+    monkeypatch.setattr(turns_module, "segment", blind)
     monkeypatch.setattr(segment_module, "segment", blind)
     with_code = [(text, "Thanks, that helps a lot.") for _, text, _, _ in CASES if _ != "output"]
     code_lines = {text: lines for _, text, lines, _ in CASES if _ != "output"}
@@ -233,7 +233,7 @@ def test_german_row_is_not_translated_from_english(tmp_path: Path, tiny_argos: d
 
 def test_other_language_translated_with_its_own_package(tmp_path: Path, tiny_argos: dict) -> None:
     from dataset_builder.testing import build_tiny_argos_package
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     packages_dir = tmp_path / "packages"
     packages.install(tiny_argos["archive"], packages_dir)
@@ -256,9 +256,9 @@ def test_build_publishes_code_byte_identical_from_the_source_file(tmp_path: Path
     import pyarrow.parquet as pq
     from conftest import alpaca_source, write_jsonl, write_recipe
 
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     records = [
         {

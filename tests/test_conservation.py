@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 from dataset_builder.errors import ConservationError
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli import main
-from dataset_builder.registry import Registry
+from dataset_builder.cli.main import main
+from dataset_builder.registry.store import Registry
 from dataset_builder.testing import EN_TEXT
-from dataset_builder.translate import packages
-from dataset_builder.translate.engine import Engine
+from dataset_builder.translation import packages
+from dataset_builder.translation.engine import Engine
 
 _SIDECAR = ".dataset-builder.json"
 _ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -61,7 +61,7 @@ def test_killed_installs_never_leave_a_half_installed_package(tmp_path: Path, ti
         }
     # Installs over and over, into three folders in turn: fresh installs first, then replacements.
     script = (
-        "import sys\nfrom dataset_builder.translate.packages import install\n"
+        "import sys\nfrom dataset_builder.translation.packages import install\n"
         "print('ready', flush=True)\ni = 0\n"
         "while True:\n    install(sys.argv[1], f'{sys.argv[2]}/r{i % 3}')\n    i += 1\n"
     )

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
 
 mlc = pytest.importorskip("mlcroissant")
 # mlcroissant's own dependencies warn about their deprecations (rdflib, pandas), not about our data.
@@ -120,7 +120,7 @@ def test_the_files_stay_out_of_the_versions_identity(report_version: dict) -> No
 
 def test_a_nested_record_column_is_described_field_by_field(report_version: dict, tmp_path: Path) -> None:
     """The `mt_quality` struct (written by translation scoring), set here on a copy of the rows."""
-    from dataset_builder.croissant import write_croissant
+    from dataset_builder.publishing.croissant import write_croissant
 
     folder = tmp_path / "v"
     shutil.copytree(report_version["path"], folder)
@@ -148,7 +148,7 @@ def test_a_python_engine_and_a_hub_source_are_recorded_by_their_hashes(
 ) -> None:
     """A stage that ran a Python engine (the recipe's `engine = "python:MODULE:FUNCTION"`) records it
     as the manifest does: module, function and the module file's sha256."""
-    from dataset_builder.croissant import croissant
+    from dataset_builder.publishing.croissant import croissant
 
     module = tmp_path / "back.py"
     module.write_text("def translate(texts, from_lang, to_lang):\n    return list(texts)\n", encoding="utf-8")

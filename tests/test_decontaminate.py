@@ -18,7 +18,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.errors import InputError, RecipeError
-from dataset_builder.recipe import parse_recipe
+from dataset_builder.recipe.schema import parse_recipe
 from dataset_builder.rows import CANONICAL_SCHEMA, MESSAGES_TYPE, make_row_id
 from dataset_builder.stages.base import RejectSink, StageContext, StageStats
 from dataset_builder.stages.decontaminate import Decontaminate, DecontaminateConfig
@@ -529,9 +529,9 @@ id_column = "task_id"
 [publish]
 max_rejected_fraction = 1.0
 """, encoding="utf-8")  # fmt: skip
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     result = build(load_recipe(recipe), Registry(tmp_path / "reg"), show_progress=False)
     import pyarrow.parquet as pq
@@ -737,8 +737,8 @@ def _edits_by_hand(text: list[int], joined: list[bool], row: list[int], edges: s
 def test_copy_edit_counts_match_a_case_by_case_computation() -> None:
     import numpy as np
 
-    from dataset_builder.dedup.align import edit_counts
-    from dataset_builder.dedup.shingles import Shingles
+    from dataset_builder.similarity.align import edit_counts
+    from dataset_builder.similarity.shingles import Shingles
 
     rng = random.Random(3)
     texts, rows, joins, edge_sets = [], [], [], []

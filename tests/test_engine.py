@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from dataset_builder.translate.engine import DecodeSettings, Engine, RuntimeSettings, batches
+from dataset_builder.translation.engine import DecodeSettings, Engine, RuntimeSettings, batches
 
 
 def test_batches_cover_every_input_within_limits() -> None:

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 from dataset_builder.errors import BuildError, RejectLimitExceeded
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
 
 
@@ -97,7 +97,7 @@ def test_sample_over_its_reject_limit_names_the_translation_checks(
 def test_the_shipped_sample_publishes_with_a_random_model_installed(
     tmp_path: Path, tiny_argos: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
     recipe = _sample_copy(tmp_path)

@@ -8,11 +8,11 @@ import pytest
 from conftest import ROOT, SIMPLE_STAGES, alpaca_source, write_jsonl, write_recipe
 from test_stages import _rows, _run
 
-from dataset_builder.chat_templates import BUILTIN_FORMATS
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
-from dataset_builder.tokenizer import load_tokenizer
+from dataset_builder.chat.templates import BUILTIN_FORMATS
+from dataset_builder.chat.tokenizer import load_tokenizer
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 
 @pytest.fixture(scope="module")

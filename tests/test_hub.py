@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hub_server import HubServer
 
-from dataset_builder.registry import Registry
+from dataset_builder.registry.store import Registry
 
 TOKEN = "hf_test_token_do_not_log_1234567890"
 REF = "python-ru-sample@0.1.0"
@@ -180,8 +180,8 @@ def test_a_hub_dataset_as_a_build_source(hub, local_version: Registry, tmp_path:
 def _build(tmp_path: Path, registry: Path, version: str, stages: str) -> str:
     from conftest import alpaca_source, write_jsonl, write_recipe
 
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
 
     rows = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(40)]
     write_jsonl(tmp_path / "data.jsonl", rows)

@@ -214,9 +214,9 @@ def humaneval_ru(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> 
     """recipes/humaneval-ru.toml built with the tiny random Argos package. Its translations are
     noise, so the recipe's prose checks are off here and greedy decoding keeps it quick; every
     setting about code is the recipe's own."""
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import parse_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import parse_recipe
+    from dataset_builder.registry.store import Registry
 
     data = tomllib.loads(RECIPE.read_text(encoding="utf-8"))
     (stage,) = [s for s in data["stages"] if s["type"] == "translate"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from dataset_builder.identity import compare, next_version
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.identity import compare, next_version
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 
 def test_declared_parts_differ_and_toolkit_settings_are_left_to_the_rows(sample_registry: Registry) -> None:

@@ -14,7 +14,7 @@ import pytest
 from conftest import write_jsonl
 from test_python_engine import DICTIONARY, ROWS, TRANSLATOR, dictionary_module, dictionary_translate
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 
 KEYS = sorted(DICTIONARY)
 # Every word to the Russian of the next word: Russian-looking, passes the translate stage's checks,
@@ -223,7 +223,7 @@ def test_sample_fraction_scores_a_seeded_sample(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_ru_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataset_builder.testing import build_tiny_argos_package
-    from dataset_builder.translate import packages
+    from dataset_builder.translation import packages
 
     root = tmp_path_factory.mktemp("argos-ru-en")
     archive = build_tiny_argos_package(root / "build", from_code="ru", to_code="en", seed=3)

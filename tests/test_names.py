@@ -15,8 +15,8 @@ from conftest import ROOT
 
 import dataset_builder
 from dataset_builder.errors import UserError, VerificationError
-from dataset_builder.names import check_relpath, inside, parse_hub_ref, parse_ref
-from dataset_builder.registry import Registry, version_key
+from dataset_builder.registry.names import check_relpath, inside, parse_hub_ref, parse_ref
+from dataset_builder.registry.store import Registry, version_key
 
 REF = "python-ru-sample@0.1.0"
 

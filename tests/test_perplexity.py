@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, write_jsonl
 from hub_server import HubServer
 
-from dataset_builder.registry import Registry
+from dataset_builder.registry.store import Registry
 from trainer.evalsets import EvalSetSpec, resolve
 from trainer.perplexity import EvalSettings, score, score_reference, stream, windows
 

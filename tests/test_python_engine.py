@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli import main
+from dataset_builder.cli.main import main
 
 # One Russian word per English word, and no two the same: the dictionary can be inverted.
 DICTIONARY = {
@@ -311,7 +311,7 @@ def test_a_registered_installed_translator_needs_no_trust_code(
 def test_a_registered_package_is_keyed_by_all_its_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dataset_builder.translate.python_engine import PythonEngine
+    from dataset_builder.translation.python_engine import PythonEngine
 
     site = tmp_path / "site"
     install(site, "unused", "", "byo_pkg_translator:translate")

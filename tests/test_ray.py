@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.store import Registry
 
 ray = pytest.importorskip("ray")
 

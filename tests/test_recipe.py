@@ -6,7 +6,7 @@ import pytest
 from conftest import alpaca_source, write_recipe
 
 from dataset_builder.errors import RecipeError
-from dataset_builder.recipe import load_recipe
+from dataset_builder.recipe.schema import load_recipe
 
 
 def test_sample_recipe_is_valid(sample_recipe: Path) -> None:

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pytest
 from conftest import alpaca_source, write_jsonl, write_recipe
 
-from dataset_builder.anchored import Folder, LinkRefused
-from dataset_builder.cli import main
-from dataset_builder.registry import Registry
+from dataset_builder.cli.main import main
+from dataset_builder.registry.anchored import Folder, LinkRefused
+from dataset_builder.registry.store import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext
 
 ROWS = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(30)]

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from report_data import HOSTILE
 
-from dataset_builder.cli import main
-from dataset_builder.registry import Registry
+from dataset_builder.cli.main import main
+from dataset_builder.registry.store import Registry
 
 CHROMIUM = shutil.which("chromium")
 SECTIONS = [
@@ -208,7 +208,7 @@ def test_the_page_is_in_the_version_and_report_prints_its_path(
 def test_the_page_shows_mt_quality_worst_rows_first(report_version: dict, tmp_path: Path) -> None:
     """The `mt_quality` column (written by translation scoring) on a copy of the version's rows, with
     scores set here: the page gives its distribution and ranks the lowest round-trip chrF first."""
-    from dataset_builder.report_page import render_report
+    from dataset_builder.publishing.report_page import render_report
 
     folder = tmp_path / "v"
     shutil.copytree(report_version["path"], folder)
@@ -318,7 +318,7 @@ def test_report_refuses_a_missing_or_altered_page_in_one_line(
 
 def test_a_version_whose_optional_columns_hold_nothing_gets_its_page(tmp_path: Path) -> None:
     """Columns with no value at all are written as Arrow type null; nothing rejected, no tokens."""
-    from dataset_builder.report_page import render_report
+    from dataset_builder.publishing.report_page import render_report
     from dataset_builder.rows import MESSAGES_TYPE, REJECTED_SCHEMA
 
     (tmp_path / "data").mkdir()

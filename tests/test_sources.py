@@ -11,7 +11,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.errors import InputError
-from dataset_builder.recipe import parse_recipe
+from dataset_builder.recipe.schema import parse_recipe
 from dataset_builder.sources import LoadResult, load_sources
 from dataset_builder.stages.base import RejectSink, StageContext, StageStats
 
@@ -289,9 +289,9 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
 def test_files_outside_the_recipe_folder_leave_no_machine_path_in_keys(tmp_path: Path) -> None:
     from conftest import alpaca_source, write_jsonl, write_recipe
 
-    from dataset_builder.pipeline import build
-    from dataset_builder.recipe import load_recipe
-    from dataset_builder.registry import Registry
+    from dataset_builder.publishing.pipeline import build
+    from dataset_builder.recipe.schema import load_recipe
+    from dataset_builder.registry.store import Registry
 
     elsewhere = tmp_path / "elsewhere"
     for sub in ("x", "y"):

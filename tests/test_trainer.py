@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 from dataset_builder.errors import RecipeError, UserError, VerificationError
-from dataset_builder.registry import Registry
+from dataset_builder.registry.store import Registry
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, tokenize
 

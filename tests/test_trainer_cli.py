@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 from hub_server import HubServer
 
-from dataset_builder.registry import Registry
+from dataset_builder.registry.store import Registry
 
 REF = "python-ru-sample@0.1.0"
 # What loading a model needs. (torch itself is left out: datasets before 5.0 imports it on import.)

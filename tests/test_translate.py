@@ -17,11 +17,11 @@ from conftest import ROOT
 from dataset_builder.rows import CANONICAL_SCHEMA, make_row_id
 from dataset_builder.stages.base import RejectSink, StageContext, StageStats
 from dataset_builder.stages.translate import Translate, TranslateConfig
-from dataset_builder.translate.checks import latin_share, repetition_loop
-from dataset_builder.translate.engine import Engine
-from dataset_builder.translate.langid import detect, prose_only
-from dataset_builder.translate.segment import is_code_document, protect, segment
-from dataset_builder.translate.sentences import join_sentences, split_sentences
+from dataset_builder.translation.checks import latin_share, repetition_loop
+from dataset_builder.translation.engine import Engine
+from dataset_builder.translation.langid import detect, prose_only
+from dataset_builder.translation.segment import is_code_document, protect, segment
+from dataset_builder.translation.sentences import join_sentences, split_sentences
 
 
 def _sample_turns() -> list[str]:
@@ -218,7 +218,7 @@ def test_noise_translations_are_rejected_with_reasons(tmp_path: Path, tiny_argos
 
 
 def test_missing_package_skips_or_fails(tmp_path: Path) -> None:
-    from dataset_builder.translate.packages import PackageError
+    from dataset_builder.translation.packages import PackageError
 
     rows = _rows([("Sort a list.", "Use sorted().")])
     empty = {"packages_dir": tmp_path / "none"}
@@ -292,7 +292,7 @@ max_rejected_fraction = 1.0
     proc.wait()
     before = cached()
     assert before >= 40 and not (tmp_path / "reg" / "tr" / "1").exists()
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     assert main(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"]) == 0
     manifest = json.loads((tmp_path / "reg" / "tr" / "1" / "manifest.json").read_text(encoding="utf-8"))
@@ -305,7 +305,7 @@ max_rejected_fraction = 1.0
 
 
 def test_models_cli(tmp_path: Path, tiny_argos: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    from dataset_builder.cli import main
+    from dataset_builder.cli.main import main
 
     assert main(["models", "install", str(tiny_argos["archive"]), "--packages-dir", str(tmp_path / "p")]) == 0
     assert "installed translate-en_ru" in capsys.readouterr().out
@@ -341,7 +341,7 @@ def test_translating_comments_and_docstrings_keeps_the_code_valid(tmp_path: Path
 
 
 def test_compute_type_is_chosen_per_device() -> None:
-    from dataset_builder.translate.engine import resolve_compute_type
+    from dataset_builder.translation.engine import resolve_compute_type
 
     assert resolve_compute_type("auto", "cuda") == "int8_float16"
     assert resolve_compute_type("auto", "cpu") == "auto"  # CTranslate2's choice, as argostranslate's

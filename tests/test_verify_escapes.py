@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from dataset_builder.stages.translate import _Turn
-from dataset_builder.translate.verify import verify_turn
+from dataset_builder.translation.turns import Turn
+from dataset_builder.translation.verify import verify_turn
 
 _LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CYRILLIC = "абцдефгхийклмнопqрстуввхызАБЦДЕФГХИЙКЛМНОПQРСТУВВХЫЗ"
@@ -133,7 +133,7 @@ PROSE_ROWS = [
 
 @pytest.mark.parametrize("text", PROSE_ROWS)
 def test_prose_is_not_thrown_away(text: str) -> None:
-    turn = _Turn(text, False, "en")
+    turn = Turn(text, False, "en")
     translated, _ = turn.assemble({s: transliterate(s) for s in turn.sentences()}, {})
     assert translated != text
     assert verify_turn(text, translated) is None
@@ -165,7 +165,7 @@ def test_a_task_input_stays_data(instruction: str, data: str) -> None:
 
 @pytest.mark.parametrize(("instruction", "data"), TASK_INPUTS)
 def test_the_stage_never_sends_a_task_input_to_the_translator(instruction: str, data: str) -> None:
-    turn = _Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
+    turn = Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
     sent = " ".join(turn.sentences())
     assert data not in sent
     assert instruction in sent
@@ -175,12 +175,12 @@ def test_the_stage_never_sends_a_task_input_to_the_translator(instruction: str, 
 def test_a_value_answer_is_kept(answer: str) -> None:
     found = verify_turn(answer, transliterate(answer))
     assert found is not None and "value answer changed" in found
-    assert _Turn(answer, False, "en").sentences() == []
+    assert Turn(answer, False, "en").sentences() == []
 
 
 @pytest.mark.parametrize("answer", ["Yes.", "Bubble sort is the one.", "It returns True."])
 def test_a_sentence_answer_is_translated(answer: str) -> None:
-    assert _Turn(answer, False, "en").sentences() != []
+    assert Turn(answer, False, "en").sentences() != []
 
 
 # A line of one or two words with no sentence end, colon or list mark is a value, a name or a line
@@ -201,7 +201,7 @@ def test_a_short_phrase_is_kept(turn: str, short: str) -> None:
     found = verify_turn(turn, spoil(turn, short))
     line = turn[: turn.index(short)].count("\n") + 1
     assert found is not None and found.startswith(f"line {line}: "), found
-    assert all(short not in sentence for sentence in _Turn(turn, False, "en").sentences())
+    assert all(short not in sentence for sentence in Turn(turn, False, "en").sentences())
     for reordered in (_reverse_words(short), short.split()[0]):
         assert verify_turn(turn, turn.replace(short, reordered, 1)) is not None
 
@@ -220,7 +220,7 @@ def test_a_label_and_its_value_are_kept(turn: str, part: str) -> None:
     found = verify_turn(turn, spoil(turn, part))
     assert found is not None and found.startswith(f"line {line}: "), found
     kept = turn.split("\n")[line - 1]
-    assert all(part not in sentence for sentence in _Turn(turn, False, "en").sentences()), kept
+    assert all(part not in sentence for sentence in Turn(turn, False, "en").sentences()), kept
 
 
 @pytest.mark.parametrize("item", ["Top three reasons:\n1. speed\n2. safety", "Ingredients:\n- 2 eggs"])
@@ -268,7 +268,7 @@ def _reverse_words(text: str) -> str:
 @pytest.mark.parametrize(("line", "code"), INLINE_VALUES)
 def test_lists_and_quoted_errors_in_prose_stay_whole(line: str, code: str) -> None:
     assert verify_turn(line, line.replace(code, _reverse_words(code))) is not None
-    turn = _Turn(line, False, "en")
+    turn = Turn(line, False, "en")
     assert all(code not in sentence for sentence in turn.sentences())
     done = {s: _reverse_words(s) for s in turn.sentences()}
     out, _ = turn.assemble(done, {})

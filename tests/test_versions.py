@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from conftest import alpaca_source, write_jsonl, write_recipe
 
-from dataset_builder.cli import main
-from dataset_builder.diff import Change, diff
-from dataset_builder.pipeline import build
-from dataset_builder.recipe import load_recipe
-from dataset_builder.registry import Registry
+from dataset_builder.cli.main import main
+from dataset_builder.publishing.pipeline import build
+from dataset_builder.recipe.schema import load_recipe
+from dataset_builder.registry.diff import Change, diff
+from dataset_builder.registry.store import Registry
 
 
 def test_diff_reports_planted_changes_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

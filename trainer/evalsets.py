@@ -94,7 +94,7 @@ def load_specs(entries: list[str], base: Path | None = None) -> list[EvalSetSpec
 
 
 def _is_python(row: dict[str, str], prompt_field: str | None) -> bool:
-    from dataset_builder.translate.segment import is_python as parses_as_python
+    from dataset_builder.translation.segment import is_python as parses_as_python
 
     for value in row.values():
         if re.search(r"^\s*(```|~~~)\s*(python|py|python3)\b", value, re.M | re.I):
@@ -105,7 +105,7 @@ def _is_python(row: dict[str, str], prompt_field: str | None) -> bool:
 
 
 def _code_and_instructions(messages: list[dict[str, str]]) -> str:
-    from dataset_builder.translate.segment import segment
+    from dataset_builder.translation.segment import segment
 
     parts = []
     for m in messages:

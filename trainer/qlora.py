@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import UserError
-from dataset_builder.pipeline import library_versions
+from dataset_builder.publishing.pipeline import library_versions
 from trainer import outdir
 from trainer.config import TrainConfig
 from trainer.data import Collator, tokenize_split

@@ -8,7 +8,7 @@ same publish step, so the same recipe publishes the same content hash under eith
 from __future__ import annotations
 
 from dataset_builder.executors.base import BuildRun, Executor
-from dataset_builder.recipe import RunSection
+from dataset_builder.recipe.schema import RunSection
 
 __all__ = ["BuildRun", "Executor", "executor_for"]
 

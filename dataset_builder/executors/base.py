@@ -21,13 +21,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataset_builder import conservation
 from dataset_builder.progress import progress
-from dataset_builder.recipe import Recipe, StageEntry
+from dataset_builder.publishing import conservation
+from dataset_builder.publishing.writer import SplitWriter
+from dataset_builder.recipe.schema import Recipe, StageEntry
 from dataset_builder.sources import LoadResult, load_sources
 from dataset_builder.stages import Stage, StageContext, StageStats, stage_class
 from dataset_builder.stages.base import RejectSink
-from dataset_builder.writer import SplitWriter
 
 
 @dataclass

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from dataset_builder.errors import UserError
 from dataset_builder.executors.base import BuildRun, Executor
-from dataset_builder.recipe import Recipe, RunSection, StageEntry
+from dataset_builder.recipe.schema import Recipe, RunSection, StageEntry
 from dataset_builder.stages import RowStage, Stage, StageContext
 
 INSTALL_HINT = (
@@ -300,7 +300,7 @@ def _cache_path(entry: StageEntry, base_dir: Path) -> Path | None:
     """Where a translate stage keeps its cache, resolved as the stage resolves it; None: no cache."""
     if entry.type not in ("translate", "mt_quality") or not entry.config.cache:
         return None
-    from dataset_builder.translate.cache import default_cache_path
+    from dataset_builder.translation.cache import default_cache_path
 
     path = Path(entry.config.cache_path) if entry.config.cache_path else default_cache_path()
     return path if path.is_absolute() else base_dir / path

@@ -274,7 +274,7 @@ class CacheKeeper:
         self.misses = 0
 
     def _cache(self, namespace: str) -> Any:
-        from dataset_builder.translate.cache import TranslationCache
+        from dataset_builder.translation.cache import TranslationCache
 
         if namespace not in self.caches:
             self.caches[namespace] = TranslationCache(self.path, namespace)

@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 
 from dataset_builder.errors import InputError, RecipeError
-from dataset_builder.recipe import Recipe, SourceConfig
+from dataset_builder.hashing import file_sha256
+from dataset_builder.recipe.schema import Recipe, SourceConfig
 from dataset_builder.rows import make_row_id
 from dataset_builder.sources.adapters import ADAPTERS, RowProblem
 from dataset_builder.sources.readers import (
@@ -23,7 +24,6 @@ from dataset_builder.sources.readers import (
     detect_format,
     expand_paths,
     file_columns,
-    file_sha256,
     read_hub,
 )
 from dataset_builder.stages.base import StageContext

@@ -8,18 +8,16 @@ at a time, so a JSONL file of any size streams. Files ending in ``.gz`` are deco
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
-import socket
 import zlib
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlparse
 
 from dataset_builder.errors import InputError
+from dataset_builder.network import check_hub_reachable, hub_endpoint, hub_offline
 
 Record = tuple[str, Any, int]  # (source_key, record, size in bytes)
 
@@ -50,17 +48,6 @@ def detect_format(path: Path, declared: str) -> str:
     if fmt is None:
         raise InputError(f"{path}: cannot tell the format from the extension; set 'format' in the source")
     return fmt
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -236,35 +223,6 @@ def file_columns(path: Path, fmt: str) -> set[str] | None:
     if fmt == "parquet":
         return set(_parquet_file(path).schema_arrow.names)
     return None
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def check_host_reachable(endpoint: str, what: str, hint: str = "", timeout: float = 5.0) -> None:
-    """Fail in seconds, not after a client's retry loop, when a server cannot be reached."""
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-    except OSError as exc:
-        raise InputError(
-            f"{endpoint}: {what} is unreachable ({exc.__class__.__name__}: {exc}){hint}"
-        ) from None
-
-
-def check_hub_reachable(timeout: float = 5.0) -> None:
-    check_host_reachable(
-        hub_endpoint(),
-        "Hub",
-        "; use a local copy of the data (type = 'local') or set HF_HUB_OFFLINE=1 to use the cache",
-        timeout,
-    )
 
 
 def read_hub(

@@ -14,7 +14,7 @@ text. Four measures, all over word n-grams of the same size ``ngram``:
   used since MinHash estimated it; it is now computed exactly, so no pair at the threshold is missed);
 - ``copy``: the row holds a copy of the evaluation text, quoted or lightly edited: all its words in
   order with at most 1 + ``edit_rate`` word edits per rare n-gram of the text the row holds
-  (:mod:`dataset_builder.dedup.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
+  (:mod:`dataset_builder.similarity.align`). An n-gram is rare when at most ``rare_rows`` rows hold it,
   not counting the text's own copies (rows holding ``copy_containment`` of its n-grams), and
   counting once the candidate rows with the same words where the text sits (one edited copy asked
   in several rows): a phrase in hundreds of rows is no evidence, a text copied into hundreds of
@@ -23,7 +23,7 @@ text. Four measures, all over word n-grams of the same size ``ngram``:
   share phrasing with a text ("the factorial of a given number") are kept: one edit away at most.
   A text found in ``min_copies`` rows or more is removed from every row holding 0.6 of its n-grams.
 
-Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.dedup.overlap`).
+Every score is exact over 64-bit n-gram hashes (:mod:`dataset_builder.similarity.overlap`).
 
 An evaluation text with fewer words than ``ngram`` is compared as one n-gram of all its words
 (the rows' n-grams are taken at that size too); one with fewer than ``min_eval_words`` words is
@@ -47,17 +47,17 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataset_builder.dedup.align import diagonals, edit_counts
-from dataset_builder.dedup.overlap import distinct_counts, shared_shingles
-from dataset_builder.dedup.shingles import Shingles, fold_text, ngrams, words
 from dataset_builder.errors import InputError, RecipeError, UserError
+from dataset_builder.hashing import file_sha256
+from dataset_builder.network import hub_offline
+from dataset_builder.similarity.align import diagonals, edit_counts
+from dataset_builder.similarity.overlap import distinct_counts, shared_shingles
+from dataset_builder.similarity.shingles import Shingles, fold_text, ngrams, words
 from dataset_builder.sources import display_names
 from dataset_builder.sources.readers import (
     READERS,
     detect_format,
     expand_paths,
-    file_sha256,
-    hub_offline,
     read_hub,
 )
 from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataset_builder.chat_templates import BUILTIN_FORMATS, ChatFormat
+from dataset_builder.chat.templates import BUILTIN_FORMATS, ChatFormat
 from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
 
 
@@ -63,7 +63,7 @@ class Format(RowStage):
         if cfg.tokenizer is None:
             yield from super().run(batches, ctx)
             return
-        from dataset_builder.tokenizer import load_tokenizer
+        from dataset_builder.chat.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
         ctx.stats.counters["tokenizer"] = cfg.tokenizer
@@ -150,7 +150,7 @@ def _alpaca_turn(role: str, content: str, eos: str) -> str:
     return ""
 
 
-# The built-in templates of chat_templates, turn by turn: (one turn's text, the generation header,
+# The built-in templates of chat.templates, turn by turn: (one turn's text, the generation header,
 # whether the header is written only after a turn: zephyr's sits inside its loop, on
 # ``loop.last``). tests/test_format.py renders the same rows with the Jinja templates and compares.
 TURN_RENDERERS: dict[str, tuple[Callable[[str, str, str], str], str, bool]] = {

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from dataset_builder.stages.base import Stage, StageContext
-from dataset_builder.translate import quality
-from dataset_builder.translate.settings import EngineSettings
+from dataset_builder.translation import quality
+from dataset_builder.translation.settings import EngineSettings
 
 Role = Literal["system", "user", "assistant"]
 
@@ -47,13 +47,9 @@ CHRF_BANDS = 10
 
 class MtQualityConfig(EngineSettings):
     # The back-translation: from the translated rows' language to their originals'.
-    engine: str = "argos"
     from_lang: str = "ru"
     to_lang: str = "en"
-    package_version: str | None = None
-    packages_dir: str | None = None
-    # "skip": without a package, no round trip (cheap signals only), and the build says so.
-    if_missing: Literal["error", "skip"] = "error"
+    # if_missing = "skip": without a package, no round trip (cheap signals only), and the build says so.
     # decoding and runtime of the back-translation: EngineSettings
     roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"])
     # Which rows get the round trip: a share, drawn by a hash of (seed, row id).
@@ -66,13 +62,6 @@ class MtQualityConfig(EngineSettings):
     max_repetition: float | None = Field(default=None, ge=0.0, le=1.0)
     min_length_ratio: float | None = Field(default=None, ge=0.0)
     max_length_ratio: float | None = Field(default=None, gt=0.0)
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_name(cls, engine: str) -> str:
-        from dataset_builder.translate.python_engine import check_spec
-
-        return check_spec(engine)
 
 
 def in_sample(seed: int, row_id: str, fraction: float) -> bool:
@@ -101,19 +90,12 @@ class MtQuality(Stage):
                 translator.close()
 
     def _translator(self, ctx: StageContext) -> Any:
-        from dataset_builder.stages.translate import TranslateConfig, Translator
-        from dataset_builder.translate.packages import PackageError
+        from dataset_builder.translation.packages import PackageError
+        from dataset_builder.translation.translator import Translator
 
         cfg: MtQualityConfig = self.config
-        settings = cfg.model_dump(
-            include={
-                "engine", "from_lang", "to_lang", "package_version", "packages_dir", "beam_size",
-                "length_penalty", "max_decoding_length", "device", "compute_type", "inter_threads",
-                "intra_threads", "batch_tokens", "chunk_sentences", "cache", "cache_path",
-            }
-        )  # fmt: skip
         try:
-            return Translator(TranslateConfig(**settings), cfg.from_lang, ctx.base_dir, ctx, self.open_cache)
+            return Translator(cfg, cfg.from_lang, ctx.base_dir, ctx, self.open_cache)
         except PackageError:
             if cfg.if_missing == "error":
                 raise

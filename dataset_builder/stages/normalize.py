@@ -16,7 +16,7 @@ import unicodedata
 from typing import Any
 
 from dataset_builder.stages.base import RowStage, StageConfig, StageContext
-from dataset_builder.translate.segment import segment
+from dataset_builder.translation.segment import segment
 
 _TRAILING_WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+(?=\n)")
 _TRAILING_WS_AT_END = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+$")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pydantic import Field
 
-from dataset_builder.recipe import SourceConfig
+from dataset_builder.recipe.schema import SourceConfig
 from dataset_builder.sources import LoadResult, load_source
 from dataset_builder.stages.base import Stage, StageConfig, StageContext
 

@@ -1,0 +1,1 @@
+"""Chat templates and the tokenizer used to count and render conversations."""
