@@ -284,7 +284,7 @@ def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[st
     return j
 
 
-def _label_lines(lines: list[str]) -> list[str]:
+def _label_lines(lines: list[str], values: bool = True) -> list[str]:
     """'code', 'prose' or 'blank' for every line."""
     n = len(lines)
     labels: list[str | None] = [None] * n
@@ -348,7 +348,7 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("code")  # never Markdown: a comment line of code
         elif _COMMENT.match(line):
             kinds.append("other")  # a comment in code, or a heading in prose: the context decides
-        elif _is_short_value(line) or _is_labelled_value(line):
+        elif values and (_is_short_value(line) or _is_labelled_value(line)):
             kinds.append("code")
         elif reads_as_prose(line):
             kinds.append("prose")
@@ -389,13 +389,13 @@ def _label_lines(lines: list[str]) -> list[str]:
     return kinds
 
 
-def _split_prose_line(line: str) -> list[Span]:
+def _split_prose_line(line: str, values: bool = True) -> list[Span]:
     body = line.rstrip("\r\n")
     newline = line[len(body) :]
     inline = _OUTPUT_INLINE.match(body)
     if inline:  # "Output: 42": the label is prose, the value is program output
         return [
-            *_split_prose_line(inline.group(1)),
+            *_split_prose_line(inline.group(1), values),
             Span("code", inline.group(2)),
             Span("raw", inline.group(3) + newline),
         ]
@@ -409,9 +409,11 @@ def _split_prose_line(line: str) -> list[Span]:
         # Code after the colon, a short value ("the output: Hello World"), or nothing but inline
         # code ("is: '1, 3, 5'"): the sentence is translated, the rest of the line kept.
         only_inline = not re.search(r"[^\W\d_]", _without_inline_code(tail))
-        if (is_code_line(code) and not reads_as_prose(code)) or _is_short_value(code) or only_inline:
+        if (is_code_line(code) and not reads_as_prose(code)) or (
+            values and (_is_short_value(code) or only_inline)
+        ):
             # "Translate the following C++ code: #include <iostream>": prose, then code on the line
-            return [*_split_prose_line(head), Span("code", tail + newline)]
+            return [*_split_prose_line(head, values), Span("code", tail + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
     content = body[len(prefix) :]
     trimmed = content.rstrip()
@@ -427,10 +429,12 @@ def _split_prose_line(line: str) -> list[Span]:
     return spans
 
 
-def segment(text: str) -> list[Span]:
-    """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds."""
+def segment(text: str, *, values: bool = True) -> list[Span]:
+    """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds. ``values``:
+    short values and labelled values ("Hello World", "Name: John Doe") are code, which is what
+    translation needs; normalizing text asks for False, so they get the prose's Unicode form."""
     lines = text.splitlines(keepends=True)
-    labels = _label_lines(lines)
+    labels = _label_lines(lines, values)
     if _whole_code(text, lines, labels):
         return [Span("code", text)]
     spans: list[Span] = []
@@ -440,7 +444,7 @@ def segment(text: str) -> list[Span]:
         elif kind == "blank":
             spans.append(Span("raw", line))
         else:
-            spans.extend(_split_prose_line(line))
+            spans.extend(_split_prose_line(line, values))
     return _merge(spans)
 
 
