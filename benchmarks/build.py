@@ -87,7 +87,7 @@ def run_ours(data: Path) -> dict:
 
         return call
 
-    publish.write_report = timed("report.html", publish.write_report)
+    publish.write_report_page = timed("report.html", publish.write_report_page)
     publish.write_croissant = timed("croissant.json", publish.write_croissant)
     (data / "recipe.toml").write_text(RECIPE, encoding="utf-8")
     start = time.perf_counter()

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from trainer.benchmark import LEADERBOARD, BenchmarkSettings, expand_tasks, run_benchmark
-from trainer.benchmark_report import markdown_table
-from trainer.humaneval import STOP_SEQUENCES, english_problems_file, read_problems_file
+from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
+from trainer.evaluation.downstream_report import markdown_table
+from trainer.evaluation.humaneval import STOP_SEQUENCES, english_problems_file, read_problems_file
+from trainer.evaluation.leaderboard import LEADERBOARD, expand_tasks
 
 QUESTIONS = [
     ("Question: what is two plus two?", ["4", "four apples", "def f(x): return x"]),

@@ -684,7 +684,7 @@ def render_report(folder: Path, manifest: dict[str, Any], rejected: pa.Table, fu
     )
 
 
-def write_report(folder: Path, manifest: dict[str, Any], rejected: pa.Table, funnel: list[dict]) -> Path:
+def write_report_page(folder: Path, manifest: dict[str, Any], rejected: pa.Table, funnel: list[dict]) -> Path:
     path = folder / REPORT
     path.write_text(render_report(folder, manifest, rejected, funnel), encoding="utf-8")
     return path

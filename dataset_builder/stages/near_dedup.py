@@ -2,7 +2,7 @@
 
 Holds every row back until it has seen them all (duplicates can be anywhere), but not in memory:
 incoming batches are written to Arrow files in a folder of the stage's workdir while their text
-(the chosen roles) is shingled and signed into spill files (:mod:`dataset_builder.similarity.engine`).
+(the chosen roles) is shingled and signed into spill files (:mod:`dataset_builder.similarity.near_pairs`).
 Then: candidates band by band, exact Jaccard on the shingle sets for every candidate, union-find
 clusters, one keeper per cluster by the recipe's policy, and the rows are read back batch by batch.
 ``action = "drop"`` rejects the others (``duplicate_of`` names the keeper); ``"mark"`` keeps
@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataset_builder.similarity.engine import NearDuplicateFinder
 from dataset_builder.similarity.index import clusters
+from dataset_builder.similarity.near_pairs import NearDuplicateFinder
 from dataset_builder.stages.base import Stage, StageConfig, StageContext
 
 Role = Literal["system", "user", "assistant"]
