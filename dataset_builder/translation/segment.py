@@ -432,7 +432,8 @@ def _split_prose_line(line: str, values: bool = True) -> list[Span]:
 def segment(text: str, *, values: bool = True) -> list[Span]:
     """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds. ``values``:
     short values and labelled values ("Hello World", "Name: John Doe") are code, which is what
-    translation needs; normalizing text asks for False, so they get the prose's Unicode form."""
+    translation needs; normalizing text asks for False (they get the prose's Unicode form), and
+    so does ``dataset_builder.api.code_blocks`` (a value is not code)."""
     lines = text.splitlines(keepends=True)
     labels = _label_lines(lines, values)
     if _whole_code(text, lines, labels):
