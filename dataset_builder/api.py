@@ -59,7 +59,8 @@ def code_blocks(text: str) -> list[str]:
     edges), as the translate stage finds it and keeps it byte-identical."""
     from dataset_builder.translation.segment import segment
 
-    return [span.text.strip("\n") for span in segment(text) if span.kind == "code"]
+    # Short values ("Hello World") are kept by the translate stage but are not code.
+    return [span.text.strip("\n") for span in segment(text, values=False) if span.kind == "code"]
 
 
 def parses_as_python(text: str) -> bool:

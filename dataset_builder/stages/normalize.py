@@ -59,7 +59,7 @@ def normalize_text(
     if normalize_code or everything == text:
         # Most turns need no change at all: no need to find their code.
         return everything
-    spans = segment(text)
+    spans = segment(text, values=False)
     pieces: list[tuple[bool, str]] = []  # (is_code, text), neighbouring non-code spans merged
     for span in spans:
         is_code = span.kind == "code"

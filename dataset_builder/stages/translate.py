@@ -47,7 +47,8 @@ class TranslateConfig(EngineSettings):
     translate_comments: bool = False
     # A row column holding the task's input (data the instruction works on, e.g. the alpaca
     # adapter's `input`), which its source put at the end of the first user turn: those lines are
-    # kept byte-identical unless they are full sentences. "": no such column.
+    # never translated and kept byte-identical, sentences included (a sample sentence is the
+    # string the task counts, reverses or the answer quotes). "": no such column.
     data_column: str | None = "input"
     # decoding and runtime: EngineSettings
     # routing: rows are identified among `languages`; a row in a language other than from_lang and
