@@ -186,6 +186,15 @@ def _singular(word: str) -> str:
     return word[:-1] if word.endswith("s") else word
 
 
+# A folder's base classes, its entry point and its command line: the folder says whose they are.
+SHARED_ROLES = {"base", "main", "commands", "__main__"}
+# The steps of a build that know nothing of what runs them, and those that run, keep and move it.
+EARLY_STEPS = ("recipe", "sources", "stages", "translation", "similarity", "chat")
+LATE_STEPS = ("executors", "publishing", "registry", "hub", "cli")
+# Modules of stages/ every stage may use: the stage contract and the batch's columns of turns.
+STAGE_SHARED = ("base", "turn_columns")
+
+
 def collisions(tree: Tree) -> list[str]:
     """Where two names collide:
 
@@ -195,7 +204,10 @@ def collisions(tree: Tree) -> list[str]:
        folder already says it;
     3. a module or package named after a script folder of the repository (``benchmarks/``,
        ``tests/``): its name, or the first word of it, is the folder's name or its singular
-       (``trainer/benchmark_report.py`` beside ``benchmarks/``).
+       (``trainer/benchmark_report.py`` beside ``benchmarks/``);
+    4. one module name in two folders of the same top-level package (``similarity/engine.py`` and
+       ``translation/engine.py``), apart from the names of roles every folder may have
+       (``SHARED_ROLES``).
     """
     folders = script_folders(tree.root)
     wrong = []
@@ -210,6 +222,12 @@ def collisions(tree: Tree) -> list[str]:
                 wrong.append(f"{module} and the package {subpackages[base]}")
             if base in parents:
                 wrong.append(f"{module} is named after its own package")
+        by_name: dict[str, list[str]] = {}
+        for module in names:
+            base = module.rpartition(".")[2]
+            if not tree.is_package(module) and base not in SHARED_ROLES:
+                by_name.setdefault(base, []).append(module)
+        wrong += [" and ".join(sorted(same)) + " share a name" for same in by_name.values() if len(same) > 1]
         for module in names:
             base = module.rpartition(".")[2]
             words = {base, base.split("_")[0]}
@@ -280,6 +298,42 @@ def test_no_colliding_names() -> None:
     assert not wrong, "names that collide:\n" + "\n".join(wrong)
 
 
+def step_violations(tree: Tree) -> list[str]:
+    """An early step of a build (recipe, sources, stages and their engines) importing a later one
+    (an executor, publishing, the registry, the Hub, the CLI), or a stage importing another stage
+    (``stages/__init__.py`` finds stages by name; it is not a stage)."""
+
+    def step(module: str) -> str | None:
+        """The folder of ``dataset_builder`` a module is in (None for the shared modules)."""
+        parts = module.split(".")
+        if parts[0] != "dataset_builder" or len(parts) < 2:
+            return None
+        return parts[1] if len(parts) > 2 or tree.is_package(module) else None
+
+    wrong = []
+    for module, targets in tree.graph().items():
+        own = step(module)
+        for target in sorted(targets):
+            other = step(target)
+            if own in EARLY_STEPS and other in LATE_STEPS:
+                wrong.append(f"{module} imports {target}, a later step")
+            parts, theirs = module.split("."), target.split(".")
+            if (
+                parts[:2] == theirs[:2] == ["dataset_builder", "stages"]
+                and len(parts) == 3
+                and len(theirs) == 3
+                and parts[2] not in STAGE_SHARED
+                and theirs[2] not in STAGE_SHARED
+            ):
+                wrong.append(f"{module} imports {target}, another stage")
+    return sorted(wrong)
+
+
+def test_early_steps_know_nothing_of_later_ones() -> None:
+    wrong = step_violations(PROJECT)
+    assert not wrong, "a step reaches into a later one:\n" + "\n".join(wrong)
+
+
 # ---- the rules on a tree with one violation of each kind -------------------------------------
 
 PLANTED = {
@@ -295,6 +349,15 @@ PLANTED = {
     "dataset_builder/translate/__init__.py": "",
     "dataset_builder/stages/__init__.py": "",
     "dataset_builder/stages/translate.py": "",
+    "dataset_builder/stages/base.py": "",
+    "dataset_builder/stages/dedup.py": "from dataset_builder.stages.base import Stage\n",
+    "dataset_builder/stages/decon.py": "from dataset_builder.stages.base import Stage\n"
+    "from dataset_builder.stages.dedup import row_text\n",
+    "dataset_builder/similarity/__init__.py": "",
+    "dataset_builder/similarity/engine.py": "def f():\n    from dataset_builder.registry import registry\n",
+    "dataset_builder/translate/engine.py": "",
+    "dataset_builder/executors/__init__.py": "",
+    "dataset_builder/executors/base.py": "from dataset_builder.stages import base\n",
     "dataset_builder/registry/__init__.py": "",
     "dataset_builder/registry/registry.py": "",
     "trainer/__init__.py": "",
@@ -348,6 +411,7 @@ def test_internals_and_unexported_names_are_found(planted: Tree) -> None:
 def test_each_kind_of_collision_is_found(planted: Tree) -> None:
     assert collisions(planted) == [
         "dataset_builder.registry.registry is named after its own package",
+        "dataset_builder.similarity.engine and dataset_builder.translate.engine share a name",
         "dataset_builder.stages.translate and the package dataset_builder.translate",
         "trainer.benchmark is named after the repository's benchmarks/ folder",
         "trainer.benchmark_report is named after the repository's benchmarks/ folder",
@@ -359,4 +423,11 @@ def test_a_part_reaching_into_another_is_found(planted: Tree) -> None:
         "trainer.evaluation.perplexity imports trainer.cli.options",
         "trainer.outdir imports trainer.training.qlora",
         "trainer.training.qlora imports trainer.evaluation.perplexity",
+    ]
+
+
+def test_a_step_reaching_into_a_later_one_is_found(planted: Tree) -> None:
+    assert step_violations(planted) == [
+        "dataset_builder.similarity.engine imports dataset_builder.registry.registry, a later step",
+        "dataset_builder.stages.decon imports dataset_builder.stages.dedup, another stage",
     ]
