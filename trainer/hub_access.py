@@ -3,6 +3,10 @@
 transformers, peft, datasets and lm-evaluation-harness retry for tens of seconds when the Hub is
 unreachable. The probe here answers within ``PROBE_SECONDS``; when it fails, the process switches
 to the cache only, so no library starts its retry loop.
+
+dataset_builder's ``network.py`` answers the same question for building and publishing data; this
+one is the trainer's because models are fetched by other libraries: it also honours
+``TRANSFORMERS_OFFLINE``, goes through a configured proxy as they do, and switches them to the cache.
 """
 
 from __future__ import annotations
