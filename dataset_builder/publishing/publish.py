@@ -26,10 +26,11 @@ from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.publishing import conservation
 from dataset_builder.publishing.card import arrow_nbytes, render_card
+from dataset_builder.publishing.conservation import stage_funnel
 from dataset_builder.publishing.croissant import write_croissant
 from dataset_builder.publishing.failures import top_reasons
 from dataset_builder.publishing.features import card_features
-from dataset_builder.publishing.report_page import stage_funnel, write_report_page
+from dataset_builder.publishing.report_page import write_report_page
 from dataset_builder.publishing.stats import TOKEN_PLOT, token_histogram, token_stats
 from dataset_builder.publishing.writer import SplitWriter, split_file, write_table
 from dataset_builder.recipe.schema import Recipe

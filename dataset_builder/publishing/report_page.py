@@ -49,27 +49,6 @@ _HIT = re.compile(
 )
 
 
-def stage_funnel(stats: Sequence[Any], rejected_by_stage_source: Counter[tuple[str, str]]) -> list[dict]:
-    """Per stage and source: rows in (received and read from a source), rejected and out, from the
-    counts the run took at every stage's edges (the ones the conservation law is checked on)."""
-    out = []
-    for s in stats:
-        rejected: dict[str, int] = {}
-        for (stage, source), n in rejected_by_stage_source.items():
-            if stage == s.name:
-                rejected[source] = rejected.get(source, 0) + n
-        out.append(
-            {
-                "stage": s.name,
-                "in": dict(s.in_by_source),
-                "added": dict(s.read_by_source),
-                "rejected": rejected,
-                "out": dict(s.out_by_source),
-            }
-        )
-    return out
-
-
 # --- reading the version -----------------------------------------------------------------------
 
 
