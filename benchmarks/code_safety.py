@@ -367,7 +367,21 @@ def main() -> None:
     parser.add_argument(
         "--final", action="store_true", help="with --adversary: also show examples from the reporting half"
     )
+    parser.add_argument(
+        "--prose",
+        action="store_true",
+        help="with --adversary: instead, rows without code (real prose turns of the data) through the "
+        "same builds: how many are rejected for code or as another language",
+    )
     args = parser.parse_args()
+    if args.adversary and args.prose:
+        import code_safety_adversary
+        from adversaries import ADVERSARIES
+
+        names = list(ADVERSARIES) if "all" in args.adversary else args.adversary
+        summary = code_safety_adversary.prose_run(names, args.data, args.keep_work, args.final)
+        print(json.dumps(summary, ensure_ascii=False))
+        return
     if args.adversary:
         import code_safety_adversary
         from adversaries import ADVERSARIES

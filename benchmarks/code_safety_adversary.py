@@ -283,3 +283,64 @@ def main(adversaries: list[str], data_file: Path, rows: int | None, keep: Path |
             print_report(name, report, seconds)
             summary[name] = {"seconds": round(seconds, 1), **report}
     print(json.dumps(summary, ensure_ascii=False))
+
+
+def prose_records(records: list[dict]) -> list[tuple[int, dict]]:
+    """Rows without code, made of real text: every turn of the data set that the judge reads as
+    prose from its first line to its last (no fence, no kept line, no inline code), paired in
+    order into (instruction, answer) rows, each with the half its turns come from. Titles, list
+    items, headings and multi-line paragraphs come as they are in the source."""
+    turns: dict[int, list[str]] = {0: [], 1: []}
+    for index, record in enumerate(records):
+        for turn, text in enumerate(truth.raw_turns(record)):
+            lines = truth.trimmed_lines(text)
+            data_from = truth.input_line(record) if turn == 0 else None
+            if not lines:
+                continue
+            judged = judge.judge_lines("\n".join(lines), data_from=data_from)
+            if all(j.kind == judge.PROSE and not j.inline for j in judged):
+                turns[index % 2].append("\n".join(lines))
+    out = []
+    for parity, texts in turns.items():
+        for k in range(0, len(texts) - 1, 2):
+            out.append((parity, {"instruction": texts[k], "input": "", "output": texts[k + 1]}))
+    return out
+
+
+def prose_run(adversaries: list[str], data_file: Path, keep: Path | None, final: bool) -> dict:
+    """Rows without code through real builds with each adversary: how many are rejected, and why
+    (the rejected row's detail names the turn, the line and the rule)."""
+    import tempfile
+
+    records = json.loads(data_file.read_text(encoding="utf-8"))
+    made = prose_records(records)
+    summary: dict = {"benchmark": "code_safety_prose", "rows": len(made)}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        data = work / "prose_rows.json"
+        data.write_text(json.dumps([record for _, record in made], ensure_ascii=False), encoding="utf-8")
+        for name in adversaries:
+            _, rejected, seconds = build(name, data, work / "prose")
+            print(f"\n== rows without code, adversary {name}: build {seconds:.1f} s")
+            summary[name] = {}
+            for half, parity in HALVES.items():
+                rows = sum(1 for p, _ in made if p == parity)
+                rej = [r for r in rejected if made[record_index(r["source_key"])][0] == parity]
+                code = [r for r in rej if r["reason"] == "code_changed"]
+                other = [r for r in rej if r["reason"] == "other_language"]
+                print(
+                    f"   {half:9s} rows {rows}: rejected for code {len(code)} ({len(code) / max(rows, 1):.2%}), "
+                    f"as another language {len(other)} ({len(other) / max(rows, 1):.2%}), all rejected "
+                    f"{dict(Counter(r['reason'] for r in rej))}"
+                )
+                if half == "tuning" or final:
+                    for r in rej[:10]:
+                        print(f"   {'':9s} ! {r['reason']}: {r['detail'][:160]}")
+                summary[name][half] = {
+                    "rows": rows,
+                    "rejected_for_code": len(code),
+                    "rejected_as_other_language": len(other),
+                    "rejected": dict(Counter(r["reason"] for r in rej)),
+                }
+    return summary

@@ -170,7 +170,7 @@ def run_previous(corpus: Path, threshold: float, num_perm: int) -> tuple[set[tup
 def run_ours(corpus: Path, threshold: float, num_perm: int) -> tuple[set[tuple[int, int]], int]:
     import pyarrow.parquet as pq
 
-    from dataset_builder.similarity.engine import NearDuplicateFinder
+    from dataset_builder.similarity.near_pairs import NearDuplicateFinder
 
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         finder = NearDuplicateFinder(Path(tmp), n=N_GRAM, num_perm=num_perm, threshold=threshold)
@@ -212,7 +212,7 @@ def _child(which: str, corpus: Path, threshold: float, num_perm: int, out: Path)
     import datasketch  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import dataset_builder.similarity.engine  # noqa: F401
+    import dataset_builder.similarity.near_pairs  # noqa: F401
 
     start = time.perf_counter()
     pairs, docs = RUNNERS[which](corpus, threshold, num_perm)

@@ -95,7 +95,7 @@ def main() -> None:
 
     import torch
 
-    from trainer.benchmark import BenchmarkSettings, run_benchmark
+    from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -115,8 +115,8 @@ def main() -> None:
         total = time.monotonic() - started
         result = report["results"]["base"]["humaneval-ru"]
         # The built set's own canonical solutions: all pass when translation left the code alone.
-        from trainer.humaneval import load_problems, score
-        from trainer.sandbox import Limits, Sandbox
+        from trainer.evaluation.humaneval import load_problems, score
+        from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
         problems_ru, _ = load_problems("humaneval-ru", registry=str(registry))
         with Sandbox(Limits(timeout=10, workers=args.workers)) as sandbox:

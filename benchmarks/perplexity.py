@@ -49,7 +49,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dataset_builder.testing import build_tiny_mistral
-    from trainer.perplexity import EvalSettings, score, score_reference, stream
+    from trainer.evaluation.perplexity import EvalSettings, score, score_reference, stream
 
     with tempfile.TemporaryDirectory() as tmp:
         base = build_tiny_mistral(Path(tmp) / "tiny")

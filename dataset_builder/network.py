@@ -1,7 +1,8 @@
 """Which Hub the toolkit talks to, whether it may go online at all, and a quick reachability probe.
 
 The probe fails in seconds with the server's name; without it a client's retry loop spends half a
-minute before failing with a traceback.
+minute before failing with a traceback. (The trainer keeps its own probe, ``trainer/hub_access.py``:
+models are fetched by transformers and peft, whose offline switches and proxies it follows.)
 """
 
 from __future__ import annotations

@@ -176,14 +176,14 @@ def _tree(folder: Path) -> set[str]:
 def test_each_mistake_is_one_line_with_the_way_out(
     case: Case, place: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import trainer.preflight
+    import trainer.hub_access
     from dataset_builder.cli.main import main as dataset_builder
-    from trainer.cli import main as qlora_trainer
+    from trainer.cli.main import main as qlora_trainer
 
     closed = str(_closed_port())
     for key, value in case.env.items():
         monkeypatch.setenv(key, value.format(closed=closed, packages=place["packages"]))
-    trainer.preflight.hub_unreachable.cache_clear()  # a probe of another test's endpoint
+    trainer.hub_access.hub_unreachable.cache_clear()  # a probe of another test's endpoint
     monkeypatch.chdir(tmp_path)
     before = _tree(place["root"])
     started = time.monotonic()
@@ -245,7 +245,7 @@ def test_pull_names_the_missing_repo_or_tag_and_the_tags_there_are(place: dict, 
 def test_outputs_are_made_with_the_users_umask(tmp_path: Path) -> None:
     """tiny-model (as merge, perplexity and benchmark) writes into a staging folder renamed into
     place: the folder must get the mode mkdir would give it, not mkdtemp's 0700."""
-    from trainer.cli import main
+    from trainer.cli.main import main
 
     old = os.umask(0o022)
     try:

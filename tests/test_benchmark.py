@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.benchmark import LEADERBOARD, BenchmarkSettings, expand_tasks, run_benchmark
-from trainer.benchmark_report import markdown_table
-from trainer.humaneval import STOP_SEQUENCES, english_problems_file, read_problems_file
+from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
+from trainer.evaluation.downstream_report import markdown_table
+from trainer.evaluation.humaneval import STOP_SEQUENCES, english_problems_file, read_problems_file
+from trainer.evaluation.leaderboard import LEADERBOARD, expand_tasks
 
 QUESTIONS = [
     ("Question: what is two plus two?", ["4", "four apples", "def f(x): return x"]),
@@ -203,7 +204,7 @@ def test_leaderboard_settings_and_paper_numbers() -> None:
 
 
 def test_errors_are_one_line(env: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trainer.cli import main
+    from trainer.cli.main import main
 
     def run(*args: str) -> tuple[int, str]:
         code = main(list(args))

@@ -18,7 +18,7 @@ from conftest import write_jsonl
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.repocard import metadata_load
 
-from dataset_builder.hub.card import hub_card, local_card
+from dataset_builder.hub.hub_card import hub_card, local_card
 from dataset_builder.publishing.card import size_category
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
@@ -282,3 +282,35 @@ def test_pushed_card_loads_from_the_hub_and_pull_restores_the_built_card(
         assert proc.returncode == 0, proc.stderr
         rows = json.loads(proc.stdout.strip().splitlines()[-1])
         assert rows == {s: m["rows"] for s, m in local.manifest["splits"].items()}
+
+
+def test_card_features_are_what_datasets_writes() -> None:
+    """The card's features, written without importing datasets, against datasets' own."""
+    import pyarrow as pa
+
+    from dataset_builder.publishing.features import card_features
+    from dataset_builder.rows import MESSAGES_TYPE
+
+    schema = pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("messages", MESSAGES_TYPE),
+            ("num_tokens", pa.int32()),
+            ("big", pa.uint64()),
+            ("score", pa.float64()),
+            ("half", pa.float16()),
+            ("flag", pa.bool_()),
+            ("nothing", pa.null()),
+            ("long", pa.large_string()),
+            ("blob", pa.binary()),
+            ("tags", pa.list_(pa.string())),
+            ("grid", pa.list_(pa.list_(pa.int8()))),
+            (
+                "mt_quality",
+                pa.struct([("chrf", pa.float32()), ("spans", pa.list_(pa.struct([("a", pa.int64())])))]),
+            ),
+            ("when", pa.timestamp("us")),  # not written here: handed to datasets
+        ]
+    )
+    for fields in (schema, pa.schema(list(schema)[:-1])):
+        assert card_features(fields) == datasets.Features.from_arrow_schema(fields)._to_yaml_list()

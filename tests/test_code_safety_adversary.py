@@ -110,6 +110,19 @@ ROWS: list[tuple[str, str, str, list[tuple[int, str]]]] = [
     ("Reverse this string.", "Hello, World!", "Use slicing with a step of -1.", [(0, "Hello, World!")]),
     ("Parse this record into a dictionary.", "John Doe, 30", "Split it on the comma.", [(0, "John Doe, 30")]),
     (
+        "Count the words in this text.",
+        "The quick brown fox jumps over the lazy dog.",
+        "Split the text on spaces and count the parts.",
+        [(0, "The quick brown fox jumps over the lazy dog.")],
+    ),
+    ("Which design pattern does this describe?", "", "Abstract Factory", [(1, "Abstract Factory")]),
+    (
+        "Which bounds hold in the loop?",
+        "",
+        "Loop while i <= n, keep a Map<Character, Integer> of [a, b, c] and print 'Don't stop'.",
+        [(1, "i <= n"), (1, "Map<Character, Integer>"), (1, "[a, b, c]"), (1, "'Don't stop'")],
+    ),
+    (
         "Write a function that returns the sum of a list of numbers.",
         "",
         "Here is the code:\n\n```python\ndef total(numbers):\n    return sum(numbers)\n```\n\nIt handles empty input.",

@@ -528,8 +528,13 @@ def test_planted_eval_prompts_are_removed_when_translation_runs_first(
     assert set(contaminated) == set(keys)
     for key, item in keys.items():
         assert f"item {item}:" in contaminated[key], contaminated[key]
-    # Prose is found through the English original: its translation is noise.
-    assert all("original (en)" in contaminated[k] for k, item in keys.items() if item.startswith("P/"))
+    # Prose is found through the English original: its translation is noise. P/2's prose is the
+    # task's input, which is never translated: it is found in the published row as it is.
+    assert all(
+        "original (en)" in contaminated[k]
+        for k, item in keys.items()
+        if item.startswith("P/") and item != "P/2"
+    )
     stage = next(s for s in result.manifest["stages"] if s["stage"] == "decontaminate")
     assert stage["counters"]["contaminated:prose"] + stage["counters"]["contaminated:code"] == len(planted)
     assert stage["counters"]["originals_compared"] > 0

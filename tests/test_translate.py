@@ -90,8 +90,8 @@ def test_sentences_round_trip() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Привет", "ru"),
-        ("Hello", "en"),
+        ("Привет!", "ru"),
+        ("Hello!", "en"),
         ("Используйте `sorted(items, key=len)` для сортировки списка по длине", "ru"),
         ("Як відсортувати список у Python? Використовуйте функцію sorted.", "uk"),
         ("Sort the list with `sorted()` and print the result.", "en"),

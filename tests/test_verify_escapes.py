@@ -119,9 +119,9 @@ def test_translated_comments_may_change_behind_their_marker() -> None:
 # Rows with no code: a worst-case model that changes every letter it is sent must still get them
 # published, through the stage's own segmenting, placeholders and reassembly.
 PROSE_ROWS = [
-    "Classic Chocolate Chip Cookies\n\nIngredients:\n- 2 cups flour\n- 1 cup sugar\n- 2 eggs\n\nBake for 12 minutes.",
+    "Bake the cookies for twelve minutes.\n\nClassic Chocolate Chip Cookies\n\nIngredients:\n- 2 cups flour\n- 1 cup sugar\n- 2 eggs\n\nBake for 12 minutes.",
     "Fill in the blank: The capital of France is ___.",
-    "John Smith\n123 Main Street, Springfield, IL 62704\nUnited States",
+    "Send it to this address.\nJohn Smith\n123 Main Street, Springfield, IL 62704\nUnited States",
     "Roses are red,\nviolets are blue,\nsugar is sweet,\nand so are you.",
     "Wrap the title in <b> tags to make it bold, e.g. <b>Title</b>.",
     "Top three reasons:\n1. speed\n2. safety\n3. cost",
@@ -139,37 +139,35 @@ def test_prose_is_not_thrown_away(text: str) -> None:
     assert verify_turn(text, translated) is None
 
 
-# (instruction, task input, whether the input is sentences a translator may change)
+# (instruction, task input): the input is the data the task works on, sentences included (the
+# string a program counts the words of, which its answer quotes).
 TASK_INPUTS = [
-    ("Check whether this word is a palindrome.", "racecar", False),
-    ("Check if these two words are anagrams.", "listen, silent", False),
-    ("Reverse this string.", "Hello, World!", False),
-    ("Parse this record into a dictionary.", "John Doe, 30", False),
-    ("Write a query that lists the oldest employee.", "employees (id, name, age)", False),
-    ("Count the words in this text.", "The quick brown fox jumps over the lazy dog.", True),
+    ("Check whether this word is a palindrome.", "racecar"),
+    ("Check if these two words are anagrams.", "listen, silent"),
+    ("Reverse this string.", "Hello, World!"),
+    ("Parse this record into a dictionary.", "John Doe, 30"),
+    ("Write a query that lists the oldest employee.", "employees (id, name, age)"),
+    ("Count the words in this text.", "The quick brown fox jumps over the lazy dog."),
+    ("Reverse the order of the words.", "Hello, how are you today?"),
+    ("Count the vowels of the sentence.", "Sentence: Programming is fun!"),
 ]
 
 
-@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
-def test_a_task_input_stays_data_unless_it_is_sentences(instruction: str, data: str, sentences: bool) -> None:
-    """The task's input is the last line of the user turn: changed, the turn is rejected unless the
-    input reads as sentences; the instruction above it may always be translated."""
+@pytest.mark.parametrize(("instruction", "data"), TASK_INPUTS)
+def test_a_task_input_stays_data(instruction: str, data: str) -> None:
+    """The task's input is the last line of the user turn: changed, the turn is rejected, even when
+    the input reads as sentences; the instruction above it may always be translated."""
     turn = f"{instruction}\n{data}"
-    spoiled_input = f"{instruction}\n{transliterate(data)}"
-    found = verify_turn(turn, spoiled_input, data_lines=1)
-    assert (found is None) == sentences, found
-    if not sentences:
-        assert "task input changed" in found
+    found = verify_turn(turn, f"{instruction}\n{transliterate(data)}", data_lines=1)
+    assert found is not None and "line 2: task input changed" in found, found
     assert verify_turn(turn, f"{transliterate(instruction)}\n{data}", data_lines=1) is None
 
 
-@pytest.mark.parametrize(("instruction", "data", "sentences"), TASK_INPUTS)
-def test_the_stage_never_sends_a_data_input_to_the_translator(
-    instruction: str, data: str, sentences: bool
-) -> None:
+@pytest.mark.parametrize(("instruction", "data"), TASK_INPUTS)
+def test_the_stage_never_sends_a_task_input_to_the_translator(instruction: str, data: str) -> None:
     turn = Turn(f"{instruction}\n{data}", False, "en", data_lines=1)
     sent = " ".join(turn.sentences())
-    assert (data in sent) == sentences
+    assert data not in sent
     assert instruction in sent
 
 
@@ -180,12 +178,57 @@ def test_a_value_answer_is_kept(answer: str) -> None:
     assert Turn(answer, False, "en").sentences() == []
 
 
-@pytest.mark.parametrize("answer", ["Yes.", "Abstract Factory", "It returns True."])
+@pytest.mark.parametrize("answer", ["Yes.", "Bubble sort is the one.", "It returns True."])
 def test_a_sentence_answer_is_translated(answer: str) -> None:
     assert Turn(answer, False, "en").sentences() != []
 
 
-# (prose line, the code in it)
+# A line of one or two words with no sentence end, colon or list mark is a value, a name or a line
+# a program prints: (turn, the short line in it).
+SHORT_PHRASES = [
+    ("Hello World", "Hello World"),
+    ("The result is printed.\n\nhello world again", "hello world again"),
+    ("Here is an example of the output: Hello World", "Hello World"),
+    ("Abstract Factory", "Abstract Factory"),
+    ("The pattern used here is:\n\nAbstract Factory", "Abstract Factory"),
+    ("It prints two lines.\n\nHello World\nGoodbye World", "Goodbye World"),
+    ("Bubble sort", "Bubble sort"),
+]
+
+
+@pytest.mark.parametrize(("turn", "short"), SHORT_PHRASES)
+def test_a_short_phrase_is_kept(turn: str, short: str) -> None:
+    found = verify_turn(turn, spoil(turn, short))
+    line = turn[: turn.index(short)].count("\n") + 1
+    assert found is not None and found.startswith(f"line {line}: "), found
+    assert all(short not in sentence for sentence in Turn(turn, False, "en").sentences())
+    for reordered in (_reverse_words(short), short.split()[0]):
+        assert verify_turn(turn, turn.replace(short, reordered, 1)) is not None
+
+
+# A label and a value of at most three words, no sentence end: a record of data, kept whole.
+LABELLED_VALUES = [
+    ("Use these values.\nName: John Doe\nAge: 30", "John Doe"),
+    ("Here is the run.\n\nOutput: Hello World", "Output"),
+    ("The fields are:\n- City: New York", "New York"),
+]
+
+
+@pytest.mark.parametrize(("turn", "part"), LABELLED_VALUES)
+def test_a_label_and_its_value_are_kept(turn: str, part: str) -> None:
+    line = turn[: turn.index(part)].count("\n") + 1
+    found = verify_turn(turn, spoil(turn, part))
+    assert found is not None and found.startswith(f"line {line}: "), found
+    kept = turn.split("\n")[line - 1]
+    assert all(part not in sentence for sentence in Turn(turn, False, "en").sentences()), kept
+
+
+@pytest.mark.parametrize("item", ["Top three reasons:\n1. speed\n2. safety", "Ingredients:\n- 2 eggs"])
+def test_a_list_item_is_still_prose(item: str) -> None:
+    assert verify_turn(item, translate_words(item)) is None
+
+
+# (prose line, the code in it): code of several chunks is one piece, spaces included.
 INLINE_VALUES = [
     ("The expected output is [2, 4] for that input.", "[2, 4]"),
     ("It prints ['a', 'b'] and then stops.", "['a', 'b']"),
@@ -193,7 +236,29 @@ INLINE_VALUES = [
         "The script throws 'TypeError: 'NoneType' object is not iterable' when the list is empty.",
         "'TypeError: 'NoneType' object is not iterable'",
     ),
+    ("The array [a, b, c] holds the letters.", "[a, b, c]"),
+    ("The function returns {name: 'Bob', age: 30} as the result.", "{name: 'Bob', age: 30}"),
+    ("Use a Map<Character, Integer> to count them.", "Map<Character, Integer>"),
+    ("Add #include <iostream> at the top of the file.", "#include <iostream>"),
+    ("Call console.log(a, b) to print both values.", "console.log(a, b)"),
+    ("Loop while i <= n holds.", "i <= n"),
+    ("It stops once x > 5 is true.", "x > 5"),
+    ("If count >= 10, the loop ends.", "count >= 10"),
+    ("Even numbers pass the test (num % 2 === 0) in the filter.", "% 2 === 0"),
+    ("The program prints 'Don't stop' and exits.", "'Don't stop'"),
+    (
+        'Given the shell command \'curl -H "Authorization: Bearer ${TOKEN}" "https://api.example.com/'
+        "profile/user/12345\"', write the same request in Python.",
+        '\'curl -H "Authorization: Bearer ${TOKEN}" "https://api.example.com/profile/user/12345"\'',
+    ),
 ]
+
+
+@pytest.mark.parametrize(("line", "code"), [v for v in INLINE_VALUES if re.search("[A-Za-z]", v[1])])
+def test_inline_code_letters_are_code(line: str, code: str) -> None:
+    """The single letters and plain words inside a piece of code (``[a, b, c]``, ``i <= n``,
+    ``Bearer`` in a quoted command) are code: transliterated, the line is rejected."""
+    assert verify_turn(line, spoil(line, code)) is not None
 
 
 def _reverse_words(text: str) -> str:

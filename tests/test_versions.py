@@ -143,7 +143,7 @@ def test_latest_resolves_for_show_verify_load_and_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import dataset_builder
-    from trainer.qlora import dataset_provenance
+    from trainer.training.qlora import dataset_provenance
 
     rows = [{"instruction": f"task number {i}", "output": f"answer {i}"} for i in range(12)]
     write_jsonl(tmp_path / "data.jsonl", rows)

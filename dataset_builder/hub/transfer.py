@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dataset_builder.errors import PublishError, UserError, VerificationError
-from dataset_builder.hub.card import card_for_hub, restore_built_card
+from dataset_builder.hub.hub_card import card_for_hub, restore_built_card
 from dataset_builder.network import check_host_reachable, hub_endpoint, hub_offline
 from dataset_builder.publishing.card import CARD
 from dataset_builder.registry.anchored import Folder

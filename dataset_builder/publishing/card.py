@@ -7,7 +7,7 @@ Markdown says what the data is, how it was made, what it is for and not for, and
 A card is rendered once, at build, from the manifest alone, and is hashed in the manifest, so the
 card never shows anything that only makes sense on the building machine: no absolute paths, no
 local registry location. Pushing to the Hub inserts a Hub load snippet at a marked place
-(``dataset_builder.hub.card``); pulling removes exactly that insertion, which gives back the card
+(``dataset_builder.hub.hub_card``); pulling removes exactly that insertion, which gives back the card
 the manifest hashes.
 """
 

@@ -86,3 +86,26 @@ def check(
                 f"rejected ({n['read'] - n['published'] - n['rejected']} unaccounted for)"
             )
     return account
+
+
+def stage_funnel(
+    stats: Sequence[StageStats], rejected_by_stage_source: Counter[tuple[str, str]]
+) -> list[dict]:
+    """Per stage and source: rows in (received and read from a source), rejected and out, from the
+    counts the run took at every stage's edges (the ones the conservation law is checked on)."""
+    out = []
+    for s in stats:
+        rejected: dict[str, int] = {}
+        for (stage, source), n in rejected_by_stage_source.items():
+            if stage == s.name:
+                rejected[source] = rejected.get(source, 0) + n
+        out.append(
+            {
+                "stage": s.name,
+                "in": dict(s.in_by_source),
+                "added": dict(s.read_by_source),
+                "rejected": rejected,
+                "out": dict(s.out_by_source),
+            }
+        )
+    return out

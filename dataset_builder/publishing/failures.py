@@ -51,7 +51,7 @@ def top_reasons(rejects: RejectSink, n: int = 4) -> str:
     return ", ".join(parts) + (f" (e.g. {_one_line(example)})" if example else "")
 
 
-def write_report(
+def write_failure_report(
     registry_root: Path,
     name: str,
     version: str,

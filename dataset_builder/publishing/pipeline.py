@@ -17,7 +17,7 @@ from typing import Any
 from dataset_builder.errors import BuildError, PublishError, RejectLimitExceeded, UserError
 from dataset_builder.executors import executor_for
 from dataset_builder.executors.base import BuildRun
-from dataset_builder.publishing.failures import clear_report, top_reasons, write_report
+from dataset_builder.publishing.failures import clear_report, top_reasons, write_failure_report
 from dataset_builder.publishing.identity import refuse_or_skip
 from dataset_builder.publishing.publish import library_versions, publish_build
 from dataset_builder.recipe.schema import Recipe
@@ -72,7 +72,7 @@ def raise_with_report(
     if isinstance(exc, GeneratorExit | SystemExit) or run.rows_read() == 0:
         return
     try:
-        where = write_report(
+        where = write_failure_report(
             registry.root,
             name,
             version,

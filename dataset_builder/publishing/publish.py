@@ -26,9 +26,11 @@ from dataset_builder.errors import RejectLimitExceeded, UserError
 from dataset_builder.executors.base import BuildRun
 from dataset_builder.publishing import conservation
 from dataset_builder.publishing.card import arrow_nbytes, render_card
+from dataset_builder.publishing.conservation import stage_funnel
 from dataset_builder.publishing.croissant import write_croissant
 from dataset_builder.publishing.failures import top_reasons
-from dataset_builder.publishing.report_page import stage_funnel, write_report
+from dataset_builder.publishing.features import card_features
+from dataset_builder.publishing.report_page import write_report_page
 from dataset_builder.publishing.stats import TOKEN_PLOT, token_histogram, token_stats
 from dataset_builder.publishing.writer import SplitWriter, split_file, write_table
 from dataset_builder.recipe.schema import Recipe
@@ -149,13 +151,10 @@ def publish_build(
     manifest["tokens"] = token_stats(files)
     if manifest["tokens"] and token_histogram(files, staging / TOKEN_PLOT, f"{name} {version}"):
         manifest["plots"] = {"token_lengths": TOKEN_PLOT}
-    from datasets import Features
-
-    features = Features.from_arrow_schema(writer.schema)._to_yaml_list()
-    (staging / "README.md").write_text(render_card(manifest, features), encoding="utf-8")
+    (staging / "README.md").write_text(render_card(manifest, card_features(writer.schema)), encoding="utf-8")
     # Derived from the version, hashed in its files but not part of its content hash.
     write_croissant(staging, manifest)
-    write_report(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
+    write_report_page(staging, manifest, rejected, stage_funnel(run.stats, run.rejects.by_stage_source))
     manifest["files"] = hash_files(staging)
     (staging / MANIFEST).write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False) + "\n",

@@ -49,27 +49,6 @@ _HIT = re.compile(
 )
 
 
-def stage_funnel(stats: Sequence[Any], rejected_by_stage_source: Counter[tuple[str, str]]) -> list[dict]:
-    """Per stage and source: rows in (received and read from a source), rejected and out, from the
-    counts the run took at every stage's edges (the ones the conservation law is checked on)."""
-    out = []
-    for s in stats:
-        rejected: dict[str, int] = {}
-        for (stage, source), n in rejected_by_stage_source.items():
-            if stage == s.name:
-                rejected[source] = rejected.get(source, 0) + n
-        out.append(
-            {
-                "stage": s.name,
-                "in": dict(s.in_by_source),
-                "added": dict(s.read_by_source),
-                "rejected": rejected,
-                "out": dict(s.out_by_source),
-            }
-        )
-    return out
-
-
 # --- reading the version -----------------------------------------------------------------------
 
 
@@ -684,7 +663,7 @@ def render_report(folder: Path, manifest: dict[str, Any], rejected: pa.Table, fu
     )
 
 
-def write_report(folder: Path, manifest: dict[str, Any], rejected: pa.Table, funnel: list[dict]) -> Path:
+def write_report_page(folder: Path, manifest: dict[str, Any], rejected: pa.Table, funnel: list[dict]) -> Path:
     path = folder / REPORT
     path.write_text(render_report(folder, manifest, rejected, funnel), encoding="utf-8")
     return path

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from dataset_builder.errors import InputError, RecipeError
 from dataset_builder.hashing import file_sha256
 from dataset_builder.recipe.schema import Recipe, SourceConfig
-from dataset_builder.rows import make_row_id
+from dataset_builder.rows import CANONICAL_SCHEMA, MESSAGE_TYPE, MESSAGES_TYPE, row_ids
 from dataset_builder.sources.adapters import ADAPTERS, RowProblem
 from dataset_builder.sources.readers import (
     READERS,
@@ -132,7 +133,7 @@ def load_source(
         raise RecipeError(f"source {source.name!r}: key 'columns': {exc}") from None
     schema = adapter.schema()
     cap = min(x for x in (limit, source.limit, 2**63) if x is not None)
-    batch: list[dict[str, Any]] = []
+    batch = _Batch(source, schema)
     taken = 0
     # Counted as records are taken (not at the end), so a build that fails half-way still knows
     # what it read; the pipeline's load step reports these counts, a stage using this loader
@@ -158,21 +159,56 @@ def load_source(
             bad["raw"] = _raw_for_reject(record, size)
             ctx.reject([bad], problem.reason, problem.detail)
             continue
-        batch.append(
-            {
-                "row_id": make_row_id(source.name, messages),
-                "source": source.name,
-                "source_key": key,
-                "lang": source.language,
-                "messages": messages,
-                **adapter.extra_values(record, columns),
-            }
+        batch.add(key, messages, adapter.extra_values(record, columns))
+        if batch.rows >= BATCH_ROWS:
+            yield batch.table()
+            batch = _Batch(source, schema)
+    if batch.rows:
+        yield batch.table()
+
+
+class _Batch:
+    """Canonical rows of one source gathered column by column: the turns flat, the row ids of a
+    whole batch at once."""
+
+    def __init__(self, source: SourceConfig, schema: pa.Schema) -> None:
+        self.source = source
+        self.schema = schema
+        self.rows = 0
+        self.keys: list[str] = []
+        self.counts: list[int] = []
+        self.roles: list[str] = []
+        self.contents: list[str] = []
+        self.extra: dict[str, list[str]] = {name: [] for name in schema.names[len(CANONICAL_SCHEMA) :]}
+
+    def add(self, key: str, messages: list[dict[str, str]], extra: dict[str, str]) -> None:
+        self.rows += 1
+        self.keys.append(key)
+        self.counts.append(len(messages))
+        for message in messages:
+            self.roles.append(message["role"])
+            self.contents.append(message["content"])
+        for name, values in self.extra.items():
+            values.append(extra[name])
+
+    def table(self) -> pa.Table:
+        """What ``pa.Table.from_pylist`` makes of the rows as dicts, in ``schema``."""
+        starts = np.zeros(self.rows + 1, dtype=np.int64)
+        np.cumsum(self.counts, out=starts[1:])
+        turns = pa.StructArray.from_arrays(
+            [pa.array(self.roles, pa.string()), pa.array(self.contents, pa.string())],
+            fields=list(MESSAGE_TYPE),
         )
-        if len(batch) >= BATCH_ROWS:
-            yield pa.Table.from_pylist(batch, schema=schema)
-            batch = []
-    if batch:
-        yield pa.Table.from_pylist(batch, schema=schema)
+        messages = pa.ListArray.from_arrays(pa.array(starts, pa.int32()), turns, type=MESSAGES_TYPE)
+        columns = {
+            "row_id": pa.array(row_ids(self.source.name, messages), pa.string()),
+            "source": pa.array([self.source.name] * self.rows, pa.string()),
+            "source_key": pa.array(self.keys, pa.string()),
+            "lang": pa.array([self.source.language] * self.rows, pa.string()),
+            "messages": messages,
+            **{name: pa.array(values, pa.string()) for name, values in self.extra.items()},
+        }
+        return pa.Table.from_arrays([columns[name] for name in self.schema.names], schema=self.schema)
 
 
 def load_sources(

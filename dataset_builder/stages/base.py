@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.types as pat
 from pydantic import BaseModel, ConfigDict
 
 from dataset_builder.rows import REJECTED_SCHEMA, canonical_json
@@ -219,3 +220,66 @@ class RowStage(Stage):
 def _schema_for(row: dict[str, Any], schema: pa.Schema) -> pa.Schema | None:
     """Keep the incoming schema when the stage added no columns (stable types for empty lists)."""
     return schema if set(row) == set(schema.names) else None
+
+
+def pylist_roundtrip(table: pa.Table, schema: pa.Schema | None) -> pa.Table | None:
+    """``table`` typed as ``pa.Table.from_pylist(table.to_pylist(), schema=schema)`` types it (what
+    :meth:`RowStage.run` yields), for a stage that built the same values on columns; None when
+    that cannot be told from the types or reached by a lossless cast."""
+    if schema is not None:
+        if table.schema.names != schema.names or table.schema.types != schema.types:
+            return None
+        return table.cast(schema)
+    columns = []
+    for column in table.columns:
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        kind = _inferred_type(array)
+        if kind is None:
+            return None
+        if kind == array.type:
+            columns.append(array)
+        elif pat.is_null(kind):
+            columns.append(pa.nulls(len(array)))
+        elif _widens(array.type, kind):
+            columns.append(array.cast(kind))
+        else:
+            return None
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _inferred_type(array: pa.Array) -> pa.DataType | None:
+    """The type Arrow infers from ``array.to_pylist()``; None for types not worked out here."""
+    kind = array.type
+    if array.null_count == len(array):
+        return pa.null()
+    if pat.is_string(kind) or pat.is_large_string(kind):
+        return pa.string()
+    if pat.is_boolean(kind):
+        return pa.bool_()
+    if pat.is_signed_integer(kind) or kind in (pa.uint8(), pa.uint16(), pa.uint32()):
+        return pa.int64()
+    if pat.is_floating(kind):
+        return pa.float64()
+    if pat.is_list(kind) or pat.is_large_list(kind):
+        values = array.flatten()
+        inner = pa.null() if len(values) == 0 else _inferred_type(values)
+        return None if inner is None else pa.list_(inner)
+    if pat.is_struct(kind):
+        valid = array if array.null_count == 0 else array.filter(array.is_valid())
+        fields = []
+        for i in range(kind.num_fields):
+            inner = _inferred_type(valid.field(i))
+            if inner is None:
+                return None
+            fields.append(pa.field(kind.field(i).name, inner))
+        return pa.struct(fields)
+    return None
+
+
+def _widens(have: pa.DataType, want: pa.DataType) -> bool:
+    """A cast from ``have`` to ``want`` that keeps every value as Python would convert it."""
+    if pat.is_integer(have) and want == pa.int64():
+        return True
+    if pat.is_floating(have) and want == pa.float64():
+        return True
+    return pat.is_large_string(have) and want == pa.string()

@@ -39,29 +39,20 @@ import functools
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataset_builder.errors import InputError, RecipeError, UserError
-from dataset_builder.hashing import file_sha256
-from dataset_builder.network import hub_offline
+from dataset_builder.errors import RecipeError, UserError
+from dataset_builder.rows import Role, row_text
 from dataset_builder.similarity.align import diagonals, edit_counts
 from dataset_builder.similarity.overlap import distinct_counts, shared_shingles
 from dataset_builder.similarity.shingles import Shingles, fold_text, ngrams, words
-from dataset_builder.sources import display_names
-from dataset_builder.sources.readers import (
-    READERS,
-    detect_format,
-    expand_paths,
-    read_hub,
-)
+from dataset_builder.sources.eval_sets import EvalSet, EvalTexts, read_eval_set
 from dataset_builder.stages.base import Stage, StageConfig, StageContext, gather
-from dataset_builder.stages.near_dedup import Role, row_text
 
 Method = Literal["ngram", "containment", "minhash", "copy"]
 
@@ -81,27 +72,6 @@ _METHOD_KEYS = ("min_overlap", "threshold", "edit_rate", "rare_rows", "min_copie
 # of its 3-grams (of 8 or 9 words, a word dropped inside it does not: such a copy is missed); a text
 # found in min_copies rows is removed from all of these rows.
 _COPY_CANDIDATES = 0.6
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-class EvalSet(StageConfig):
-    name: str
-    paths: list[str] = Field(default_factory=list)
-    format: Literal["auto", "jsonl", "json", "parquet", "csv"] = "auto"
-    hub_id: str | None = None
-    # A branch, tag or commit; a 40-hex commit pins the set (the manifest records what it resolved to).
-    revision: str | None = None
-    split: str = "test"
-    data_files: list[str] | None = None
-    columns: list[str] = Field(default_factory=lambda: ["prompt"], min_length=1)
-    id_column: str | None = None
-    language: str = Field(default="en", min_length=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> EvalSet:
-        if bool(self.paths) == bool(self.hub_id):
-            raise ValueError("an eval set needs either 'paths' or 'hub_id'")
-        return self
 
 
 class DecontaminateConfig(StageConfig):
@@ -143,27 +113,14 @@ class DecontaminateConfig(StageConfig):
         return out
 
 
-@dataclass
-class _Texts:
-    """The texts of one evaluation set; ``item[k]`` names the item text ``k`` came from."""
-
-    name: str
-    texts: list[str] = field(default_factory=list)
-    item: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-    parts: list[list[str]] = field(default_factory=list)  # per text: its columns' values
-    # copy: the texts compared (each text, then its parts in other orders) and the text of each.
-    orders: list[str] = field(default_factory=list)
-    origin: list[int] = field(default_factory=list)
-
-    def reorder(self) -> None:
-        """Fill ``orders``: each text as it is, then (for the copy method, which aligns words in
-        order) its input before its instruction, and its sentences with two of them traded."""
-        self.orders, self.origin = list(self.texts), list(range(len(self.texts)))
-        for k, parts in enumerate(self.parts):
-            for text in _other_orders(parts):
-                self.orders.append(text)
-                self.origin.append(k)
+def _reorder(evals: EvalTexts) -> None:
+    """Fill ``orders``: each text as it is, then (for the copy method, which aligns words in
+    order) its input before its instruction, and its sentences with two of them traded."""
+    evals.orders, evals.origin = list(evals.texts), list(range(len(evals.texts)))
+    for k, parts in enumerate(evals.parts):
+        for text in _other_orders(parts):
+            evals.orders.append(text)
+            evals.origin.append(k)
 
 
 @dataclass(frozen=True)
@@ -176,48 +133,6 @@ class _Match:
     copies: int = 0  # copy: rows holding copy_containment of the text's n-grams
     rare: int = 0  # copy: the text's rare n-grams the row holds
     shared: int = 0  # copy: the text's distinct n-grams the row holds
-
-
-def _read_eval_set(spec: EvalSet, base: Path) -> _Texts:
-    out = _Texts(spec.name, info={"language": spec.language})
-    if spec.hub_id:
-        fingerprint: dict[str, Any] = {}
-        records: Iterator[tuple[str, Any, int]] = read_hub(
-            spec.hub_id, spec.revision, spec.split, spec.data_files, fingerprint
-        )
-        origin = spec.hub_id
-        out.info.update(hub_id=spec.hub_id, revision=spec.revision, split=spec.split)
-    else:
-        files = expand_paths(spec.paths, base)
-        records = (rec for path in files for rec in READERS[detect_format(path, spec.format)](path))
-        origin = ", ".join(spec.paths)
-        names = display_names(files, base)  # the manifest travels: no path of this machine in it
-        out.info["sha256"] = {names[path]: file_sha256(path) for path in files}
-    seen: set[str] = set()
-    wanted = [*spec.columns, *([spec.id_column] if spec.id_column else [])]
-    for index, (_, record, _) in enumerate(records):
-        if not isinstance(record, dict):
-            continue
-        seen.update(record)
-        parts = [str(record[c]) for c in spec.columns if record.get(c) not in (None, "")]
-        out.texts.append("\n".join(parts))
-        out.parts.append(parts)
-        label = record.get(spec.id_column) if spec.id_column else None
-        out.item.append(str(label) if label not in (None, "") else f"#{index}")
-    missing = [c for c in wanted if c not in seen]
-    if missing:
-        raise InputError(
-            f"eval set {spec.name!r} ({origin}): no column {missing[0]!r} (found: {', '.join(sorted(seen))})"
-        )
-    if spec.hub_id:
-        out.info["rows"] = fingerprint.get("rows")
-        if spec.revision and _COMMIT.fullmatch(spec.revision):
-            out.info["commit"] = spec.revision
-        else:
-            out.info["commit"] = fingerprint.get(
-                "commit", "unknown (offline: pin a 40-hex revision to record it)" if hub_offline() else None
-            )
-    return out
 
 
 def _views(
@@ -570,7 +485,7 @@ class Decontaminate(Stage):
 
     def _matches(
         self,
-        sets: list[_Texts],
+        sets: list[EvalTexts],
         doc_words: Shingles,
         owner: np.ndarray,
         turns: list[list[dict[str, str]]],
@@ -583,7 +498,7 @@ class Decontaminate(Stage):
         joined: list[Shingles] = []
         for evals in sets:
             if cfg.method == "copy":
-                evals.reorder()
+                _reorder(evals)
             else:
                 evals.orders, evals.origin = evals.texts, list(range(len(evals.texts)))
             q_words = words(evals.orders)
@@ -652,7 +567,7 @@ class Decontaminate(Stage):
 
     def _describe(
         self,
-        evals: _Texts,
+        evals: EvalTexts,
         match: _Match,
         original: bool,
         lang: str | None,
@@ -697,9 +612,9 @@ class Decontaminate(Stage):
         ctx.stats.counters["rows_compared"] = len(train)
         ctx.stats.counters["originals_compared"] = len(texts) - len(train)
 
-        sets: list[_Texts] = []
+        sets: list[EvalTexts] = []
         if cfg.test_split:
-            test = _Texts("test_split")
+            test = EvalTexts("test_split")
             for i, s in enumerate(splits):
                 if s != "test":
                     continue
@@ -712,7 +627,7 @@ class Decontaminate(Stage):
         info: dict[str, Any] = {}
         for spec in cfg.eval_sets:
             other = _check_languages(spec, rows, train, kept_sources, ctx)
-            evals = _read_eval_set(spec, ctx.base_dir)
+            evals = read_eval_set(spec, ctx.base_dir)
             evals.info["items"] = len(evals.texts)
             evals.info["other_language_rows"] = other
             ctx.stats.counters[f"other_language:{evals.name}"] = evals.info["other_language_rows"]

@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from dataset_builder.chat.templates import BUILTIN_FORMATS, ChatFormat
-from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext
+from dataset_builder.rows import ROLES
+from dataset_builder.stages.base import Reject, RowStage, StageConfig, StageContext, pylist_roundtrip
+from dataset_builder.stages.turn_columns import Turns
 
 
 class FormatConfig(StageConfig):
@@ -57,17 +61,18 @@ class Format(RowStage):
         # A built-in template renders each turn on its own, so its text is built here without
         # Jinja; a recipe's own template is rendered by Jinja (twice: text, then prompt).
         self.turns = TURN_RENDERERS.get(cfg.template)
+        self.pieces = _turn_pieces(self.turns, self.chat.eos_token) if self.turns else None
 
     def run(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         cfg: FormatConfig = self.config
         if cfg.tokenizer is None:
-            yield from super().run(batches, ctx)
+            yield from self._formatted(batches, ctx)
             return
         from dataset_builder.chat.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
         ctx.stats.counters["tokenizer"] = cfg.tokenizer
-        for batch in super().run(batches, ctx):
+        for batch in self._formatted(batches, ctx):
             # The text already holds the template's special tokens: only BOS is added, as in training.
             counts = [len(ids) for ids in tokenizer(batch.column("text").to_pylist()).input_ids]
             batch = batch.append_column("num_tokens", pa.array(counts, pa.int32()))
@@ -85,6 +90,84 @@ class Format(RowStage):
                 )
             if any(keep):
                 yield batch.filter(pa.array(keep))
+
+    def _formatted(self, batches: Iterator[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        """Each batch with its text, prompt and completion: a built-in template's over the whole
+        batch at once, else (a recipe's own template, a batch the column path does not take) row
+        by row through process()."""
+        for batch in batches:
+            formatted = self._format_columns(batch) if batch.num_rows else None
+            if formatted is None:
+                yield from super().run(iter([batch]), ctx)
+            else:
+                yield formatted
+
+    def _format_columns(self, batch: pa.Table) -> pa.Table | None:
+        """What process() makes of every row of ``batch``, built on its columns of turns; None when
+        this batch is for process(): a recipe's own template, a null or a role outside system,
+        user and assistant, or columns whose types a row-by-row batch would not keep."""
+        if self.pieces is None:
+            return None
+        turns = Turns.of(batch.column("messages"))
+        if turns is None or not pc.all(pc.is_in(turns.roles, pa.array(ROLES))).as_py():
+            return None
+        turns = self._with_system_turns(turns)
+        before, after, header, after_a_turn_only = self.pieces
+        role = pc.index_in(turns.roles, pa.array(ROLES))
+        pieces = pc.binary_join_element_wise(
+            pa.array(before).take(role), turns.contents, pa.array(after).take(role), ""
+        )
+        starts = turns.starts
+        # Rows ending with an assistant turn: the prompt is every piece but that turn's, then the
+        # generation header (zephyr writes it only after a turn); the completion is the rest of the
+        # turn (the whole turn where no header was written). Other rows: all text is prompt.
+        answered = np.zeros(len(turns.counts), dtype=bool)
+        has_turns = turns.counts > 0
+        last = starts[1:] - 1
+        is_answer = pc.equal(turns.roles, "assistant").to_numpy(zero_copy_only=False)
+        answered[has_turns] = is_answer[last[has_turns]]
+        written = pa.array(answered & ((turns.counts > 1) | (not after_a_turn_only)))
+        drop_last = np.zeros(len(pieces), dtype=bool)
+        drop_last[last[answered]] = True
+        head = pc.binary_join(
+            pa.ListArray.from_arrays(
+                pa.array(starts, pa.int32()), pc.if_else(pa.array(drop_last), "", pieces)
+            ),
+            "",
+        )
+        prompt = pc.if_else(written, pc.binary_join_element_wise(head, header, ""), head)
+        if len(pieces):
+            # The answer's piece is the header, its content and what follows it.
+            at_last = pa.array(np.where(answered, last, 0), pa.int64())
+            tail = pc.binary_join_element_wise(
+                pc.if_else(written, "", header),
+                turns.contents.take(at_last),
+                after[ROLES.index("assistant")],
+                "",
+            )
+            completion = pc.if_else(pa.array(answered), tail, "")
+        else:
+            completion = pa.array([""] * len(turns.counts), pa.string())
+        text = pc.binary_join_element_wise(prompt, completion, "")
+        columns = {"messages": turns.column(), "text": text, "prompt": prompt, "completion": completion}
+        out = batch
+        for name, values in columns.items():
+            where = out.schema.get_field_index(name)
+            out = out.append_column(name, values) if where < 0 else out.set_column(where, name, values)
+        # process() gives rows as dicts: a batch of new columns is typed as Arrow infers them from
+        # Python values, one whose columns are all known keeps its schema.
+        same_columns = set(out.schema.names) == set(batch.schema.names)
+        return pylist_roundtrip(out, batch.schema if same_columns else None)
+
+    def _with_system_turns(self, turns: Turns) -> Turns:
+        """``_with_system_policy`` over a batch's turns."""
+        cfg: FormatConfig = self.config
+        if cfg.system == "keep":
+            return turns
+        rest = turns.keep(pc.not_equal(turns.roles, "system").to_numpy(zero_copy_only=False))
+        if cfg.system == "none":
+            return rest
+        return rest.with_first("system", "" if cfg.system == "empty" else cfg.system_prompt)
 
     def _with_system_policy(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         cfg: FormatConfig = self.config
@@ -148,6 +231,28 @@ def _alpaca_turn(role: str, content: str, eos: str) -> str:
     if role == "assistant":
         return f"### Response:\n{content}{eos}\n\n"
     return ""
+
+
+def _turn_pieces(
+    turns: tuple[Callable[[str, str, str], str], str, bool], eos: str
+) -> tuple[list[str], list[str], str, bool] | None:
+    """A turn renderer as what it writes before and after the content of each role in ROLES, the
+    generation header, and whether the header is written only after a turn; None when a renderer
+    does not write the content exactly once, or writes the assistant's turn without the header in
+    front (the column path builds completions on both)."""
+    render, header, after_a_turn_only = turns
+    marker = "\x00content\x00"
+    before, after = [], []
+    for role in ROLES:
+        written = render(role, marker, eos)
+        if written.count(marker) != 1:
+            return None
+        head, _, tail = written.partition(marker)
+        before.append(head)
+        after.append(tail)
+    if before[ROLES.index("assistant")] != header:
+        return None
+    return before, after, header, after_a_turn_only
 
 
 # The built-in templates of chat.templates, turn by turn: (one turn's text, the generation header,

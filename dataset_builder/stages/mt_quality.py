@@ -20,16 +20,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 from pydantic import Field
 
+from dataset_builder.rows import Role
 from dataset_builder.stages.base import Stage, StageContext
-from dataset_builder.translation import quality
+from dataset_builder.translation import mt_signals
 from dataset_builder.translation.settings import EngineSettings
-
-Role = Literal["system", "user", "assistant"]
 
 MT_QUALITY_TYPE = pa.struct(
     [
@@ -111,13 +110,13 @@ class MtQuality(Stage):
             ctx.count("rows_not_translated", batch.num_rows)
             return batch
         rows = batch.to_pylist()
-        pairs: dict[int, list[quality.ProsePair]] = {}
+        pairs: dict[int, list[mt_signals.ProsePair]] = {}
         sent: dict[int, list[str]] = {}
         for r, row in enumerate(rows):
             if not row.get("source_messages"):
                 continue
             pairs[r] = [
-                quality.prose_pair(before["content"], after["content"])
+                mt_signals.prose_pair(before["content"], after["content"])
                 for before, after in zip(row["source_messages"], row["messages"], strict=False)
                 if before["role"] in cfg.roles
             ]
@@ -131,7 +130,7 @@ class MtQuality(Stage):
                 sent[r] = [
                     s
                     for pair in pairs[r]
-                    for sentences in quality.sentences_to_send(pair, cfg.from_lang)
+                    for sentences in mt_signals.sentences_to_send(pair, cfg.from_lang)
                     for s in sentences
                 ]
         wanted = [s for sentences in sent.values() for s in sentences]
@@ -159,14 +158,16 @@ class MtQuality(Stage):
             schema = schema.remove(schema.get_field_index("mt_quality"))
         return pa.Table.from_pylist(kept, schema=schema.append(pa.field("mt_quality", MT_QUALITY_TYPE)))
 
-    def _scores(self, pairs: list[quality.ProsePair], done: dict[str, str] | None, ctx: StageContext) -> dict:
+    def _scores(
+        self, pairs: list[mt_signals.ProsePair], done: dict[str, str] | None, ctx: StageContext
+    ) -> dict:
         cfg: MtQualityConfig = self.config
         source = "\n".join(p for pair in pairs for p in pair.source)
         translated = "\n".join(p for pair in pairs for p in pair.translated)
         chrf = None
         if done is not None and source.strip():
-            back = "\n".join(quality.back_translation(pair, cfg.from_lang, done) for pair in pairs)
-            chrf = quality.round_trip_chrf(source, back)
+            back = "\n".join(mt_signals.back_translation(pair, cfg.from_lang, done) for pair in pairs)
+            chrf = mt_signals.round_trip_chrf(source, back)
             ctx.count("rows_scored")
             ctx.count("round_trip_chrf_sum", chrf)
             band = min(int(chrf // CHRF_BANDS), 100 // CHRF_BANDS - 1)
@@ -177,10 +178,10 @@ class MtQuality(Stage):
             ctx.count("rows_without_prose")
         return {
             "round_trip_chrf": chrf,
-            "length_ratio": quality.length_ratio(source, translated),
-            "target_script_share": quality.target_script_share(translated),
-            "repetition": quality.repetition(translated),
-            "untranslated_share": quality.untranslated_share(
+            "length_ratio": mt_signals.length_ratio(source, translated),
+            "target_script_share": mt_signals.target_script_share(translated),
+            "repetition": mt_signals.repetition(translated),
+            "untranslated_share": mt_signals.untranslated_share(
                 [p for pair in pairs for p in pair.source], translated, cfg.to_lang
             ),
             "scored": chrf is not None,

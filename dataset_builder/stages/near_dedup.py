@@ -2,7 +2,7 @@
 
 Holds every row back until it has seen them all (duplicates can be anywhere), but not in memory:
 incoming batches are written to Arrow files in a folder of the stage's workdir while their text
-(the chosen roles) is shingled and signed into spill files (:mod:`dataset_builder.similarity.engine`).
+(the chosen roles) is shingled and signed into spill files (:mod:`dataset_builder.similarity.near_pairs`).
 Then: candidates band by band, exact Jaccard on the shingle sets for every candidate, union-find
 clusters, one keeper per cluster by the recipe's policy, and the rows are read back batch by batch.
 ``action = "drop"`` rejects the others (``duplicate_of`` names the keeper); ``"mark"`` keeps
@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataset_builder.similarity.engine import NearDuplicateFinder
+from dataset_builder.rows import Role, row_texts, turn_contents
 from dataset_builder.similarity.index import clusters
+from dataset_builder.similarity.near_pairs import NearDuplicateFinder
 from dataset_builder.stages.base import Stage, StageConfig, StageContext
 
-Role = Literal["system", "user", "assistant"]
 _OWN_COLUMNS = ("dup_cluster", "dup_cluster_size")
 
 
@@ -39,27 +39,6 @@ class NearDedupConfig(StageConfig):
     keep: Literal["first", "longest_answer", "source_priority"] = "first"
     source_priority: list[str] = Field(default_factory=list)
     action: Literal["drop", "mark"] = "drop"
-
-
-def row_text(messages: list[dict[str, str]], roles: list[str]) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] in roles)
-
-
-def _contents(messages: pa.ChunkedArray, roles: list[str]) -> pa.ListArray:
-    """Per row, the contents of its turns whose role is in ``roles``, in order."""
-    arr = messages.combine_chunks()
-    turns = pc.list_flatten(arr)
-    owner = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
-    chosen = pc.is_in(turns.field("role"), pa.array(roles, turns.field("role").type))
-    chosen = chosen.to_numpy(zero_copy_only=False)
-    counts = np.bincount(owner[chosen], minlength=len(arr))
-    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-    return pa.ListArray.from_arrays(offsets, turns.field("content").filter(pa.array(chosen)))
-
-
-def row_texts(messages: pa.ChunkedArray, roles: list[str]) -> pa.Array:
-    """:func:`row_text` of every row, with Arrow kernels."""
-    return pc.binary_join(_contents(messages, roles), "\n")
 
 
 class _Spill:
@@ -102,7 +81,7 @@ class NearDedup(Stage):
         Lower ranks win; ties fall back to the order rows arrived in."""
         cfg: NearDedupConfig = self.config
         if cfg.keep == "longest_answer":
-            answers = _contents(table.column("messages"), ["assistant"])
+            answers = turn_contents(table.column("messages"), ["assistant"])
             lengths = pc.list_flatten(answers)
             owner = pc.list_parent_indices(answers).to_numpy(zero_copy_only=False)
             chars = pc.utf8_length(lengths).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataset_builder.rows import MESSAGES_TYPE
+from dataset_builder.rows import MESSAGES_TYPE, Role
 from dataset_builder.stages.base import Stage as BaseStage
 from dataset_builder.stages.base import StageContext
 from dataset_builder.translation.checks import latin_share, repetition_loop
@@ -37,7 +37,6 @@ from dataset_builder.translation.turns import Turn, data_lines_of
 from dataset_builder.translation.verify import verify_turn
 
 log = logging.getLogger("dataset_builder")
-Role = Literal["system", "user", "assistant"]
 Handling = Literal["translate", "pass", "reject"]
 
 
@@ -48,7 +47,8 @@ class TranslateConfig(EngineSettings):
     translate_comments: bool = False
     # A row column holding the task's input (data the instruction works on, e.g. the alpaca
     # adapter's `input`), which its source put at the end of the first user turn: those lines are
-    # kept byte-identical unless they are full sentences. "": no such column.
+    # never translated and kept byte-identical, sentences included (a sample sentence is the
+    # string the task counts, reverses or the answer quotes). "": no such column.
     data_column: str | None = "input"
     # decoding and runtime: EngineSettings
     # routing: rows are identified among `languages`; a row in a language other than from_lang and

@@ -252,6 +252,31 @@ def _whole_code(text: str, lines: list[str], labels: list[str] | None) -> bool:
     return all(label != "prose" for label in labels) and any(label == "code" for label in labels)
 
 
+def _is_short_value(line: str) -> bool:
+    """One or two words (three in lower case) with no sentence end, colon, list mark or heading
+    mark ("Hello World", "Abstract Factory", "bubble sort algorithm"): a value, a name or a line
+    a program prints, not a sentence. Kept as it is."""
+    body = line.strip()
+    words = len(body.split())
+    return (
+        (0 < words <= 2 or (words == 3 and body[0].islower() and body[-1] != ","))
+        and body[-1] not in ".!?:"
+        and not _MD_PREFIX.match(line).group(1).strip()
+    )
+
+
+_LABEL_AND_VALUE = re.compile(r"^[A-Z][\w ]{0,30}:[ \t]+(\S.*)$")
+
+
+def _is_labelled_value(line: str) -> bool:
+    """A label and a value of at most three words with no sentence end ("Name: John Doe",
+    "State: Texas", "Output: 5"): a record of the task's data, kept whole."""
+    body = line.strip()
+    body = body[len(_MD_PREFIX.match(body).group(1)) :]
+    m = _LABEL_AND_VALUE.match(body)
+    return bool(m) and len(m.group(1).split()) <= 3 and m.group(1)[-1] not in ".!?"
+
+
 def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[str], bool]
     j = start
     while j < len(lines) and lines[j].strip() and keep(lines[j]):
@@ -259,7 +284,7 @@ def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[st
     return j
 
 
-def _label_lines(lines: list[str]) -> list[str]:
+def _label_lines(lines: list[str], values: bool = True) -> list[str]:
     """'code', 'prose' or 'blank' for every line."""
     n = len(lines)
     labels: list[str | None] = [None] * n
@@ -323,6 +348,8 @@ def _label_lines(lines: list[str]) -> list[str]:
             kinds.append("code")  # never Markdown: a comment line of code
         elif _COMMENT.match(line):
             kinds.append("other")  # a comment in code, or a heading in prose: the context decides
+        elif values and (_is_short_value(line) or _is_labelled_value(line)):
+            kinds.append("code")
         elif reads_as_prose(line):
             kinds.append("prose")
         elif line.startswith(("    ", "\t")) and (i == 0 or kinds[i - 1] in ("blank", "code")):
@@ -362,13 +389,13 @@ def _label_lines(lines: list[str]) -> list[str]:
     return kinds
 
 
-def _split_prose_line(line: str) -> list[Span]:
+def _split_prose_line(line: str, values: bool = True) -> list[Span]:
     body = line.rstrip("\r\n")
     newline = line[len(body) :]
     inline = _OUTPUT_INLINE.match(body)
     if inline:  # "Output: 42": the label is prose, the value is program output
         return [
-            *_split_prose_line(inline.group(1)),
+            *_split_prose_line(inline.group(1), values),
             Span("code", inline.group(2)),
             Span("raw", inline.group(3) + newline),
         ]
@@ -379,9 +406,14 @@ def _split_prose_line(line: str) -> list[Span]:
     if colon and re.search(r"[A-Za-z]", body[: colon.start()]) and body[colon.end() :].strip():
         head, tail = body[: colon.end()], body[colon.end() :]
         code = tail.strip("'\"` ")
-        if is_code_line(code) and not reads_as_prose(code):
+        # Code after the colon, a short value ("the output: Hello World"), or nothing but inline
+        # code ("is: '1, 3, 5'"): the sentence is translated, the rest of the line kept.
+        only_inline = not re.search(r"[^\W\d_]", _without_inline_code(tail))
+        if (is_code_line(code) and not reads_as_prose(code)) or (
+            values and (_is_short_value(code) or only_inline)
+        ):
             # "Translate the following C++ code: #include <iostream>": prose, then code on the line
-            return [*_split_prose_line(head), Span("code", tail + newline)]
+            return [*_split_prose_line(head, values), Span("code", tail + newline)]
     prefix = _MD_PREFIX.match(body).group(1)
     content = body[len(prefix) :]
     trimmed = content.rstrip()
@@ -397,10 +429,13 @@ def _split_prose_line(line: str) -> list[Span]:
     return spans
 
 
-def segment(text: str) -> list[Span]:
-    """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds."""
+def segment(text: str, *, values: bool = True) -> list[Span]:
+    """Spans of a turn; ``"".join(s.text for s in segment(t)) == t`` always holds. ``values``:
+    short values and labelled values ("Hello World", "Name: John Doe") are code, which is what
+    translation needs; normalizing text asks for False (they get the prose's Unicode form), and
+    so does ``dataset_builder.api.code_blocks`` (a value is not code)."""
     lines = text.splitlines(keepends=True)
-    labels = _label_lines(lines)
+    labels = _label_lines(lines, values)
     if _whole_code(text, lines, labels):
         return [Span("code", text)]
     spans: list[Span] = []
@@ -410,7 +445,7 @@ def segment(text: str) -> list[Span]:
         elif kind == "blank":
             spans.append(Span("raw", line))
         else:
-            spans.extend(_split_prose_line(line))
+            spans.extend(_split_prose_line(line, values))
     return _merge(spans)
 
 
@@ -495,7 +530,7 @@ _INLINE = re.compile(
         \b[\w\-]+\.(?:py|pyi|ipynb|txt|csv|tsv|json|jsonl|md|rst|js|ts|jsx|tsx|html|css|sh|yml|yaml|toml|cfg|ini|
         sql|java|cpp|cc|hpp|c|h|rb|go|rs|php|xml|log|env|lock|zip|gz|tar|parquet|pkl|db|sqlite|png|jpg|pdf)\b)|
     (?P<placeholder>\{[\w.\[\]:!<>^=+\-#,%]*\}|%[-+0\#]*\d*(?:\.\d+)?[sdifrxXoeEgGc]\b|\$\{?\w+\}?)|
-    (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'[^'\n]{1,80}')(?![\w'"`]))|
+    (?P<quoted>(?<![\w'"`])(?:"[^"\n]{1,80}"|'(?:[^'\n]|(?<=\w)'(?=\w)){1,80}')(?![\w'"`]))|
     (?P<flag>(?<!\S)--?[A-Za-z][\w-]*)|
     (?P<kwarg>\b[A-Za-z_]\w*=(?:"[^"\n]{0,80}"|'[^'\n]{0,80}'|[\w.()\[\]]+))|
     (?P<dotted>\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b(?<!\be\.g)(?<!\bi\.e)(?<!\betc))|
@@ -613,11 +648,58 @@ def _glued_code(prose: str) -> list[tuple[int, int]]:
     return found
 
 
+# An operator standing between spaces binds its operands: "i <= n", "x > 5", "a + b" are one
+# expression. Comparisons and compound operators bind any word; the others only names and numbers
+# (a word around a lone "=" or "+" may be prose: "Use + to add").
+_BINDING_OPERATOR = re.compile(
+    r"(?<!\S)(?:(?P<strong>===?|!==?|<=|>=|&&|\|\||[-+*/%]=|=>|->|<<|>>)|(?P<weak>[<>=+*%]))(?!\S)"
+)
+_OPERAND_LEFT = re.compile(r"[^\s(]\S*[ \t]$")
+_OPERAND_RIGHT = re.compile(r"^[ \t]\S*[^\s.,;:!?)]")
+_SHORT_OPERAND = re.compile(r"[A-Za-z]|.*[^A-Za-z].*")  # a letter, a number or a name, not a word
+# A bracketed run in prose ("[a, b, c]", "{name: 'Bob', age: 30}", "Map<Character, Integer>") is
+# one piece of code, whole.
+_BRACKETED = re.compile(r"\[[^\[\]\n]{1,80}\]|\{[^{}\n]{1,80}\}|\b[A-Za-z_][\w.]*<[\w\s,.?\[\]]{1,60}>")
+
+
+# A quotation over 80 characters is a sentence quoted, unless it holds code characters or flags
+# (a quoted shell command): then it is code, whole.
+_LONG_QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{81,400}"|'[^'\n]{81,400}')(?![\w'"`])""")
+
+
+def _expressions(prose: str) -> list[tuple[int, int]]:
+    found = [(m.start(), m.end()) for m in _BRACKETED.finditer(prose)]
+    found += [
+        (m.start(), m.end())
+        for m in _LONG_QUOTED.finditer(prose)
+        if _CODE_CHARS.search(m.group(0)[1:-1]) or re.search(r"(?<!\S)--?[A-Za-z]", m.group(0))
+    ]
+    for m in _BINDING_OPERATOR.finditer(prose):
+        # The operator is code whatever stands around it; each operand on its own terms.
+        left = _OPERAND_LEFT.search(prose[: m.start()])
+        right = _OPERAND_RIGHT.match(prose[m.end() :])
+        binds = m.group("strong") is not None
+        start = (
+            left.start() if left and (binds or _SHORT_OPERAND.fullmatch(left.group(0).strip())) else m.start()
+        )
+        end = (
+            m.end() + right.end()
+            if right and (binds or _SHORT_OPERAND.fullmatch(right.group(0).strip()))
+            else m.end()
+        )
+        found.append((start, end))
+    return found
+
+
 def protect(prose: str) -> Protected:
-    ranges = sorted([(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose))
+    ranges = sorted(
+        [(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose) + _expressions(prose)
+    )
     merged: list[list[int]] = []
     for start, end in ranges:
-        if merged and start < merged[-1][1]:
+        # Code spans with only spaces between them are one piece of code ("#include <iostream>",
+        # "Map<Character, Integer>"): a model must not move them apart or put words between.
+        if merged and (start < merged[-1][1] or not prose[merged[-1][1] : start].strip(" \t")):
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])

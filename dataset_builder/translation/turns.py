@@ -16,7 +16,7 @@ from dataset_builder.translation.segment import (
     segment,
 )
 from dataset_builder.translation.sentences import join_sentences, split_sentences
-from dataset_builder.translation.verify import data_reads_as_sentences, is_bare_value
+from dataset_builder.translation.verify import is_bare_value
 
 
 class Turn:
@@ -94,14 +94,12 @@ class Turn:
 
 
 def _split_data(text: str, data_lines: int) -> tuple[str, str]:
-    """``(head, data)``: the turn before its last ``data_lines`` lines, and those lines when they
-    are not sentences (data is never sent to the translator); ``(text, "")`` otherwise."""
+    """``(head, data)``: the turn before its last ``data_lines`` lines, and those lines (data is
+    never sent to the translator); ``(text, "")`` when there are none."""
     lines = text.split("\n")
     if not 0 < data_lines <= len(lines):
         return text, ""
     data = "\n".join(lines[len(lines) - data_lines :])
-    if data_reads_as_sentences(data):
-        return text, ""
     return text[: len(text) - len(data)], data
 
 

@@ -161,12 +161,13 @@ def _chunks(text: str) -> list[tuple[str, str]]:
     return [(c, chunk_kind(c)) for c in text.split()]
 
 
-_QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'[^'\n]+'|`[^`\n]+`)(?![\w'"`])""")
+# An apostrophe between letters does not close a single-quoted literal ('Don't stop').
+_QUOTED_LITERAL = re.compile(r"""(?<![\w'"`])("[^"\n]+"|'(?:[^'\n]|\b'\b)+'|`[^`\n]+`)(?![\w'"`])""")
 
 
 def code_tokens(line: str) -> list[str]:
     """What must come through a translated prose line: its code-bearing chunks and its short
-    quoted literals, in order."""
+    quoted literals, in order; chunks that belong together (see :func:`_code_runs`) as one."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
     # A bracketed sequence with a number or a quote in it (`[2, 4]`), and an error message quoted
@@ -174,10 +175,14 @@ def code_tokens(line: str) -> list[str]:
     for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
         found.append((m.start(), m.group(0)))
         taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    for start, end in _code_runs(line):
+        if not any(taken[start:end]):
+            found.append((start, line[start:end]))
+            taken[start:end] = b"\x01" * (end - start)
     for m in _QUOTED_LITERAL.finditer(line):
         if any(taken[m.start() : m.end()]):
             continue
-        if len(m.group(0)) <= 82:
+        if len(m.group(0)) <= 82 or _holds_code(m.group(0)[1:-1]):
             found.append((m.start(), m.group(0)))
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for m in re.finditer(r"\S+", line):
@@ -186,12 +191,120 @@ def code_tokens(line: str) -> list[str]:
         core = m.group(0).lstrip(_LEAD)
         start = m.start() + len(m.group(0)) - len(core)
         core = re.sub(r"['’]s$", "", core.rstrip(".,:!?"))
+        while core and _unpaired(core, -1) and core[-1] in ")]}":
+            core = core[:-1].rstrip(".,:!?")  # "(GCD)." closes a remark, not code: "GCD"
         if "-" in core.strip("-") and not core.startswith("-"):
             # only the code parts of a compound ("URL" of "URL-friendly") must stay as they are
             found.extend((start, p) for p in core.split("-") if p and chunk_kind(p) == "code")
         else:
             found.append((start, core))
     return [tok for _, tok in sorted(found)]
+
+
+def _holds_code(text: str) -> bool:
+    """A long quotation is a sentence unless a chunk of it is code (a quoted shell command)."""
+    return any(k == "code" for _, k in _chunks(text))
+
+
+# Operators as chunks of their own, and which of them bind words as well as names and numbers.
+_OPERATOR = re.compile(r"[=<>!&|+*%]{1,3}|[-+*/%]=|->|=>")
+_COMPARISON = re.compile(r"[=!]==?|<=|>=|&&|\|\||[-+*/%]=|->|=>|<<|>>")
+_OPENERS, _CLOSERS = "([{<", ")]}>"
+
+
+def _depth(chunk: str) -> int:
+    """Brackets a chunk leaves open, quoted characters aside. A ``(`` opens only glued to a name
+    (a call: ``log(a,``; not a remark's ``(see``); an ``<`` only after a type's name (``Map<K,``)
+    or as a tag (``<iostream>``), never as a comparison (``i<n``); a ``>`` closes unless it is an
+    arrow or a comparison."""
+    chunk = re.sub(r"'[^']*'|\"[^\"]*\"", "", chunk)
+    opened = len(re.findall(r"\w\(|[\[{]|(?:\b[A-Z]\w*|::\w*|^)<(?=\w)", chunk))
+    return opened - len(re.findall(r"[)\]}]|(?<![-=\s])>(?!=)", chunk))
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}", ")": "(", "]": "[", "}": "{"}
+
+
+def _unpaired(text: str, at: int) -> bool:
+    """Is the bracket or quote at the edge ``at`` of ``text`` one that the text does not close?"""
+    mark = text[at]
+    if mark in "\"'":
+        return text.count(mark) % 2 == 1
+    return mark in _PAIRS and text.count(mark) > text.count(_PAIRS[mark])
+
+
+def _adjacent_code(left: str, right: str) -> bool:
+    """Two code chunks side by side are one piece (``#include <iostream>``) unless a sentence
+    mark, a quote or a bracket of prose stands between them (``table2's 'id'``, ``NPM (Node.js``)."""
+    return not (re.search(r"[.,;:!?'\"]$", left) or right[:1] in "(\"'" or "'" in left or "'" in right)
+
+
+def _opens_a_value(chunks: list[tuple[int, int, str]], k: int) -> bool:
+    """A ``[`` or ``{`` opened in prose and closed within a few chunks, with no three words in a
+    row inside: a list or an object (``[a, b, c]``), not a bracketed remark."""
+    if not re.match(r"[\[{]", chunks[k][2]):
+        return False
+    depth, words = 0, 0
+    for _, _, chunk in chunks[k : k + 13]:
+        depth += _depth(chunk)
+        words = words + 1 if chunk_kind(chunk.strip("[]{}")) == "word" else 0
+        if words >= 3:
+            return False
+        if depth <= 0:
+            return True
+    return False
+
+
+def _code_runs(line: str) -> list[tuple[int, int]]:
+    """Character ranges of code that spans several chunks of a line: a chunk that opens a bracket
+    runs to the chunk that closes it (``[a, b, c]``, ``Map<Character, Integer>``,
+    ``console.log(a, b)``); an operator chunk takes its operands (``i <= n``, ``x > 5``); code
+    chunks with only spaces between them (``#include <iostream>``) go together. A run must come
+    through whole, spaces included: a model may not move its parts apart."""
+    chunks = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\S+", line)]
+    member = [chunk_kind(c) == "code" for _, _, c in chunks]
+    bound = [False] * len(chunks)
+    for k, (_, _, c) in enumerate(chunks):
+        if not _OPERATOR.fullmatch(c):
+            continue
+        strong = bool(_COMPARISON.fullmatch(c))
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(chunks):
+                kind = chunk_kind(chunks[j][2])
+                number = kind == "neutral" and any(ch.isdigit() for ch in chunks[j][2])
+                if kind in ("code", "letter") or number or (strong and kind == "word"):
+                    member[j] = bound[j] = member[k] = bound[k] = True
+    runs: list[tuple[int, int]] = []
+    k = 0
+    while k < len(chunks):
+        if not member[k] and not _opens_a_value(chunks, k):
+            k += 1
+            continue
+        # Only brackets that code opens carry the run on ("f(a," but not the "(" of a remark).
+        brackets = chunk_kind(chunks[k][2]) == "code" or _opens_a_value(chunks, k)
+        first, depth, j = k, _depth(chunks[k][2]) if brackets else 0, k
+        while j + 1 < len(chunks) and j - first < 12:
+            nxt = chunks[j + 1][2]
+            joins = depth > 0 or (
+                member[j + 1] and (bound[j] or bound[j + 1] or _adjacent_code(chunks[j][2], nxt))
+            )
+            if not joins:
+                break
+            j += 1
+            depth += _depth(nxt) if brackets else 0
+        if j > first:
+            start, end = chunks[first][0], chunks[j][1]
+            text = line[start:end]
+            if depth <= 0:
+                text = text.rstrip(".,;:!?")
+            # sentence marks around the run ("(x > 5" of "(x > 5 here)") are not its code
+            while text and _unpaired(text, 0):
+                text, start = text[1:], start + 1
+            while text and _unpaired(text, -1):
+                text = text[:-1]
+            runs.append((start, start + len(text)))
+        k = j + 1
+    return [(a, b) for a, b in runs if b > a]
 
 
 def _is_sentence(words: list[str], body: str, last_kind: str) -> bool:
@@ -223,23 +336,6 @@ def reads_as_sentence(line: str) -> bool:
     if len(words) < 0.5 * len(counted):
         return False
     return _is_sentence(words, line, counted[-1][1])
-
-
-def data_reads_as_sentences(text: str) -> bool:
-    """Is a task's input (data the instruction works on) made of full sentences, which may be
-    translated? Every non-blank line must read as a sentence *with a function word*: ``racecar``,
-    ``listen, silent``, ``Hello, World!`` and ``John Doe, 30`` are data however they end."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    if not lines:
-        return False
-    for line in lines:
-        body = line.strip()
-        if not (body[:1].isupper() and body[-1:] in ".!?"):
-            return False  # "this is a test" is a sample string, not a full sentence
-        words = [_core(w).lower() for w in line.split()]
-        if not reads_as_sentence(line) or not any(len(w) > 1 and w in _FUNCTION_WORDS for w in words):
-            return False
-    return True
 
 
 def is_bare_value(text: str) -> bool:
@@ -440,7 +536,14 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
         elif (cut := _code_then_prose(line)) > 0:
             judged[i] = LineRole("code", "statement before a sentence", cut)
         elif line_is_prose(line):
-            judged[i] = LineRole("prose", "prose")
+            if _short_phrase(line):
+                judged[i] = LineRole("code", "short phrase, not a sentence")
+            elif _label_and_value(line):
+                judged[i] = LineRole("code", "a label and its value")
+            elif (cut := _prose_then_code(line)) > 0:
+                judged[i] = LineRole("prose", "prose then code", cut)
+            else:
+                judged[i] = LineRole("prose", "prose")
         elif (cut := _prose_then_code(line)) > 0:
             judged[i] = LineRole("prose", "prose then code", cut)
         elif _continues_sentence(lines, judged, i):
@@ -498,6 +601,39 @@ def _neighbour(
     return None
 
 
+def _has_function_word(chunks: list[str]) -> bool:
+    return any(_core(c).lower() in _FUNCTION_WORDS for c in chunks)
+
+
+def _short_phrase(line: str) -> bool:
+    """At most two chunks (three from a lower-case start), no list or heading mark before them, no
+    sentence end or colon after (``Hello World``, ``Abstract Factory``): a value, a name or a
+    printed line, which a translator has no sentence to work with."""
+    chunks = line.split()
+    return (
+        (
+            0 < len(chunks) <= 2
+            or (len(chunks) == 3 and chunks[0][:1].islower() and not _has_function_word(chunks))
+        )
+        and chunk_kind(chunks[0]) != "neutral"
+        and not chunks[0].startswith(("-", "*", "+", "#", ">"))
+        and chunks[-1][-1] not in ".!?:"
+    )
+
+
+def _label_and_value(line: str) -> bool:
+    """Chunks up to one that ends in a colon, starting with a capital, then one to three chunks
+    with no sentence end (``Name: John Doe``, ``- State: Texas``): a record, not a sentence."""
+    chunks = line.split()
+    if chunks and (chunk_kind(chunks[0]) == "neutral" or chunks[0] in ("-", "*", "+")):
+        chunks = chunks[1:]  # a list mark
+    head = next((k for k, c in enumerate(chunks[:5]) if c.endswith(":")), None)
+    if head is None or not chunks[0][:1].isupper():
+        return False
+    value = chunks[head + 1 :]
+    return 0 < len(value) <= 3 and value[-1][-1] not in ".!?"
+
+
 def _continues_sentence(lines: list[str], judged: list[LineRole | None], i: int) -> bool:
     """ "...a program that compiles" / "with C++.": the second line ends the sentence above."""
     if not i or judged[i - 1] != LineRole("prose", "prose") or lines[i][:1] in (" ", "\t"):
@@ -534,7 +670,7 @@ def _prose_then_code(line: str) -> int:
     if not m:
         return -1
     head, tail = line[: m.start() + 1], line[m.end() :]
-    if reads_as_sentence(head) and not line_is_prose(tail):
+    if reads_as_sentence(head) and (not line_is_prose(tail) or _short_phrase(tail)):
         return m.end()
     return -1
 
@@ -746,7 +882,7 @@ def first_difference(
     """None when every piece of code in ``source`` came through ``translated`` unchanged.
     ``context``: the row's other turns, whose code names the data labels of this one.
     ``data_lines``: how many lines at the end of the turn are the task's input, which stays
-    byte-identical unless it is made of sentences."""
+    byte-identical."""
     if source == translated:
         return None
     src, out = source.split("\n"), translated.split("\n")
@@ -756,11 +892,9 @@ def first_difference(
         i = next(k for k in range(len(src)) if src[k] != out[k])
         return Difference(i + 1, f"value answer changed: {_show(src[i])} -> {_show(out[i])}")
     if 0 < data_lines <= len(src):
-        first = len(src) - data_lines
-        if not data_reads_as_sentences("\n".join(src[first:])):
-            for i in range(first, len(src)):
-                if src[i] != out[i]:
-                    return Difference(i + 1, f"task input changed: {_show(src[i])} -> {_show(out[i])}")
+        for i in range(len(src) - data_lines, len(src)):
+            if src[i] != out[i]:
+                return Difference(i + 1, f"task input changed: {_show(src[i])} -> {_show(out[i])}")
 
     # Python as a whole (the turn, or a fenced block): same AST, and every changed line must be a
     # comment or docstring that translate_comments allows to change.

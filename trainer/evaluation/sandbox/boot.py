@@ -1,7 +1,7 @@
 """The warm process inside a sandbox: it forks once per sample and reports how each one ended.
 
-Started as ``python -I -B sandbox_boot.py CONFIG_JSON`` (inside bubblewrap's namespaces, see
-:mod:`trainer.sandbox_kernel`, or as a plain subprocess in the unsafe mode). Standard library only
+Started as ``python -I -B boot.py CONFIG_JSON`` (inside bubblewrap's namespaces, see
+:mod:`trainer.evaluation.sandbox.kernel`, or as a plain subprocess in the unsafe mode). Standard library only
 and nothing of the toolkit: the sample must not find our modules on its path. This process never
 runs sample code itself, so each sample starts from the same interpreter state.
 

@@ -1,6 +1,6 @@
 """The kernel side of the sandbox: the bubblewrap command a worker runs in, and its cgroup.
 
-A worker (one warm process, :mod:`trainer.sandbox_boot`) runs under ``bwrap`` started by root
+A worker (one warm process, :mod:`trainer.evaluation.sandbox.boot`) runs under ``bwrap`` started by root
 without a user namespace, so the uid a sample later switches to is a real, unprivileged uid of
 the host that owns no file there. bwrap gives it new mount, PID, network, IPC, UTS (and, where the
 kernel has them, cgroup) namespaces, ``no_new_privs``, a root file system that is an empty tmpfs
@@ -16,7 +16,7 @@ uid change: dropping every capability first would leave nothing to switch uids w
 needs them only to switch each sample's process to the sample uid (which clears permitted,
 effective and ambient capabilities) and to kill what a sample leaves.
 
-On x86-64 a seccomp filter (:mod:`trainer.sandbox_seccomp`) is given to bwrap as well.
+On x86-64 a seccomp filter (:mod:`trainer.evaluation.sandbox.seccomp`) is given to bwrap as well.
 
 A cgroup per worker (v2, or v1's pids, memory and cpu controllers) bounds the processes, memory
 (scratch tmpfs included) and CPU of the whole tree; where none can be made, the per-process

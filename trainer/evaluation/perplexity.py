@@ -14,15 +14,11 @@ scores. Both give the same numbers (tested to 1e-4 relative).
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from dataset_builder.errors import UserError
-from trainer import outdir
-from trainer.preflight import loading, locate
 
 _HEAD_ROWS = 128  # positions per vocabulary projection: 128 x 32k floats stay in cache (measured best)
 
@@ -169,33 +165,9 @@ def score(model: Any, ids: list[int], settings: EvalSettings, bos_id: int | None
     return Score(float(total), count)
 
 
-# ---- running an evaluation ------------------------------------------------------------------------
-
-
-def _load_model(base: str, settings: EvalSettings) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = settings.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kwargs: dict[str, Any] = {"dtype": torch.float32 if device == "cpu" else torch.bfloat16}
-    if settings.load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"],
-        )  # fmt: skip
-        kwargs["device_map"] = {"": device if device == "cpu" else 0}
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    if not settings.load_in_4bit:
-        model.to(device)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(base)
-
-
 def evaluate_model(model: Any, tokenizer: Any, texts: list[str], settings: EvalSettings) -> dict[str, Any]:
+    """Corpus perplexity and bits per byte of ``texts`` joined into one stream (and the mean over
+    documents scored one by one, when ``per_document`` is set)."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = stream(tokenizer, texts, settings)
     s = score(model, ids, settings, tokenizer.bos_token_id, pad)
@@ -216,118 +188,3 @@ def evaluate_model(model: Any, tokenizer: Any, texts: list[str], settings: EvalS
                 per_doc.append(score(model, doc_ids, settings, tokenizer.bos_token_id, pad).perplexity)
         out["per_document_mean_perplexity"] = sum(per_doc) / len(per_doc) if per_doc else float("nan")
     return out
-
-
-def run_evaluation(
-    base: str,
-    adapters: list[str],
-    eval_entries: list[str],
-    out: str | Path,
-    settings: EvalSettings,
-    *,
-    registry: str | None = None,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    from trainer.evalsets import load_specs, resolve
-
-    out = Path(out).expanduser()
-    outdir.check_out(out, "perplexity", overwrite=overwrite)
-    found_base = locate(base, "--base", "model")
-    found_adapters = [locate(a, "--adapter", "adapter") for a in adapters]
-    outdir.check_inputs_outside(out, [("--base", found_base)] + [("--adapter", a) for a in found_adapters])
-    specs = load_specs(eval_entries)
-    sets = [resolve(spec, registry, limit=settings.limit) for spec in specs]
-    with loading("--base", base):
-        model, tokenizer = _load_model(found_base.ref, settings)
-    results: dict[str, dict[str, Any]] = {
-        "base": {s.name: evaluate_model(model, tokenizer, s.texts, settings) for s in sets}
-    }
-    adapter_info = {}
-    for adapter, found in zip(adapters, found_adapters, strict=True):
-        from peft import PeftModel
-
-        with loading("--adapter", adapter):
-            peft_model = PeftModel.from_pretrained(model, found.ref)
-        peft_model.eval()
-        label = Path(adapter).name or adapter
-        results[label] = {s.name: evaluate_model(peft_model, tokenizer, s.texts, settings) for s in sets}
-        provenance = Path(adapter) / "provenance.json"
-        adapter_info[label] = {
-            "path": str(adapter),
-            "dataset": json.loads(provenance.read_text(encoding="utf-8"))["dataset"]
-            if provenance.is_file()
-            else None,
-        }
-        model = peft_model.unload()
-    report = {
-        "conventions": {
-            **asdict(settings),
-            "tokenizer": getattr(tokenizer, "name_or_path", base),
-            "perplexity": "exp(total NLL / scored tokens) over the documents joined into one stream",
-            "bits_per_byte": "total NLL / ln 2 / UTF-8 bytes of the joined text",
-        },
-        "base_model": base,
-        "adapters": adapter_info,
-        "sets": {s.name: s.source for s in sets},
-        "results": results,
-    }
-    with outdir.staged(out, "perplexity") as work:
-        write_report(report, work)
-    report["files"] = [str(out / name) for name in REPORT_FILES]
-    return report
-
-
-def markdown_table(report: dict[str, Any]) -> str:
-    models = list(report["results"])
-    sets = list(report["sets"])
-    head = "| set | " + " | ".join(f"{m} ppl | {m} bpb" for m in models) + " |"
-    lines = [head, "|---|" + "---|---|" * len(models)]
-    for name in sets:
-        cells = []
-        for m in models:
-            r = report["results"][m][name]
-            cells += [f"{r['perplexity']:.3f}", f"{r['bits_per_byte']:.4f}"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-REPORT_FILES = ("perplexity.json", "perplexity.md", "perplexity.png")
-
-
-def write_report(report: dict[str, Any], out: Path) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "perplexity.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    table = markdown_table(report)
-    conventions = report["conventions"]
-    (out / "perplexity.md").write_text(
-        f"# Perplexity\n\nBase model `{report['base_model']}`; max_length {conventions['max_length']}, "
-        f"stride {conventions['stride']}, BOS `{conventions['bos']}`. bpb = bits per byte.\n\n{table}\n",
-        encoding="utf-8",
-    )
-    models = list(report["results"])
-    sets = list(report["sets"])
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets)), 4), dpi=100)
-    width = 0.8 / len(models)
-    x = np.arange(len(sets))
-    for k, m in enumerate(models):
-        values = [report["results"][m][s]["perplexity"] for s in sets]
-        bars = ax.bar(x + k * width - 0.4 + width / 2, values, width, label=m)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks(x, sets, rotation=15, ha="right")
-    ax.set_ylabel("perplexity (lower is better)")
-    ax.set_title(f"Perplexity: {Path(report['base_model']).name} and adapters")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "perplexity.png", metadata={"Software": None})
-    plt.close(fig)
-    report["markdown"] = table
-    report["files"] = [str(out / n) for n in REPORT_FILES]
-    return report

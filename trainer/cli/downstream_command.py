@@ -21,7 +21,8 @@ Open LLM Leaderboard's few-shot counts. See docs/evaluation.md."""
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from trainer.benchmark import BenchmarkSettings, expand_tasks, run_benchmark
+    from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
+    from trainer.evaluation.leaderboard import expand_tasks
 
     settings = BenchmarkSettings(
         tasks=expand_tasks([t.strip() for t in args.tasks.split(",") if t.strip()]),
@@ -55,8 +56,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def _harness_data_reachable(tasks: tuple[str, ...], include_path: str | None, samples: str | None) -> None:
     """lm-evaluation-harness reads its tasks' data from the Hub and retries for about a minute
     when the Hub cannot be reached: found here in seconds, before any model loads."""
-    from trainer.benchmark import HUMANEVAL_TASKS
-    from trainer.preflight import hub_endpoint, hub_offline, hub_unreachable
+    from trainer.evaluation.downstream import HUMANEVAL_TASKS
+    from trainer.hub_access import hub_endpoint, hub_offline, hub_unreachable
 
     harness = [t for t in tasks if t not in HUMANEVAL_TASKS]
     if not harness or samples or include_path or hub_offline():

@@ -94,7 +94,7 @@ def load_specs(entries: list[str], base: Path | None = None) -> list[EvalSetSpec
 
 
 def _is_python(row: dict[str, str], prompt_field: str | None) -> bool:
-    from dataset_builder.translation.segment import is_python as parses_as_python
+    from dataset_builder.api import parses_as_python
 
     for value in row.values():
         if re.search(r"^\s*(```|~~~)\s*(python|py|python3)\b", value, re.M | re.I):
@@ -105,14 +105,14 @@ def _is_python(row: dict[str, str], prompt_field: str | None) -> bool:
 
 
 def _code_and_instructions(messages: list[dict[str, str]]) -> str:
-    from dataset_builder.translation.segment import segment
+    from dataset_builder.api import code_blocks
 
     parts = []
     for m in messages:
         if m["role"] == "user":
             parts.append(m["content"])
         elif m["role"] == "assistant":
-            parts.extend(s.text.strip("\n") for s in segment(m["content"]) if s.kind == "code")
+            parts.extend(code_blocks(m["content"]))
     return "\n".join(p for p in parts if p.strip())
 
 
@@ -156,12 +156,11 @@ def resolve(
 
 def _external_rows(spec: EvalSetSpec, base: Path | None) -> list[dict[str, Any]]:
     if spec.paths:
-        from dataset_builder.sources.readers import READERS, detect_format, expand_paths
+        from dataset_builder.api import read_records
 
-        files = expand_paths(spec.paths, base or Path.cwd())
-        rows = [rec for path in files for _, rec, _ in READERS[detect_format(path, "auto")](path)]
+        rows = read_records(spec.paths, base or Path.cwd())
     else:
-        from trainer.preflight import hub_offline, hub_unreachable, offline_reason, use_cache_only
+        from trainer.hub_access import hub_offline, hub_unreachable, offline_reason, use_cache_only
 
         unreachable = None if hub_offline() else hub_unreachable()
         if unreachable is not None:

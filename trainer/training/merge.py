@@ -9,7 +9,7 @@ from typing import Any
 
 from trainer import outdir
 from trainer.preflight import loading, locate
-from trainer.qlora import PROVENANCE
+from trainer.training.qlora import PROVENANCE
 
 
 def merge(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dataset_builder.chat.templates import ZEPHYR_TEMPLATE, ChatFormat
+from dataset_builder.api import ZEPHYR_TEMPLATE, ChatFormat
 
 IGNORE = -100
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.errors import UserError
-from dataset_builder.publishing.pipeline import library_versions
 from trainer import outdir
-from trainer.config import TrainConfig
-from trainer.data import Collator, tokenize_split
 from trainer.preflight import loading, locate
+from trainer.training.adapter_card import model_card
+from trainer.training.config import TrainConfig
+from trainer.training.data import Collator, tokenize_split
+from trainer.versions import installed
 
 log = logging.getLogger("trainer")
 LIBRARIES = (
@@ -234,7 +235,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                      "eval": len(eval_examples)},
         "metrics": metrics,
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
-        "libraries": library_versions(LIBRARIES),
+        "libraries": {name: v for name, v in installed(LIBRARIES).items() if v is not None},
         "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -243,37 +244,3 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     (out / PROVENANCE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(record), encoding="utf-8")
     return record
-
-
-def model_card(record: dict[str, Any]) -> str:
-    d = record["dataset"]
-    cfg = record["training_config"]
-    m = record["metrics"]
-    lines = [
-        "---",
-        f"base_model: {record['base_model']}",
-        "library_name: peft",
-        "tags: [qlora, lora, code, python, russian]",
-        "---",
-        f"# QLoRA adapter for {record['base_model']}",
-        "",
-        f"Trained on dataset **{d['name']}@{d['version']}** (content hash `{d['content_hash']}`), "
-        f"split `{cfg['train_split']}`: {record['examples']['train']} examples. The dataset's files were verified "
-        "against its manifest before training; their sha256 are in `provenance.json`.",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        *[f"| {k} | {cfg[k]} |" for k in ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
-                                          "compute_dtype", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
-                                          "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps",
-                                          "per_device_train_batch_size", "gradient_accumulation_steps", "optim",
-                                          "max_length", "seed")],
-        "",
-        f"Final train loss {m['train_loss']:.4f}"
-        + (f", eval loss {m['eval_loss']:.4f} (perplexity {m['eval_perplexity']:.2f})" if "eval_loss" in m else "")
-        + f", after {m['global_step']} steps on {record['device']}.",
-        "",
-        "Loss is computed on assistant tokens only, each turn's closing EOS included.",
-        "",
-    ]  # fmt: skip
-    return "\n".join(lines)

@@ -14,8 +14,8 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 from dataset_builder.errors import OneLineParser, run_command
-from trainer.benchmark_cli import add_benchmark
-from trainer.config import TrainConfig
+from trainer.cli.downstream_command import add_benchmark
+from trainer.training.config import TrainConfig
 
 # TrainConfig fields that may come from the TOML instead of a flag, so argparse cannot require them.
 _REQUIRED_SETTINGS = ("dataset", "base", "out")
@@ -49,16 +49,11 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-
         from trainer.outdir import tool_version
+        from trainer.versions import installed
 
-        libraries = []
-        for name in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
-            try:
-                libraries.append(f"{name} {version(name)}")
-            except PackageNotFoundError:
-                libraries.append(f"{name} not installed")
+        names = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")
+        libraries = [f"{name} {v or 'not installed'}" for name, v in installed(names).items()]
         print(f"qlora-trainer {tool_version()} ({', '.join(libraries)})")
         parser.exit()
 
@@ -101,7 +96,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.qlora import train
+    from trainer.training.qlora import train
 
     record = train(_config(args), resume=args.resume, overwrite=args.overwrite)
     m = record["metrics"]
@@ -115,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from trainer.merge import merge
+    from trainer.training.merge import merge
 
     out = merge(args.base, args.adapter, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(f"merged model: {out}")
@@ -123,7 +118,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_perplexity(args: argparse.Namespace) -> int:
-    from trainer.perplexity import EvalSettings, run_evaluation
+    from trainer.evaluation.perplexity import EvalSettings
+    from trainer.evaluation.perplexity_run import run_evaluation
 
     settings = EvalSettings(
         max_length=args.max_length, stride=args.stride, bos=args.bos, batch_size=args.batch_size,

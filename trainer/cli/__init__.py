@@ -1,0 +1,1 @@
+"""The `qlora-trainer` command line."""
