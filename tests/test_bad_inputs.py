@@ -276,3 +276,23 @@ def test_an_unreachable_package_index_says_so_in_a_sentence() -> None:
 
     with pytest.raises(UserError, match=r"the Argos package index is unreachable \(ConnectionRefusedError"):
         check_host_reachable(f"http://127.0.0.1:{_closed_port()}", "the Argos package index")
+
+
+def test_a_command_logs_to_stderr_as_it_is_when_the_line_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands run in-process one after another (as in this suite): a line logged after the first
+    one goes to the stderr of its moment, not to one that was replaced and closed since."""
+    import io
+    import logging
+
+    from dataset_builder.cli.main import main
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    assert main(["--registry", str(tmp_path / "reg"), "list"]) == 0
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("dataset_builder.cli").warning("after the first command")
+    assert second.getvalue() == "WARNING: after the first command\n"

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from trainer.evaluation.downstream import BenchmarkSettings, run_benchmark
 from trainer.evaluation.downstream_report import markdown_table
@@ -203,29 +206,50 @@ def test_leaderboard_settings_and_paper_numbers() -> None:
     assert "| arc_challenge | acc_norm, 25-shot | 60.00 |  |  |" in table
 
 
-def test_errors_are_one_line(env: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trainer.cli.main import main
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=600, check=False)  # fmt: skip
 
-    def run(*args: str) -> tuple[int, str]:
-        code = main(list(args))
-        return code, capsys.readouterr().err
 
+def test_errors_are_one_line(env: dict, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    code, err = run("benchmark", "--base", str(env["base"]), "--tasks", "no_such_task", "--out", str(out),
-                    "--device", "cpu")  # fmt: skip
-    assert code == 2 and "Traceback" not in err
+    done = _cli(
+        "benchmark",
+        "--base",
+        str(env["base"]),
+        "--tasks",
+        "no_such_task",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
     assert (
-        err.strip()
+        done.stderr.strip()
         == "error: --tasks no_such_task: no such lm-evaluation-harness task (add --include-path for local YAML tasks)"
     )
     assert not out.exists()
-    code, err = run("benchmark", "--tasks", "humaneval,tiny_mc", "--samples", "x.jsonl", "--out", str(out))
-    assert code == 2 and "--samples scores one HumanEval task" in err
-    code, err = run("benchmark", "--base", str(env["base"]), "--adapter", str(tmp_path), "--tasks", "humaneval",
-                    "--out", str(out))  # fmt: skip
-    assert code == 2 and err.startswith(f"error: --adapter {tmp_path}: no adapter_config.json in")
-    code, err = run(
-        "benchmark", "--base", str(tmp_path / "nowhere"), "--tasks", "humaneval", "--out", str(out)
+    done = _cli("benchmark", "--tasks", "humaneval,tiny_mc", "--samples", "x.jsonl", "--out", str(out))
+    assert done.returncode == 2 and "--samples scores one HumanEval task" in done.stderr
+    done = _cli(
+        "benchmark",
+        "--base",
+        str(env["base"]),
+        "--adapter",
+        str(tmp_path),
+        "--tasks",
+        "humaneval",
+        "--out",
+        str(out),
     )
-    assert code == 2 and err.strip() == f"error: --base {tmp_path / 'nowhere'}: no such folder"
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: --adapter {tmp_path}: no adapter_config.json in"
+    )
+    done = _cli("benchmark", "--base", str(tmp_path / "nowhere"), "--tasks", "humaneval", "--out", str(out))
+    assert (
+        done.returncode == 2
+        and done.stderr.strip() == f"error: --base {tmp_path / 'nowhere'}: no such folder"
+    )
     assert not out.exists()

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from dataset_builder import __version__
 from dataset_builder.errors import OneLineParser, UserError, run_command
@@ -377,9 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging() -> None:
     import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to ``sys.stderr`` as it is when a line is logged, not as it was when the first
+        command of the process ran: a caller running commands in-process may replace it between them."""
+
+        @property  # type: ignore[override]
+        def stream(self) -> TextIO:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: TextIO) -> None:
+            pass
+
     log = logging.getLogger("dataset_builder")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
