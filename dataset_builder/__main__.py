@@ -1,3 +1,3 @@
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 
 raise SystemExit(main())

@@ -52,7 +52,7 @@ def place(tmp_path_factory: pytest.TempPathFactory, tiny_argos: dict) -> dict:
     """A registry with ``t@1.0.0`` published (built without an Argos package), recipes that
     differ from it in one thing each, a file where a folder belongs, and a local Hub with a repo
     tagged 1.0.0."""
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     root = tmp_path_factory.mktemp("mistakes")
     recipe = _project(root / "project")
@@ -177,8 +177,8 @@ def test_each_mistake_is_one_line_with_the_way_out(
     case: Case, place: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     import trainer.hub_access
-    from dataset_builder.cli.main import main as dataset_builder
-    from trainer.cli.main import main as qlora_trainer
+    from dataset_builder.cli import main as dataset_builder
+    from trainer.cli import main as qlora_trainer
 
     closed = str(_closed_port())
     for key, value in case.env.items():
@@ -210,7 +210,7 @@ def test_each_mistake_is_one_line_with_the_way_out(
 def test_a_dry_run_checks_the_version_set_for_the_build(place: dict, capsys: pytest.CaptureFixture) -> None:
     """The conflict of a recipe with its own version is no conflict under the version the build would
     publish instead: the dry run says the build is ready, as the build itself would publish."""
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     described = str(place["root"] / "project" / "described.toml")
     assert main(_db(place, "build", described, "--dry-run")) == 2
@@ -245,7 +245,7 @@ def test_pull_names_the_missing_repo_or_tag_and_the_tags_there_are(place: dict, 
 def test_outputs_are_made_with_the_users_umask(tmp_path: Path) -> None:
     """tiny-model (as merge, perplexity and benchmark) writes into a staging folder renamed into
     place: the folder must get the mode mkdir would give it, not mkdtemp's 0700."""
-    from trainer.cli.main import main
+    from trainer.cli import main
 
     old = os.umask(0o022)
     try:
@@ -256,7 +256,7 @@ def test_outputs_are_made_with_the_users_umask(tmp_path: Path) -> None:
 
 
 def test_list_names_the_registry_it_read(place: dict, tmp_path: Path, monkeypatch, capsys) -> None:
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -286,7 +286,7 @@ def test_a_command_logs_to_stderr_as_it_is_when_the_line_is_written(
     import io
     import logging
 
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     first = io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)

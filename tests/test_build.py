@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, write_jsonl
 
 import dataset_builder
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.errors import PublishError, VerificationError
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
@@ -290,7 +290,7 @@ def test_unknown_recipe_key_via_cli_and_debug_traceback(tmp_path: Path) -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys\nfrom dataset_builder.cli.main import main\n"
+        "import sys\nfrom dataset_builder.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'argostranslate', 'ctranslate2',"
         " 'datasets') if m in sys.modules]\nprint(heavy)"

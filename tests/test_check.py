@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 
 GOOD = [{"instruction": f"task {i}", "output": f"answer {i}"} for i in range(5)]
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.errors import ConservationError
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.registry.store import Registry
 from dataset_builder.testing import EN_TEXT
 from dataset_builder.translation import packages

@@ -10,7 +10,7 @@ import pytest
 from conftest import write_jsonl
 from test_stages import _rows, _run
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
 from dataset_builder.registry.store import Registry

@@ -29,7 +29,7 @@ def _recipe(tmp_path: Path, run: str = "") -> Path:
 def _cli(*args: str, block_ray: bool = False) -> subprocess.CompletedProcess[str]:
     # A Python where `import ray` fails, as on a machine without the extra.
     prelude = "import sys; sys.modules['ray'] = None; " if block_ray else "import sys; "
-    code = prelude + "from dataset_builder.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    code = prelude + "from dataset_builder.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300
     )

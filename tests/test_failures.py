@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.errors import BuildError, RejectLimitExceeded
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
@@ -109,7 +109,7 @@ def test_the_shipped_sample_publishes_with_a_random_model_installed(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     monkeypatch.setenv("DATASET_BUILDER_ARGOS_DIR", str(tiny_argos["packages_dir"]))
     recipe = _sample_copy(tmp_path, sample_cache)

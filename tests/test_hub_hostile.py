@@ -315,7 +315,7 @@ def test_a_link_at_the_refs_index_temp_file_is_not_written_through(
     target.write_text("not the registry's", encoding="utf-8")
     code = (
         "import os, sys\n"
-        "from dataset_builder.cli.main import main\n"
+        "from dataset_builder.cli import main\n"
         f"os.symlink({str(target)!r}, os.path.join({str(registry)!r}, f'.hub-refs.json.{{os.getpid()}}.tmp'))\n"
         f"sys.exit(main(['--registry', {str(registry)!r}, 'pull', 'org/python-ru-sample@0.1.0']))\n"
     )

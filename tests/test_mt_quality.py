@@ -14,7 +14,7 @@ import pytest
 from conftest import write_jsonl
 from test_python_engine import DICTIONARY, ROWS, TRANSLATOR, dictionary_module, dictionary_translate
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.testing import KEEP_REJECTED, alpaca_source, write_recipe
 
 KEYS = sorted(DICTIONARY)

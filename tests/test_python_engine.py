@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.testing import KEEP_REJECTED, alpaca_source, write_recipe
 
 # One Russian word per English word, and no two the same: the dictionary can be inverted.

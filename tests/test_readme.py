@@ -4,10 +4,11 @@ package installed before ``make demo``, and one installed after it.
 
 ``make demo`` runs from the real Makefile (its ``setup`` is up to date: ``.venv/bin`` holds
 launchers of this checkout's code, so nothing is installed). The stand-in for the real en->ru 1.9
-package is ``$DATASET_BUILDER_STAND_IN_PACKAGE``, else the tiny real package the suite builds once
-(random weights, as the Argos-sized benchmark package has: what is followed is the README's path,
-not the quality of a translation): following the README with a package installed is what it is
-for, so that step never skips. Steps marked ``needs:`` in the README (the Hub,
+package is ``$DATASET_BUILDER_STAND_IN_PACKAGE``, else the Argos-sized benchmark package in
+``../shared/models`` beside the repository, else the tiny real package the suite builds once
+(random weights, as the benchmark package has: what is followed is the README's path, not the
+quality of a translation): following the README with a package installed is what it is for, so
+that step never skips. Steps marked ``needs:`` in the README (the Hub,
 a GPU, the real package) are left out, each named; ``make test`` is the suite this test runs in.
 The second order leaves out the try-out's steps after its build when that build published the same
 content as the first order's (named too): the same commands on the same bytes.
@@ -31,18 +32,22 @@ import pytest
 from conftest import ROOT
 
 STAND_IN_ENV = "DATASET_BUILDER_STAND_IN_PACKAGE"
+SHARED_STAND_IN = ROOT.parent / "shared" / "models" / "translate-en_ru-bench.argosmodel"
 
 
 @pytest.fixture(scope="module")
 def stand_in(tiny_argos: dict) -> Path:
     """The en->ru package the README's install step gets: the file ``$DATASET_BUILDER_STAND_IN_PACKAGE``
-    names (it must exist), else the tiny real package the other tests use (SentencePiece, a random
-    Marian model through CTranslate2, MiniSBD), made once per run: a clone with nothing beside it
-    follows the README with a real package installed, never a skipped step."""
+    names (it must exist), else the Argos-sized benchmark package in ``../shared/models`` beside the
+    repository, else the tiny real package the other tests use (SentencePiece, a random Marian
+    model through CTranslate2, MiniSBD), made once per run: a clone with nothing beside it follows
+    the README with a real package installed, never a skipped step."""
     named = os.environ.get(STAND_IN_ENV)
     if named:
         assert Path(named).is_file(), f"{named}: ${STAND_IN_ENV} names no .argosmodel file"
         return Path(named)
+    if SHARED_STAND_IN.is_file():
+        return SHARED_STAND_IN
     return tiny_argos["archive"]
 
 

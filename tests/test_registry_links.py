@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.registry.anchored import Folder, LinkRefused
 from dataset_builder.registry.store import Registry
 from dataset_builder.stages import STAGES, Stage, StageConfig, StageContext

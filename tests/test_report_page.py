@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from report_data import HOSTILE
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.registry.store import Registry
 
 CHROMIUM = shutil.which("chromium")

@@ -27,7 +27,7 @@ HEAVY = ("transformers", "peft", "bitsandbytes", "accelerate")
 # Runs the CLI and reports, on stdout, which heavy libraries the failed command imported.
 RUNNER = (
     "import json, sys\n"
-    "from trainer.cli.main import main\n"
+    "from trainer.cli import main\n"
     "rc = main(sys.argv[1:])\n"
     f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
     "sys.exit(rc)\n"
@@ -221,7 +221,7 @@ def _mismatched_adapter(folder: Path) -> Path:
 
 
 def test_a_failed_merge_leaves_no_output(place: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from trainer.cli.main import main
+    from trainer.cli import main
 
     adapter = _mismatched_adapter(tmp_path / "other-base-adapter")
     out = tmp_path / "merged"
@@ -243,7 +243,7 @@ def test_a_failed_merge_leaves_no_output(place: dict, tmp_path: Path, capsys: py
 def test_overwrite_replaces_only_what_qlora_trainer_wrote(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from trainer.cli.main import main
+    from trainer.cli import main
 
     out = tmp_path / "tiny"
     args = ["tiny-model", "--out", str(out), "--layers", "1", "--hidden", "16"]
@@ -261,7 +261,7 @@ def test_overwrite_replaces_only_what_qlora_trainer_wrote(
 
 
 def test_every_option_is_described_and_required_ones_are_marked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainer.cli.main import build_parser
+    from trainer.cli.commands import build_parser
 
     monkeypatch.setenv("COLUMNS", "1000")  # one line per option, no wrapped paths
     parser = build_parser()
@@ -291,7 +291,7 @@ def test_every_option_is_described_and_required_ones_are_marked(monkeypatch: pyt
 
 
 def test_version(capsys: pytest.CaptureFixture) -> None:
-    from trainer.cli.main import main
+    from trainer.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["--version"])

@@ -277,7 +277,7 @@ def test_killed_translation_resumes_from_the_cache(tmp_path: Path, tiny_argos: d
     proc.wait()
     before = cached()
     assert before >= 40 and not (tmp_path / "reg" / "tr" / "1").exists()
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     assert main(["--registry", str(tmp_path / "reg"), "build", str(recipe), "--quiet"]) == 0
     manifest = json.loads((tmp_path / "reg" / "tr" / "1" / "manifest.json").read_text(encoding="utf-8"))
@@ -290,7 +290,7 @@ def test_killed_translation_resumes_from_the_cache(tmp_path: Path, tiny_argos: d
 
 
 def test_models_cli(tmp_path: Path, tiny_argos: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    from dataset_builder.cli.main import main
+    from dataset_builder.cli import main
 
     assert main(["models", "install", str(tiny_argos["archive"]), "--packages-dir", str(tmp_path / "p")]) == 0
     assert "installed translate-en_ru" in capsys.readouterr().out

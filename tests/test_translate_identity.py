@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, version_rows, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

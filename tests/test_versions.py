@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import write_jsonl
 
-from dataset_builder.cli.main import main
+from dataset_builder.cli import main
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
 from dataset_builder.registry.diff import Change, diff

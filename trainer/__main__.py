@@ -1,3 +1,3 @@
-from trainer.cli.main import main
+from trainer.cli import main
 
 raise SystemExit(main())
