@@ -41,6 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from dataset_builder.testing import code_safety_recipe  # noqa: E402
 from dataset_builder.translation.verify import (  # noqa: E402
     clearly_prose,
     code_tokens,
@@ -58,44 +59,6 @@ LANGUAGES = {
     "sql": r"\bsql\b", "shell": r"\b(?:shell|bash|sh)\b", "go": r"\bgo(?:lang)?\b", "rust": r"\brust\b",
     "swift": r"\bswift\b", "kotlin": r"\bkotlin\b", "typescript": r"\btypescript\b",
 }  # fmt: skip
-
-RECIPE = """
-[dataset]
-name = "code-safety"
-version = "0.0.1"
-description = "code safety benchmark"
-license = "cc-by-nc-4.0"
-language = ["ru"]
-
-[[sources]]
-name = "codealpaca-new"
-adapter = "alpaca"
-paths = ["{data}"]
-language = "en"
-license = "cc-by-nc-4.0"
-
-[[stages]]
-type = "normalize"
-
-[[stages]]
-type = "translate"
-from_lang = "en"
-to_lang = "ru"
-packages_dir = "{packages}"
-cache = false
-beam_size = {beam}
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1000000.0
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-"""
 
 
 def raw_turns(record: dict) -> list[str]:
@@ -245,7 +208,9 @@ def run(label: str, data: Path, records: list[dict], package: Path, beam: int, w
     packages.install(package, root / "packages")
     recipe_path = root / "recipe.toml"
     recipe_path.write_text(
-        RECIPE.format(data=data.as_posix(), packages=(root / "packages").as_posix(), beam=beam),
+        code_safety_recipe(
+            data.as_posix(), name="code-safety", packages_dir=(root / "packages").as_posix(), beam_size=beam
+        ),
         encoding="utf-8",
     )
     from dataset_builder.errors import UserError

@@ -19,6 +19,7 @@ import pytest
 from conftest import write_jsonl
 
 from dataset_builder.cli import main
+from dataset_builder.testing import code_safety_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -144,40 +145,16 @@ def _build(tmp_path: Path, adversary: str) -> tuple[list[dict], list[dict]]:
     write_jsonl(project / "data.jsonl", [{"instruction": i, "input": x, "output": o} for i, x, o, _ in ROWS])
     from adversaries import ADVERSARIES
 
-    (project / "recipe.toml").write_text(
-        f"""[dataset]
-name = "adversary"
-version = "1.0.0"
-
-[[sources]]
-name = "src"
-adapter = "alpaca"
-paths = ["data.jsonl"]
-
-[[stages]]
-type = "translate"
-engine = "python:adversaries.py:{ADVERSARIES[adversary].__name__}"
-cache = false
-verify_language = false
-min_length_ratio = 0.0
-max_length_ratio = 1000000.0
-check_repetition = false
-
-[[stages]]
-type = "split"
-test_ratio = 0.0
-
-[publish]
-max_rejected_fraction = 1.0
-""",
-        encoding="utf-8",
+    recipe = code_safety_recipe(
+        "data.jsonl", name="adversary", engine=f"python:adversaries.py:{ADVERSARIES[adversary].__name__}"
     )
+    (project / "recipe.toml").write_text(recipe, encoding="utf-8")
     registry = tmp_path / "registry"
     assert (
         main(["--registry", str(registry), "build", str(project / "recipe.toml"), "--trust-code", "--quiet"])
         == 0
     )
-    version = registry / "adversary" / "1.0.0"
+    version = registry / "adversary" / "0.0.1"
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     published = [
         r for s in manifest["splits"].values() for r in pq.read_table(version / s["file"]).to_pylist()

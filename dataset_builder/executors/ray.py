@@ -18,6 +18,7 @@ on their order, and running them on the driver gives exactly the local answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 from collections.abc import Iterator
@@ -196,8 +197,11 @@ class RayExecutor(Executor):
                 raise  # the stage's own error, from an envelope
             raise _cause(exc) from None
         finally:
+            # A stream closed after the build stopped the pool (a failed build shuts Ray down)
+            # has no live worker left holding the stage: nothing to release.
             for worker in workers:
-                worker.release.remote(ctx.stage)
+                with contextlib.suppress(Exception):
+                    worker.release.remote(ctx.stage)
             if keeper is not None:
                 ray.get(keeper.close.remote())
                 ray.kill(keeper)
