@@ -320,3 +320,36 @@ def test_a_python_engine_and_mt_quality_on_ray_match_local(tmp_path: Path, local
 
     with pytest.raises(UserError, match="--trust-code"):
         build(recipe.with_run(executor="ray"), Registry(tmp_path / "reg-untrusted"), show_progress=False)
+
+
+def test_a_failed_build_leaves_no_ray_behind(tmp_path: Path) -> None:
+    """A build that started Ray and failed shuts it down; the stage's stream, closed afterwards,
+    must not call an actor (that would start a new local Ray instance) nor raise while closing."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    empty = tmp_path / "no-packages"
+    empty.mkdir()
+    recipe = _recipe(tmp_path / "c", empty, "ray", "cache.sqlite")
+    code = (
+        "import gc, ray\n"
+        "from dataset_builder.errors import UserError\n"
+        "from dataset_builder.publishing.pipeline import build\n"
+        "from dataset_builder.recipe.schema import load_recipe\n"
+        "from dataset_builder.registry.store import Registry\n"
+        "try:\n"
+        f"    build(load_recipe({str(recipe)!r}), Registry({str(tmp_path / 'reg')!r}), show_progress=False)\n"
+        "except UserError as exc:\n"
+        "    print('failed:', exc)\n"
+        "gc.collect()\n"
+        "print('ray still up' if ray.is_initialized() else 'ray down')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert "failed:" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("ray down"), done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr

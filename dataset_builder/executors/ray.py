@@ -18,7 +18,6 @@ on their order, and running them on the driver gives exactly the local answer.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pickle
 from collections.abc import Iterator
@@ -197,14 +196,15 @@ class RayExecutor(Executor):
                 raise  # the stage's own error, from an envelope
             raise _cause(exc) from None
         finally:
-            # A stream closed after the build stopped the pool (a failed build shuts Ray down)
-            # has no live worker left holding the stage: nothing to release.
-            for worker in workers:
-                with contextlib.suppress(Exception):
-                    worker.release.remote(ctx.stage)
-            if keeper is not None:
-                ray.get(keeper.close.remote())
-                ray.kill(keeper)
+            # A stream closed after a failed build shut Ray down has no pool left; calling an
+            # actor then would start a new local Ray instance, so there is nothing to release.
+            if ray.is_initialized():
+                if workers is self._workers:
+                    for worker in workers:
+                        worker.release.remote(ctx.stage)
+                if keeper is not None:
+                    ray.get(keeper.close.remote())
+                    ray.kill(keeper)
 
     def _stream(
         self, spec: dict[str, Any], batches: Iterator[pa.Table], ctx: StageContext
