@@ -126,10 +126,8 @@ def row_ids(source: str, messages: pa.Array) -> list[str]:
     """``make_row_id(source, row)`` for every row of a ``messages`` array without nulls: the
     ``[[role, content], ...]`` JSON of all rows written by polars (as ``canonical_json`` writes it),
     only the hashing done row by row."""
-    try:
-        import polars as pl
-    except ImportError:
-        return [make_row_id(source, row) for row in messages.to_pylist()]
+    import polars as pl
+
     items = messages.flatten()
     turns = len(items)
     # Each turn as the list [role, content]: roles and contents taken alternately.

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mlcroissant as mlc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +21,6 @@ import pytest
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
 
-mlc = pytest.importorskip("mlcroissant")
 # mlcroissant's own dependencies warn about their deprecations (rdflib, pandas), not about our data.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated"),

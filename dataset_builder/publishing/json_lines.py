@@ -53,10 +53,8 @@ def _polars_lines(table: pa.Table) -> bytes | None:
             columns.append(_fields_sorted(column.combine_chunks()))
         else:
             return None
-    try:
-        import polars as pl
-    except ImportError:  # an install without it: the same lines, written in Python
-        return None
+    import polars as pl
+
     frame = pl.from_arrow(pa.Table.from_arrays(columns, names=table.column_names))
     assert isinstance(frame, pl.DataFrame)
     lines = frame.select(pl.concat_str([pl.struct(pl.all()).struct.json_encode(), pl.lit("\n")]))
