@@ -59,6 +59,21 @@ def test_an_interpreter_tree_holding_the_home_is_not_mounted(monkeypatch: pytest
         Sandbox(Limits(timeout=5, workers=1))
 
 
+def test_an_interpreter_under_the_scratch_place_is_refused_in_one_line() -> None:
+    """A checkout (and its virtual environment) under /tmp would be covered by the sandbox's scratch
+    tmpfs, and the worker would not start ("No such file or directory"): the sandbox says why."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp", prefix="venv-under-scratch-"))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+        with pytest.raises(SandboxError, match="lies under /tmp, which the sandbox covers") as err:
+            Sandbox(Limits(timeout=5, workers=1), python=str(folder / "venv" / "bin" / "python"))
+        assert "\n" not in str(err.value)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A PATH on which bwrap cannot be found, as on a machine without bubblewrap."""
     empty = tmp_path / "empty-bin"

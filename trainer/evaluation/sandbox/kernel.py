@@ -59,10 +59,17 @@ def missing_tools() -> str | None:
 def interpreter_trees(python: str) -> tuple[str, ...]:
     """The folders an interpreter needs: its prefixes (a virtual environment and its base), and
     the folder of the real executable, minus what the system folders already hold. A tree that
-    holds the home or the working folder is refused (ValueError): it would show them."""
+    holds the home or the working folder is refused (ValueError): it would show them. So is one
+    under the scratch folder's place, which the sandbox's own tmpfs covers: the worker would find
+    no interpreter there."""
     trees = _trees(python)
     private = {os.path.realpath(p) for p in (os.path.expanduser("~"), os.getcwd())}
     for path in trees:
+        if path == SCRATCH_INSIDE or path.startswith(SCRATCH_INSIDE + "/"):
+            raise ValueError(
+                f"the interpreter's tree {path} lies under {SCRATCH_INSIDE}, which the sandbox covers with "
+                f"its scratch tmpfs: put the checkout or virtual environment outside {SCRATCH_INSIDE}"
+            )
         if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
             raise ValueError(
                 f"the interpreter's tree {path} holds the home or working folder, which the sandbox must not "
