@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,19 +62,95 @@ def test_an_interpreter_tree_holding_the_home_is_not_mounted(monkeypatch: pytest
         Sandbox(Limits(timeout=5, workers=1))
 
 
-def test_an_interpreter_under_the_scratch_place_is_refused_in_one_line() -> None:
-    """A checkout (and its virtual environment) under /tmp would be covered by the sandbox's scratch
-    tmpfs, and the worker would not start ("No such file or directory"): the sandbox says why."""
-    import tempfile
-
+@pytest.fixture
+def venv_under_tmp() -> Iterator[Path]:
+    """A real virtual environment under /tmp, as in a checkout cloned there, and a host file beside
+    it, all removed afterwards."""
     folder = Path(tempfile.mkdtemp(dir="/tmp", prefix="venv-under-scratch-"))
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
-        with pytest.raises(SandboxError, match="lies under /tmp, which the sandbox covers") as err:
-            Sandbox(Limits(timeout=5, workers=1), python=str(folder / "venv" / "bin" / "python"))
-        assert "\n" not in str(err.value)
+        (folder / "beside-the-venv.txt").write_text("host file")
+        yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _refused(error: str, *acts: str) -> str:
+    """A program that passes only if each act (an expression) raises OSError with ``error``."""
+    return (
+        f"import errno, os\nfor act in ({', '.join(f'lambda: {a}' for a in acts)},):\n    try:\n"
+        f"        act()\n    except OSError as e:\n        assert e.errno == errno.{error}, e\n"
+        "    else:\n        raise AssertionError(act)\n"
+    )
+
+
+@ROOT_ONLY
+def test_an_interpreter_under_tmp_runs_with_its_tree_read_only_and_the_rest_of_tmp_hidden(
+    venv_under_tmp: Path,
+) -> None:
+    """The scratch tmpfs covers /tmp; a virtual environment there is bound read-only on top of it.
+    Each program passes only if what it checks holds; the guard is off, so the kernel is what holds.
+    """
+    folder, venv = venv_under_tmp, venv_under_tmp / "venv"
+    host_file = Path(tempfile.mkstemp(dir="/tmp", prefix="host-file-")[1])
+    host_file.write_text("host file")
+    own = f"own-{secrets.token_hex(4)}.txt"  # a name no host file has
+    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    programs = {
+        "runs from the venv as its own uid": "import os, sys\n"
+        f"assert sys.prefix == {str(venv)!r} and os.getuid() >= 1_000_000_000 and os.getcwd() == '/tmp'\n",
+        "writes in /tmp": f"import os\nopen('/tmp/{own}', 'w').write('x')\nos.makedirs('/tmp/a/b')\n"
+        f"assert open('/tmp/{own}').read() == 'x'\n",
+        "sees only the venv's folders in /tmp, and nothing it wrote before": "import os\n"
+        f"assert os.listdir('/tmp') == [{folder.name!r}], os.listdir('/tmp')\n"
+        f"assert os.listdir({str(folder)!r}) == ['venv'], os.listdir({str(folder)!r})\n"
+        f"assert not os.path.exists({str(host_file)!r})\n",
+        "cannot write into the venv (read-only)": _refused(
+            "EROFS",
+            f"open({str(venv / 'pwned')!r}, 'w')",
+            f"open({str(site / 'backdoor.pth')!r}, 'w')",
+            f"os.remove({str(venv / 'pyvenv.cfg')!r})",
+            f"os.rename({str(venv / 'bin')!r}, {str(venv / 'moved')!r})",
+        ),
+        "cannot write beside the venv, nor move it (its folder is root's, 0755)": _refused(
+            "EACCES", f"open({str(folder / 'new')!r}, 'w')", f"os.rename({str(venv)!r}, '/tmp/moved')"
+        ),
+        "cannot move, remove or open up the venv's folder (sticky /tmp, root's)": _refused(
+            "EPERM",
+            f"os.rename({str(folder)!r}, '/tmp/moved')",
+            f"os.rmdir({str(folder)!r})",
+            f"os.chmod({str(folder)!r}, 0o777)",
+        ),
+    }
+    try:
+        with Sandbox(
+            Limits(timeout=10, workers=1), guard=False, python=str(venv / "bin" / "python")
+        ) as sandbox:
+            outcomes = {name: sandbox.run(source) for name, source in programs.items()}
+            starts = sandbox._workers[0].starts
+    finally:
+        host_file.unlink()
+    assert all(o.passed for o in outcomes.values()), {n: o for n, o in outcomes.items() if not o.passed}
+    assert starts == 1  # scratch was emptied around the venv's folder after each program
+    assert sorted(p.name for p in folder.iterdir()) == ["beside-the-venv.txt", "venv"]
+    assert not (venv / "pwned").exists() and not (site / "backdoor.pth").exists()
+    assert not Path("/tmp", own).exists() and not Path("/tmp/moved").exists()
+
+
+@ROOT_ONLY
+def test_an_interpreter_tree_that_is_tmp_itself_is_refused_in_one_line() -> None:
+    """An interpreter whose folder is /tmp itself would show the host's whole /tmp and take the
+    sample's scratch: refused, in one line saying why."""
+    handle, launcher = tempfile.mkstemp(dir="/tmp", prefix="python-")
+    os.write(handle, f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'.encode())
+    os.close(handle)
+    os.chmod(launcher, 0o755)
+    try:
+        with pytest.raises(SandboxError, match="is /tmp itself") as err:
+            Sandbox(Limits(timeout=5, workers=1), python=launcher)
+        assert "\n" not in str(err.value)
+    finally:
+        os.unlink(launcher)
 
 
 def _no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ stdin; for each this process answers one JSON line on stdout. Per sample:
    the program read); a child that dies without a report failed, whatever its exit status;
 3. after the child ends (or at the deadline) every other process in the PID namespace is killed
    (kernel mode) or the child's process group (unsafe mode), and the scratch folder is emptied
-   before the next sample.
+   before the next sample, but for the folders the sandbox placed there (``placed``: the top
+   folders of an interpreter tree under ``/tmp``, bound read-only on top of the scratch tmpfs).
 
-The guard is a ``sys.addaudithook`` hook: it refuses writes outside scratch, new processes,
+The guard is a ``sys.addaudithook`` hook: it refuses writes outside scratch (and inside the
+folders placed there), new processes,
 sockets, ctypes, and raising limits. A program can defeat it (it lives in the program's own
 process); it is a second layer, and the kernel (uid, namespaces, read-only mounts) is the boundary.
 """
@@ -92,8 +94,9 @@ def _become(uid: int) -> None:
         raise OSError(f"could not switch to uid {uid}")
 
 
-def _install_guard(scratch: str) -> None:
+def _install_guard(scratch: str, placed: list[str]) -> None:
     inside = os.path.realpath(scratch) + os.sep
+    kept = tuple(inside + name + os.sep for name in placed)
     realpath = os.path.realpath
 
     def allowed(path: object) -> bool:
@@ -101,7 +104,8 @@ def _install_guard(scratch: str) -> None:
             return True  # an already open descriptor: opening it was checked
         if isinstance(path, bytes):
             path = path.decode("utf-8", "surrogateescape")
-        return (realpath(str(path)) + os.sep).startswith(inside)
+        full = realpath(str(path)) + os.sep
+        return full.startswith(inside) and not full.startswith(kept)
 
     def hook(event: str, args: tuple) -> None:
         if event in _BLOCKED:
@@ -173,7 +177,7 @@ def _run_sample(source: str, report_fd: int, cfg: dict) -> None:
         os.environ.update(PATH="/usr/bin:/bin", HOME=cfg["scratch"], TMPDIR=cfg["scratch"], LANG="C.UTF-8",
                           OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
         if cfg["guard"]:
-            _install_guard(cfg["scratch"])
+            _install_guard(cfg["scratch"], cfg["placed"])
     except BaseException as exc:  # the sandbox's failure, not the program's
         write(report_fd, encode("setup " + describe(exc), "ascii", "replace"))
         exit_now(70)
@@ -212,29 +216,37 @@ def _kill_others(kernel: bool, child: int) -> bool:
     return False
 
 
-def _empty(scratch: str, uid: int | None) -> bool:
+def _left(scratch: str, placed: list[str]) -> list[str]:
+    """What in scratch the sandbox did not place there."""
+    return [name for name in os.listdir(scratch) if name not in placed]
+
+
+def _empty(scratch: str, uid: int | None, placed: list[str]) -> bool:
     """Remove whatever the sample left in scratch, as the sample's own uid (it owns it all and
-    may have made its folders unreadable to others, which its owner can undo)."""
-    if not os.listdir(scratch):
+    may have made its folders unreadable to others, which its owner can undo). The folders the
+    sandbox placed there stay: root's, in a sticky folder, so no sample could have replaced them."""
+    if not _left(scratch, placed):
         return True
     pid = os.fork()
     if pid == 0:
         try:
             if uid is not None:
                 _become(uid)
-            _remove_tree(scratch)
+            _remove_tree(scratch, placed)
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
-    return not os.listdir(scratch)
+    return not _left(scratch, placed)
 
 
-def _remove_tree(path: str) -> None:
+def _remove_tree(path: str, keep: list[str]) -> None:
     for entry in os.scandir(path):
+        if entry.name in keep:
+            continue
         if entry.is_dir(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 os.chmod(entry.path, 0o700)
-            _remove_tree(entry.path)
+            _remove_tree(entry.path, [])
             os.rmdir(entry.path)
         else:
             os.unlink(entry.path)
@@ -284,7 +296,7 @@ def run_one(source: str, cfg: dict) -> dict:
         report = _read_report(read_fd)
     finally:
         os.close(read_fd)
-    clean = _kill_others(kernel, child) and _empty(cfg["scratch"], cfg["uid"])
+    clean = _kill_others(kernel, child) and _empty(cfg["scratch"], cfg["uid"], cfg["placed"])
     returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     return {"report": report, "returncode": returncode, "timed_out": timed_out,
             "seconds": round(seconds, 4), "clean": clean}  # fmt: skip
@@ -302,8 +314,8 @@ def _read_exactly(stream, size: int) -> bytes | None:
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
-    if cfg["uid"] is not None and os.listdir(cfg["scratch"]):
-        raise SystemExit("the scratch folder is not empty at start")
+    if cfg["uid"] is not None and sorted(os.listdir(cfg["scratch"])) != sorted(cfg["placed"]):
+        raise SystemExit("the scratch folder does not hold only what the sandbox placed there at start")
     # One program through the whole path (uid switch, limits, guard) before saying ready: a
     # sandbox that cannot run one fails here, with its reason, not at the first sample.
     check = run_one("import os\nassert os.getcwd() == os.environ['HOME']\n", cfg)

@@ -10,6 +10,13 @@ folders), a few files of ``/etc`` that the dynamic loader reads, the interpreter
 0700 home: a bind mount needs no permission on the folders above), the boot script, a fresh
 ``/proc`` and ``/dev``, and a size-bounded tmpfs at ``/tmp`` as the only writable place.
 
+A tree that lies under ``/tmp`` (a checkout cloned there, with its virtual environment) is bound
+read-only at its own path *on top of* that tmpfs: bwrap applies mounts in argument order, so the
+tmpfs comes first. The folders above such a tree are made in the tmpfs by root, 0755, so the
+sample can neither write there nor remove or rename them (``/tmp`` is sticky); nothing else of the
+host's ``/tmp`` is there. :func:`placed_in_scratch` names those folders, which the worker keeps
+when it empties scratch.
+
 Capabilities: bwrap keeps only CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_SETPCAP; ``setpriv`` then
 bounds the worker to the first three (it needs SETPCAP to do so, which is why it runs before any
 uid change: dropping every capability first would leave nothing to switch uids with). The worker
@@ -59,16 +66,16 @@ def missing_tools() -> str | None:
 def interpreter_trees(python: str) -> tuple[str, ...]:
     """The folders an interpreter needs: its prefixes (a virtual environment and its base), and
     the folder of the real executable, minus what the system folders already hold. A tree that
-    holds the home or the working folder is refused (ValueError): it would show them. So is one
-    under the scratch folder's place, which the sandbox's own tmpfs covers: the worker would find
-    no interpreter there."""
+    holds the home or the working folder is refused (ValueError): it would show them. So is the
+    scratch folder's place itself: bound there, it would show the host's whole ``/tmp`` and leave
+    the sample no writable place. A tree below it is fine (see the module's documentation)."""
     trees = _trees(python)
     private = {os.path.realpath(p) for p in (os.path.expanduser("~"), os.getcwd())}
     for path in trees:
-        if path == SCRATCH_INSIDE or path.startswith(SCRATCH_INSIDE + "/"):
+        if path == SCRATCH_INSIDE:
             raise ValueError(
-                f"the interpreter's tree {path} lies under {SCRATCH_INSIDE}, which the sandbox covers with "
-                f"its scratch tmpfs: put the checkout or virtual environment outside {SCRATCH_INSIDE}"
+                f"the interpreter's tree is {SCRATCH_INSIDE} itself, which the sandbox keeps as the program's "
+                f"own scratch folder: put the interpreter or virtual environment in a folder of its own"
             )
         if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
             raise ValueError(
@@ -95,6 +102,13 @@ def _trees(python: str) -> tuple[str, ...]:
     return tuple(trees)
 
 
+def placed_in_scratch(trees: tuple[str, ...]) -> list[str]:
+    """The names in the scratch folder that the sandbox puts there: the top folders of the
+    interpreter trees that lie under it."""
+    prefix = SCRATCH_INSIDE + "/"
+    return sorted({t.removeprefix(prefix).split("/")[0] for t in trees if t.startswith(prefix)})
+
+
 def _reachable(python: str) -> str:
     """The interpreter's path as the sandbox sees it: its folder resolved (a virtual environment
     reached through a link is mounted at its real place), its own name kept, because a venv's
@@ -117,10 +131,15 @@ def bwrap_command(
         elif os.path.isdir(path):
             cmd += ["--ro-bind", path, path]
     trees = interpreter_trees(python)
+    # The scratch tmpfs first: bwrap mounts in argument order, so a tree under it (a checkout in
+    # /tmp) is bound on top of it below, rather than hidden by it.
+    cmd += ["--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH_INSIDE]
     # bwrap makes missing parents 0700, which the sample's uid could not pass: they are made
-    # here first, in the sandbox's own root, readable (the host's folders are not touched).
+    # here first, in the sandbox's own root or scratch tmpfs, readable and owned by root (the
+    # host's folders are not touched).
     for folder in _parents(["/etc/x", *trees, BOOT_INSIDE]):
-        cmd += ["--perms", "0755", "--dir", folder]
+        if folder != SCRATCH_INSIDE:
+            cmd += ["--perms", "0755", "--dir", folder]
     for path in _ETC_FILES:
         cmd += ["--ro-bind-try", path, path]
     for tree in trees:
@@ -128,7 +147,6 @@ def bwrap_command(
     cmd += [
         "--ro-bind", str(boot), BOOT_INSIDE,
         "--proc", "/proc", "--dev", "/dev",
-        "--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH_INSIDE,
         "--remount-ro", "/", "--chdir", "/",
         *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--cap-drop", "ALL", *[a for c in (*_WORKER_CAPS, "setpcap") for a in ("--cap-add", f"CAP_{c.upper()}")],

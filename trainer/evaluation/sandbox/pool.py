@@ -45,6 +45,7 @@ from trainer.evaluation.sandbox.kernel import (
     in_cgroup,
     interpreter_trees,
     missing_tools,
+    placed_in_scratch,
 )
 from trainer.evaluation.sandbox.outcome import Outcome, outcome
 from trainer.evaluation.sandbox.seccomp import refused_calls, seccomp_filter
@@ -89,8 +90,10 @@ class _Worker:
         scratch = SCRATCH_INSIDE if kernel else str(self.sandbox.root / f"scratch-{self.index}")
         if not kernel:
             Path(scratch).mkdir(exist_ok=True)
+        placed = placed_in_scratch(interpreter_trees(self.sandbox.python)) if kernel else []
         config = json.dumps({
-            "uid": self.uid, "scratch": scratch, "timeout": limits.timeout, "guard": self.sandbox.guard,
+            "uid": self.uid, "scratch": scratch, "placed": placed, "timeout": limits.timeout,
+            "guard": self.sandbox.guard,
             "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
             "processes": limits.processes, "cpu_seconds": math.ceil(limits.timeout) + 1,
         })  # fmt: skip
