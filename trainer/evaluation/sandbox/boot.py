@@ -21,9 +21,9 @@ stdin; for each this process answers one JSON line on stdout. Per sample:
    folders of an interpreter tree under ``/tmp``, bound read-only on top of the scratch tmpfs).
 
 The guard is a ``sys.addaudithook`` hook: it refuses writes outside scratch (and inside the
-folders placed there), new processes,
-sockets, ctypes, and raising limits. A program can defeat it (it lives in the program's own
-process); it is a second layer, and the kernel (uid, namespaces, read-only mounts) is the boundary.
+folders placed there), new processes, sockets, ctypes, and raising limits. A program can defeat
+it (it lives in the program's own process); it is a second layer, and the kernel (uid,
+namespaces, read-only mounts) is the boundary.
 """
 
 from __future__ import annotations

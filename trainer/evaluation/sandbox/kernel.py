@@ -75,7 +75,7 @@ def interpreter_trees(python: str) -> tuple[str, ...]:
         if path == SCRATCH_INSIDE:
             raise ValueError(
                 f"the interpreter's tree is {SCRATCH_INSIDE} itself, which the sandbox keeps as the program's "
-                f"own scratch folder: put the interpreter or virtual environment in a folder of its own"
+                "own scratch folder: put the interpreter or virtual environment in a folder of its own"
             )
         if path == "/" or any(p == path or p.startswith(path + "/") for p in private):
             raise ValueError(
