@@ -128,8 +128,16 @@ def test_an_interpreter_under_tmp_runs_with_its_tree_read_only_and_the_rest_of_t
         ) as sandbox:
             outcomes = {name: sandbox.run(source) for name, source in programs.items()}
             starts = sandbox._workers[0].starts
+        # The guard, a second layer, refuses writes under the venv's folder before the kernel does
+        # (its PermissionError carries no errno), and still allows the rest of /tmp.
+        with Sandbox(Limits(timeout=10, workers=1), python=str(venv / "bin" / "python")) as sandbox:
+            guarded = [
+                sandbox.run(f"open({str(venv / 'pwned')!r}, 'w')\n"),
+                sandbox.run(programs["writes in /tmp"]),
+            ]
     finally:
         host_file.unlink()
+    assert guarded[0].detail == "PermissionError" and guarded[1].passed, guarded
     assert all(o.passed for o in outcomes.values()), {n: o for n, o in outcomes.items() if not o.passed}
     assert starts == 1  # scratch was emptied around the venv's folder after each program
     assert sorted(p.name for p in folder.iterdir()) == ["beside-the-venv.txt", "venv"]
