@@ -64,6 +64,12 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def labelled_data_sha256(path: Path = LABELS) -> str:
+    """The sha256 of the data file the labels were made on."""
+    with path.open(encoding="utf-8") as handle:
+        return json.loads(handle.readline())["sha256"]
+
+
 def load(records: list[dict], path: Path = LABELS) -> dict[tuple[int, int], LabelledTurn]:
     """The labelled turns keyed by (row, turn), each line checked against ``records``."""
     with path.open(encoding="utf-8") as handle:

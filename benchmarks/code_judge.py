@@ -53,7 +53,9 @@ _SQL_UPPER = {
 }  # fmt: skip
 
 # Inline code inside a prose line.
-_BACKTICKS = re.compile(r"`[^`\n]+`")
+# A code span opens with a run of backticks and closes at the next run of the same length
+# (``order_list()`` in reStructuredText and Markdown alike).
+_BACKTICKS = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
 _QUOTED = re.compile(r"(?<![\w\u2019+#])(['\"])(?=\S)(.+?)\1(?![\w])")
 _CODE_TOKEN = re.compile(
     r"""(?x)
@@ -284,8 +286,15 @@ def inline_code(line: str) -> tuple[str, ...]:
     found: list[tuple[int, int]] = []
 
     def take(start: int, end: int) -> None:
-        if not any(s <= start < e or start <= s < end for s, e in found):
-            found.append((start, end))
+        # A span that holds others whole ("['c', 'a']" around "'c'") takes their place.
+        inside = [(s, e) for s, e in found if start <= s and e <= end]
+        if any(s < end and start < e for s, e in found if (s, e) not in inside):
+            return
+        if inside and (end - start) == max(e - s for s, e in inside):
+            return
+        for span in inside:
+            found.remove(span)
+        found.append((start, end))
 
     for m in _BACKTICKS.finditer(line):
         take(m.start(), m.end())

@@ -19,6 +19,7 @@ Goal per adversary on the reporting half: at most 1 published row with code chan
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -142,7 +143,7 @@ def evaluate(
             if findings:
                 changed.append(index)
                 places.update({place for place, _ in findings})
-                if len(examples) < 4 and (show_reporting or half == "tuning"):
+                if len(examples) < 10 and (show_reporting or half == "tuning"):
                     f = findings[0][1]
                     examples.append(
                         f"row {index} line {f.line} {f.kind}: {f.before[:70]!r} -> {str(f.after)[:70]!r}"
@@ -262,11 +263,18 @@ def print_report(name: str, report: dict, seconds: float) -> None:
 def main(adversaries: list[str], data_file: Path, rows: int | None, keep: Path | None, final: bool) -> None:
     import tempfile
 
-    records = json.loads(data_file.read_text(encoding="utf-8"))
-    try:
-        labels = truth.load(records)
-    except truth.LabelMismatch as exc:
-        sys.exit(f"error: {exc}; run with the data file the labels were made on")
+    raw = data_file.read_bytes()
+    records = json.loads(raw)
+    labels: dict = {}
+    if hashlib.sha256(raw).hexdigest() == truth.labelled_data_sha256():
+        try:
+            labels = truth.load(records)
+        except truth.LabelMismatch as exc:
+            sys.exit(f"error: {exc}; the labels file and the data it was made on disagree")
+    else:
+        # Other data (rows held out from everything, to find what the 4,535 rows do not show):
+        # judged by the judge alone.
+        print(f"{data_file.name}: not the data the labels were made on; judged by code_judge.py alone")
     records = records[:rows]
     labels = {key: value for key, value in labels.items() if key[0] < len(records)}
     error = judge_error(records, labels)

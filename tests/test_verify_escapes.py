@@ -35,6 +35,12 @@ def spoil(text: str, part: str, replacement: str | None = None) -> str:
     return text.replace(part, transliterate(part) if replacement is None else replacement, 1)
 
 
+_PYTHON_THEN_OUTPUT = "# Enumerate the elements\nfruits = ['apple', 'mango']\nfor num, element in enumerate(fruits):\n    print(num, element)\n\n## Output:\n0 apple\n1 mango"
+_HTML_PAGE = '<html>\n  <body>\n    <div class="column">\n      Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n    </div>\n  </body>\n</html>'
+_BASIC_MODULE = "Module Module1\n Sub Main()\n Dim n As Integer = 10\n For i As Integer = 2 To n Step 2\n Console.WriteLine(i)\n Next\n End Sub\nEnd Module"
+_PSEUDOCODE = "SET cur_char to empty\n        FOR i=0 to length of text\n            IF text[i] is same as cur_char\n                start_idx = i\n            ELSE\n               cur_char = text[i]\n        DELETE character from start_idx + 1 to text length"
+_LONG_TOKEN = 'Create a regex expression to match "' + "abb" * 32 + '".'
+
 # (name, turn, the part the model changed, what it became (None: transliterated), the row's other
 #  turn, a prose part of the turn whose translation must pass, translate_comments)
 ESCAPES = [
@@ -84,7 +90,38 @@ ESCAPES = [
     ("tag-in-prose", "Every page starts with the <html> tag.", "<html>", None, "", None, False),
     ("comment-code-part-with-translated-comments", "Start it.\n\nserver.listen('8080'); // The web server is now listening",
      "server.listen('8080');", None, "", "Start it.", True),
+    # Found on rows held out from the data the rules were written on (an older release of the set):
+    ("comment-header-after-python", _PYTHON_THEN_OUTPUT, "## Output:", "## Output", "", None, False),
+    ("html-element-text", _HTML_PAGE, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", None, "", None, False),
+    ("basic-statement-in-block", _BASIC_MODULE, "For i As Integer = 2 To n Step 2", None, "", None, False),
+    ("pseudocode-step", _PSEUDOCODE, "IF text[i] is same as cur_char", None, "", None, False),
+    ("long-quoted-token", _LONG_TOKEN, '"' + "abb" * 32 + '".', '"' + "abb" * 32, "", None, False),
+    ("triple-quotes-in-prose", "Use triple single quotes \'\'\' or triple double quotes \"\"\" for the docstring.",
+     "\'\'\'", "\u2018\u2019\u2019", "", None, False),
 ]  # fmt: skip
+
+# Where the held-out escapes stood: each line is code by its place in a block, not by its looks.
+NESTED_CODE = [
+    (_PYTHON_THEN_OUTPUT, "## Output:"),
+    (_HTML_PAGE, "Lorem ipsum dolor sit amet, consectetur adipiscing elit."),
+    (_BASIC_MODULE, "For i As Integer = 2 To n Step 2"),
+    (_PSEUDOCODE, "IF text[i] is same as cur_char"),
+    (_PSEUDOCODE, "DELETE character from start_idx + 1 to text length"),
+    (_LONG_TOKEN, "abb" * 32),
+]
+
+
+@pytest.mark.parametrize(("turn", "code"), NESTED_CODE)
+def test_the_stage_never_sends_code_of_a_block_to_the_translator(turn: str, code: str) -> None:
+    sent = Turn(turn, False, "en").sentences()
+    assert all(code not in sentence for sentence in sent), sent
+
+
+def test_an_indented_sentence_under_a_lone_label_is_still_prose() -> None:
+    """A value kept as code ("Step 1: Install Python") opens no block: the sentence under it is
+    translated."""
+    turn = "Step 1: Install Python\n    Download the installer from the website and run it."
+    assert any("Download the installer" in s for s in Turn(turn, False, "en").sentences())
 
 
 @pytest.mark.parametrize(

@@ -277,6 +277,10 @@ def _is_labelled_value(line: str) -> bool:
     return bool(m) and len(m.group(1).split()) <= 3 and m.group(1)[-1] not in ".!?"
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
 def _block_end(lines: list[str], start: int, keep) -> int:  # keep: Callable[[str], bool]
     j = start
     while j < len(lines) and lines[j].strip() and keep(lines[j]):
@@ -316,7 +320,11 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
         elif _TRACE_START.match(line) or re.match(r"^\s*(?:>>>|\$)\s", line):
             j = _block_end(lines, i + 1, lambda ln: True)
         elif _OUTPUT_HEADER.match(line):
-            labels[i] = "prose"
+            before = next((lines[m] for m in range(i - 1, -1, -1) if lines[m].strip()), "")
+            # "# Output:" after unfenced code is that code's comment: a comment line is not translated
+            # unless comments are; the output below it stays output either way.
+            code_comment = bool(re.match(r"^\s*(?:#|//)", line)) and labels[i - 1 if i else 0] != "fenced"
+            labels[i] = "code" if code_comment and is_code_line(before) else "prose"
             k = i + 1
             while k < n and not lines[k].strip():
                 k += 1
@@ -379,6 +387,42 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
         for i in para:
             if kinds[i] == "other":
                 kinds[i] = "code" if has_code[p] or between or edge else "prose"
+    # A line indented under a code line is inside that line's block (a loop's body, the text of an
+    # HTML element, a step of pseudocode), whatever it reads like.
+    # A value kept as code ("Step 1: Install Python") opens no block unless code is around it.
+    paragraph_of = {i: p for p, para in enumerate(paragraphs) for i in para}
+    for i, kind in enumerate(kinds):
+        width = _indent(lines[i])
+        if kind != "prose" or labels[i] is not None or not width:
+            continue
+        opener = next(
+            (j for j in range(i - 1, -1, -1) if lines[j].strip() and _indent(lines[j]) < width), None
+        )
+        if opener is None or kinds[opener] != "code" or labels[opener] in ("fenced", "output"):
+            continue
+        value = not is_code_line(lines[opener]) and (
+            _is_short_value(lines[opener]) or _is_labelled_value(lines[opener])
+        )
+        if not value or any(
+            kinds[k] == "code" and k != opener for k in paragraphs[paragraph_of[opener]] if k != i
+        ):
+            kinds[i] = "code"
+    # The verifier's view of the same: an indented line held tight between code lines, at least as
+    # deep as the shallower of them, is inside their block.
+    for i in range(1, n - 1):
+        up, down = lines[i - 1], lines[i + 1]
+        if (
+            kinds[i] == "prose"
+            and labels[i] is None
+            and _indent(lines[i])
+            and kinds[i - 1] == kinds[i + 1] == "code"
+            and up.strip()
+            and down.strip()
+            and labels[i - 1] != "fenced"
+            and labels[i + 1] != "fenced"
+            and _indent(lines[i]) >= min(_indent(up), _indent(down))
+        ):
+            kinds[i] = "code"
     # Blank lines inside a code run belong to the code.
     for i, kind in enumerate(kinds):
         if kind == "blank":
@@ -667,13 +711,21 @@ _BRACKETED = re.compile(r"\[[^\[\]\n]{1,80}\]|\{[^{}\n]{1,80}\}|\b[A-Za-z_][\w.]
 _LONG_QUOTED = re.compile(r"""(?<![\w'"`])(?:"[^"\n]{81,400}"|'[^'\n]{81,400}')(?![\w'"`])""")
 
 
+# String delimiters named in prose ("use triple quotes ''' or \"\"\""): the code a reader types.
+_TRIPLE_QUOTES = re.compile(r"""(?<![\w'"`])(?:'''|\"\"\")(?![\w'"`])""")
+
+
 def _expressions(prose: str) -> list[tuple[int, int]]:
     found = [(m.start(), m.end()) for m in _BRACKETED.finditer(prose)]
     found += [
         (m.start(), m.end())
         for m in _LONG_QUOTED.finditer(prose)
-        if _CODE_CHARS.search(m.group(0)[1:-1]) or re.search(r"(?<!\S)--?[A-Za-z]", m.group(0))
+        # one token quoted (no space inside) is a literal, not a sentence, however long
+        if _CODE_CHARS.search(m.group(0)[1:-1])
+        or re.search(r"(?<!\S)--?[A-Za-z]", m.group(0))
+        or not re.search(r"\s", m.group(0))
     ]
+    found += [(m.start(), m.end()) for m in _TRIPLE_QUOTES.finditer(prose)]
     for m in _BINDING_OPERATOR.finditer(prose):
         # The operator is code whatever stands around it; each operand on its own terms.
         left = _OPERAND_LEFT.search(prose[: m.start()])

@@ -175,6 +175,10 @@ def code_tokens(line: str) -> list[str]:
     for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
         found.append((m.start(), m.group(0)))
         taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    # String delimiters named in a sentence ("use ''' or \"\"\""): what a reader types.
+    for m in re.finditer(r"""(?<![\w'"`])(?:'''|\"\"\")(?![\w'"`])""", line):
+        found.append((m.start(), m.group(0)))
+        taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for start, end in _code_runs(line):
         if not any(taken[start:end]):
             found.append((start, line[start:end]))
@@ -182,7 +186,9 @@ def code_tokens(line: str) -> list[str]:
     for m in _QUOTED_LITERAL.finditer(line):
         if any(taken[m.start() : m.end()]):
             continue
-        if len(m.group(0)) <= 82 or _holds_code(m.group(0)[1:-1]):
+        inner = m.group(0)[1:-1]
+        # A quotation is a sentence only when it has words: one quoted token is a literal.
+        if len(m.group(0)) <= 82 or _holds_code(inner) or len(inner.split()) == 1:
             found.append((m.start(), m.group(0)))
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for m in re.finditer(r"\S+", line):
@@ -584,8 +590,38 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
                 and (len(stripped.split()) <= 2 or line[:1] in (" ", "\t"))
             ):
                 role = LineRole("code", "short or indented line between code lines")
+            elif _inside_block(lines, judged, codeish, i):
+                role = LineRole("code", "line inside an indented block")
         out.append(role)
     return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _inside_block(lines: list[str], roles: list[LineRole | None], codeish: list[bool], i: int) -> bool:
+    """An indented line in a run of such lines held tight between two code lines, each at least as
+    deep as the shallower of those two: inside their block (an element's text in HTML, a statement
+    of BASIC, a step of pseudocode), sentence or not."""
+
+    def in_run(k: int) -> bool:
+        return bool(lines[k].strip()) and _indent(lines[k]) > 0 and not codeish[k] and roles[k] is not None
+
+    if not in_run(i):
+        return False
+    first, last = i, i
+    while first > 0 and in_run(first - 1):
+        first -= 1
+    while last < len(lines) - 1 and in_run(last + 1):
+        last += 1
+    if first == 0 or last == len(lines) - 1:
+        return False
+    up, down = first - 1, last + 1
+    if not (lines[up].strip() and lines[down].strip() and codeish[up] and codeish[down]):
+        return False
+    floor = min(_indent(lines[up]), _indent(lines[down]))
+    return all(_indent(lines[k]) >= floor for k in range(first, last + 1))
 
 
 def _neighbour(
@@ -732,6 +768,27 @@ def python_tree(text: str, blank_docstrings: bool) -> str | None:
     if blank_docstrings:
         tree = _Blank().visit(tree)
     return ast.dump(tree)
+
+
+def _python_prefix(lines: list[str]) -> int:
+    """How many leading lines are Python when the turn as a whole is not (code, then its output
+    or a note): the lines before the first one the parser refuses, when they parse on their own
+    and hold at least two lines of code. Their comments are the code's (``# Output:`` after a
+    program is a comment, not a heading). 0 when there is no such prefix."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse("\n".join(lines))
+    except SyntaxError as exc:
+        end = (exc.lineno or 1) - 1
+    except (ValueError, RecursionError, MemoryError):
+        return 0
+    else:
+        return 0
+    code = [ln for ln in lines[:end] if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(code) < 2 or python_tree("\n".join(lines[:end]), False) is None:
+        return 0
+    return end
 
 
 def _docstring_lines(code: str, first: int) -> set[int]:
@@ -901,6 +958,8 @@ def first_difference(
     regions: list[tuple[int, int]] = []
     if python_tree(source, False) is not None:
         regions.append((0, len(src)))
+    elif (prefix := _python_prefix(src)) > 0:
+        regions.append((0, prefix))
     for first, last, info in fenced_lines(src):
         if info in ("", "python", "py", "python3") and python_tree("\n".join(src[first + 1 : last]), False):
             regions.append((first + 1, last))
