@@ -277,6 +277,21 @@ def _is_labelled_value(line: str) -> bool:
     return bool(m) and len(m.group(1).split()) <= 3 and m.group(1)[-1] not in ".!?"
 
 
+_STATEMENT_AND_REMARK = re.compile(r"^\s*(?:(?:\d{1,3}[.)]|[-*+])\s+)?(\S.*?;)\s+\(.*\)[.,;]?\s*$")
+
+
+def _statement_with_remark(line: str) -> bool:
+    """A statement and a remark on it in brackets ("2. int y = x * 2; (y is twice x)"): the line
+    is a line of the program as the task shows it, remark and all."""
+    m = _STATEMENT_AND_REMARK.match(line)
+    return (
+        bool(m)
+        and bool(re.search(r"[=()\[\]{}.<>+*/-]|^\s*(?:return|break|continue)\b", m.group(1)))
+        and is_code_line(m.group(1))
+        and not reads_as_prose(m.group(1))
+    )
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
@@ -350,7 +365,7 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
             kinds.append(labels[i])
         elif not line.strip():
             kinds.append("blank")
-        elif is_code_line(line):
+        elif is_code_line(line) or _statement_with_remark(line):
             kinds.append("code")
         elif re.match(r"^\s*(?://|<!--)", line):
             kinds.append("code")  # never Markdown: a comment line of code
@@ -433,6 +448,9 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
     return kinds
 
 
+_TICKED_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)")
+
+
 def _split_prose_line(line: str, values: bool = True) -> list[Span]:
     body = line.rstrip("\r\n")
     newline = line[len(body) :]
@@ -443,7 +461,9 @@ def _split_prose_line(line: str, values: bool = True) -> list[Span]:
             Span("code", inline.group(2)),
             Span("raw", inline.group(3) + newline),
         ]
-    colon = _COLON.search(body)
+    ticked = [(m.start(), m.end()) for m in _TICKED_SPAN.finditer(body)]
+    # a colon inside inline code ("``{'x': 1}``") is the code's, not the sentence's
+    colon = next((m for m in _COLON.finditer(body) if not any(a <= m.start() < b for a, b in ticked)), None)
     quotes = re.findall(r"\"|(?<![A-Za-z])'|'(?![A-Za-z])", body[: colon.start()]) if colon else []
     if quotes.count('"') % 2 or quotes.count("'") % 2:
         colon = None  # a colon inside a quoted literal: "the format 'Name: Count'"
@@ -743,9 +763,40 @@ def _expressions(prose: str) -> list[tuple[int, int]]:
     return found
 
 
+_QUOTE_OPENING = re.compile(r"""(?<![\w'"`])(['"])(?=\S)""")
+_HOLDS_CODE = re.compile(r"\w\(|[=\[\]{}]")
+
+
+def _quoted_code(prose: str) -> list[tuple[int, int]]:
+    """A quotation with quotes inside it ("'with open(f, 'w') as out'"): it ends at the first
+    quote of its kind after which the quotes inside pair up and the brackets close. Code, whole,
+    when it holds a call, an assignment or brackets."""
+    found: list[tuple[int, int]] = []
+    taken = 0
+    for m in _QUOTE_OPENING.finditer(prose):
+        start, quote = m.start(), m.group(1)
+        if start < taken:
+            continue
+        for close in range(start + 2, min(len(prose), start + 400)):
+            after = prose[close + 1 : close + 2]
+            if prose[close] != quote or (after and not after.isspace() and after not in ".,;:!?)"):
+                continue
+            inner = prose[start + 1 : close]
+            if inner.count(quote) % 2 or any(inner.count(a) != inner.count(b) for a, b in ("()", "[]", "{}")):
+                continue
+            if quote in inner and _HOLDS_CODE.search(inner):
+                found.append((start, close + 1))
+                taken = close + 1
+            break
+    return found
+
+
 def protect(prose: str) -> Protected:
     ranges = sorted(
-        [(m.start(), m.end()) for m in _INLINE.finditer(prose)] + _glued_code(prose) + _expressions(prose)
+        [(m.start(), m.end()) for m in _INLINE.finditer(prose)]
+        + _glued_code(prose)
+        + _expressions(prose)
+        + _quoted_code(prose)
     )
     merged: list[list[int]] = []
     for start, end in ranges:

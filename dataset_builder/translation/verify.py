@@ -170,13 +170,23 @@ def code_tokens(line: str) -> list[str]:
     quoted literals, in order; chunks that belong together (see :func:`_code_runs`) as one."""
     found: list[tuple[int, str]] = []
     taken = bytearray(len(line))
+    # Inline code in a run of backticks (``{'x': 1}``) and a quotation holding quoted code
+    # ('with open(f, 'w') as out'): one token each, whatever is inside.
+    for start, end in [*_backtick_runs(line), *_nested_quotations(line)]:
+        if not any(taken[start:end]):
+            found.append((start, line[start:end]))
+            taken[start:end] = b"\x01" * (end - start)
     # A bracketed sequence with a number or a quote in it (`[2, 4]`), and an error message quoted
     # whole, inner quotes and all (`'TypeError: 'NoneType' object is not iterable'`): one token each.
     for m in re.finditer(r"\[[^\[\]\n]*[\d'\"][^\[\]\n]*\]|(['\"])\w+(?:Error|Exception|Warning):.*\1", line):
+        if any(taken[m.start() : m.end()]):
+            continue
         found.append((m.start(), m.group(0)))
         taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     # String delimiters named in a sentence ("use ''' or \"\"\""): what a reader types.
     for m in re.finditer(r"""(?<![\w'"`])(?:'''|\"\"\")(?![\w'"`])""", line):
+        if any(taken[m.start() : m.end()]):
+            continue
         found.append((m.start(), m.group(0)))
         taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     for start, end in _code_runs(line):
@@ -205,6 +215,45 @@ def code_tokens(line: str) -> list[str]:
         else:
             found.append((start, core))
     return [tok for _, tok in sorted(found)]
+
+
+def _backtick_runs(line: str) -> list[tuple[int, int]]:
+    """Spans opened by two or more backticks and closed by as many."""
+    spans, i = [], 0
+    while (i := line.find("``", i)) >= 0:
+        width = len(line[i:]) - len(line[i:].lstrip("`"))
+        end = line.find("`" * width, i + width)
+        while end >= 0 and line[end + width : end + width + 1] == "`":
+            end = line.find("`" * width, end + 1)
+        if end < 0:
+            break
+        spans.append((i, end + width))
+        i = end + width
+    return spans
+
+
+def _nested_quotations(line: str) -> list[tuple[int, int]]:
+    """Quotations that hold quotes of their own kind and code: from a quote after a space to
+    the last quote of its kind on the line that ends a word, when the quotes between pair up."""
+    spans = []
+    for m in re.finditer(r"(?:^|(?<=[\s(]))(['\"])(?=\S)", line):
+        quote, start = m.group(1), m.start()
+        ends = [
+            k
+            for k in range(start + 1, len(line))
+            if line[k] == quote and (k + 1 == len(line) or line[k + 1] in " \t.,;:!?)")
+        ]
+        for end in ends:
+            inner = line[start + 1 : end]
+            if (
+                quote in inner
+                and inner.count(quote) % 2 == 0
+                and re.search(r"\w\(|=", inner)
+                and all(inner.count(a) == inner.count(b) for a, b in ("()", "[]", "{}"))
+            ):
+                spans.append((start, end + 1))
+                break
+    return spans
 
 
 def _holds_code(text: str) -> bool:
@@ -540,7 +589,12 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
             keep = cut + marker + (1 if line[cut + marker : cut + marker + 1] == " " else 0)
             judged[i] = LineRole("code", "code with a trailing comment", keep)
         elif (cut := _code_then_prose(line)) > 0:
-            judged[i] = LineRole("code", "statement before a sentence", cut)
+            remark = line[cut:].strip().rstrip(".,;")
+            if remark.startswith("(") and remark.endswith(")"):
+                # "int y = x * 2; (y is twice x)": the program's line, shown with its remark
+                judged[i] = LineRole("code", "statement with a remark in brackets")
+            else:
+                judged[i] = LineRole("code", "statement before a sentence", cut)
         elif line_is_prose(line):
             if _short_phrase(line):
                 judged[i] = LineRole("code", "short phrase, not a sentence")
@@ -702,7 +756,12 @@ def _code_then_prose(line: str) -> int:
 def _prose_then_code(line: str) -> int:
     """Where the code starts in "Fix the error in this code: def f(x):", or -1: a sentence up to
     a colon, code after it."""
-    m = re.search(r"[:?]\s+(?=\S)", line)
+    ticked = _backtick_runs(line) + [(t.start(), t.end()) for t in re.finditer(r"`[^`\n]+`", line)]
+    # a colon inside inline code ("``{'x': 1}``") belongs to the code
+    m = next(
+        (c for c in re.finditer(r"[:?]\s+(?=\S)", line) if not any(a <= c.start() < b for a, b in ticked)),
+        None,
+    )
     if not m:
         return -1
     head, tail = line[: m.start() + 1], line[m.end() :]
