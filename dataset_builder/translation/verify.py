@@ -233,26 +233,23 @@ def _backtick_runs(line: str) -> list[tuple[int, int]]:
 
 
 def _nested_quotations(line: str) -> list[tuple[int, int]]:
-    """Quotations that hold quotes of their own kind and code: from a quote after a space to
-    the last quote of its kind on the line that ends a word, when the quotes between pair up."""
-    spans = []
+    """Quotations that hold quotes of their own kind and code ("'with open(f, 'w') as out'"):
+    read from a quote after a space to the first quote of its kind that ends a word with the
+    quotes between paired and the brackets closed."""
+    spans: list[tuple[int, int]] = []
     for m in re.finditer(r"(?:^|(?<=[\s(]))(['\"])(?=\S)", line):
         quote, start = m.group(1), m.start()
-        ends = [
-            k
-            for k in range(start + 1, len(line))
-            if line[k] == quote and (k + 1 == len(line) or line[k + 1] in " \t.,;:!?)")
-        ]
-        for end in ends:
+        if spans and start < spans[-1][1]:
+            continue
+        for end in range(start + 2, len(line)):
+            if line[end] != quote or (end + 1 < len(line) and line[end + 1] not in " \t.,;:!?)"):
+                continue
             inner = line[start + 1 : end]
-            if (
-                quote in inner
-                and inner.count(quote) % 2 == 0
-                and re.search(r"\w\(|=", inner)
-                and all(inner.count(a) == inner.count(b) for a, b in ("()", "[]", "{}"))
-            ):
+            if inner.count(quote) % 2 or any(inner.count(a) != inner.count(b) for a, b in ("()", "[]", "{}")):
+                continue
+            if quote in inner and re.search(r"\w\(|=", inner):
                 spans.append((start, end + 1))
-                break
+            break
     return spans
 
 
