@@ -39,6 +39,8 @@ _PYTHON_THEN_OUTPUT = "# Enumerate the elements\nfruits = ['apple', 'mango']\nfo
 _HTML_PAGE = '<html>\n  <body>\n    <div class="column">\n      Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n    </div>\n  </body>\n</html>'
 _BASIC_MODULE = "Module Module1\n Sub Main()\n Dim n As Integer = 10\n For i As Integer = 2 To n Step 2\n Console.WriteLine(i)\n Next\n End Sub\nEnd Module"
 _PSEUDOCODE = "SET cur_char to empty\n        FOR i=0 to length of text\n            IF text[i] is same as cur_char\n                start_idx = i\n            ELSE\n               cur_char = text[i]\n        DELETE character from start_idx + 1 to text length"
+_ERROR_AFTER_COLON = "Describe how to fix this PHP syntax error: Parse error: syntax error, unexpected ';', expecting ',' or ')' in test.php on line 3."
+_OUTPUT_AFTER_SENTENCE = "The script prints a message for each iteration. Expected output:\n\nHello, this is iteration number 1\nHello, this is iteration number 2"
 _NESTED_QUOTATION = "4. Open a new file using 'with open(name, 'w', newline='') as out'."
 _DOUBLE_BACKTICKS = "Translate this Python code to Java:``points = [{'x': 1, 'y': 2}, {'x': 3, 'y': 4}]; below = lambda p, m, b: p['y'] < m * p['x'] + b``"
 _STATEMENTS_WITH_REMARKS = "Explanation:\n1. int x = 10; (x is assigned the value 10)\n2. int y = x * 2; (y is assigned the value of x multiplied by 2, i.e., 20)"
@@ -103,6 +105,8 @@ ESCAPES = [
      "as out' 'with open(name, 'w', newline='')", "", None, False),
     ("double-backticks-after-colon", _DOUBLE_BACKTICKS, "[{'x': 1", "[{'x' 1", "", None, False),
     ("statement-with-remark", _STATEMENTS_WITH_REMARKS, "i.e., 20)", "i.e., 20", "", None, False),
+    ("error-message-after-colon", _ERROR_AFTER_COLON, "expecting", None, "", None, False),
+    ("output-after-a-sentence-header", _OUTPUT_AFTER_SENTENCE, "Hello, this is iteration number 2", None, "", None, False),
     ("triple-quotes-in-prose", "Use triple single quotes \'\'\' or triple double quotes \"\"\" for the docstring.",
      "\'\'\'", "\u2018\u2019\u2019", "", None, False),
 ]  # fmt: skip
@@ -115,6 +119,11 @@ NESTED_CODE = [
     (_PSEUDOCODE, "IF text[i] is same as cur_char"),
     (_PSEUDOCODE, "DELETE character from start_idx + 1 to text length"),
     (_LONG_TOKEN, '"' + "abb" * 32 + '"'),
+    (
+        _ERROR_AFTER_COLON,
+        "Parse error: syntax error, unexpected ';', expecting ',' or ')' in test.php on line 3.",
+    ),
+    (_OUTPUT_AFTER_SENTENCE, "Hello, this is iteration number 1\nHello, this is iteration number 2"),
     (_NESTED_QUOTATION, "'with open(name, 'w', newline='') as out'"),
     (_DOUBLE_BACKTICKS, _DOUBLE_BACKTICKS[_DOUBLE_BACKTICKS.index("``") :]),
     (_STATEMENTS_WITH_REMARKS, "(y is assigned the value of x multiplied by 2, i.e., 20)"),
@@ -132,6 +141,12 @@ def test_code_survives_a_model_that_drops_punctuation_and_reorders(turn: str, co
     turn_ = Turn(turn, False, "en")
     out, _ = turn_.assemble({s: _drop_punctuation_and_reorder(s) for s in turn_.sentences()}, {})
     assert code in out, out
+
+
+@pytest.mark.parametrize("line", ["The error: it is in the loop.", "This warning: the file is large."])
+def test_a_sentence_that_names_an_error_is_still_prose(line: str) -> None:
+    assert Turn(line, False, "en").sentences()
+    assert verify_turn(line, translate_words(line)) is None
 
 
 def test_an_indented_sentence_under_a_lone_label_is_still_prose() -> None:

@@ -107,6 +107,13 @@ _OUTPUT_HEADER = re.compile(
     r"|(?:\S+\s+){0,6}(?:output|outputs|stdout|prints?|printed|run|contents?)"
     r"(?:\s+(?:is|are|will\s+be|would\s+be|should\s+be))?\s*:)[\s*_]*$"
 )
+# A message a compiler, interpreter or program prints ("Parse error: syntax error, unexpected ';'",
+# "TypeError: 'NoneType' object is not iterable"): quoted as it was printed, never translated.
+_ERROR_MESSAGE = re.compile(
+    r"^\s*(?!(?:The|This|That|These|Those|An?|Your|My|Our|Its|One|Each|Every|Another|Main|First|Last)\s)"
+    r"(?:[A-Z]\w*(?:Error|Exception|Warning)|(?:[A-Z][a-z]+\s)?(?:[Ee]rror|[Ww]arning|[Ee]xception))"
+    r"(?:\s+\w+)?\s*:\s*\S"
+)
 _OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.*?)(\s*)$")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*/|--\s|<!--)")
 _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*[.,:;!?]?")
@@ -334,7 +341,7 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
             j = _block_end(lines, i + 1, lambda ln: bool(_DIFF_LINE.match(ln)))
         elif _TRACE_START.match(line) or re.match(r"^\s*(?:>>>|\$)\s", line):
             j = _block_end(lines, i + 1, lambda ln: True)
-        elif _OUTPUT_HEADER.match(line):
+        elif _OUTPUT_HEADER.match(line) or _OUTPUT_HEADER.match(re.split(r"(?<=[.!?])\s+", line.strip())[-1]):
             before = next((lines[m] for m in range(i - 1, -1, -1) if lines[m].strip()), "")
             # "# Output:" after unfenced code is that code's comment: a comment line is not translated
             # unless comments are; the output below it stays output either way.
@@ -365,7 +372,7 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
             kinds.append(labels[i])
         elif not line.strip():
             kinds.append("blank")
-        elif is_code_line(line) or _statement_with_remark(line):
+        elif is_code_line(line) or _statement_with_remark(line) or _ERROR_MESSAGE.match(line):
             kinds.append("code")
         elif re.match(r"^\s*(?://|<!--)", line):
             kinds.append("code")  # never Markdown: a comment line of code
@@ -473,8 +480,10 @@ def _split_prose_line(line: str, values: bool = True) -> list[Span]:
         # Code after the colon, a short value ("the output: Hello World"), or nothing but inline
         # code ("is: '1, 3, 5'"): the sentence is translated, the rest of the line kept.
         only_inline = not re.search(r"[^\W\d_]", _without_inline_code(tail))
-        if (is_code_line(code) and not reads_as_prose(code)) or (
-            values and (_is_short_value(code) or only_inline)
+        if (
+            (is_code_line(code) and not reads_as_prose(code))
+            or _ERROR_MESSAGE.match(code)
+            or (values and (_is_short_value(code) or only_inline))
         ):
             # "Translate the following C++ code: #include <iostream>": prose, then code on the line
             return [*_split_prose_line(head, values), Span("code", tail + newline)]

@@ -585,6 +585,8 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
             marker = 2 if line.startswith(("//", "--"), cut) else 1
             keep = cut + marker + (1 if line[cut + marker : cut + marker + 1] == " " else 0)
             judged[i] = LineRole("code", "code with a trailing comment", keep)
+        elif _printed_error(line):
+            judged[i] = LineRole("code", "error message as printed")
         elif (cut := _code_then_prose(line)) > 0:
             remark = line[cut:].strip().rstrip(".,;")
             if remark.startswith("(") and remark.endswith(")"):
@@ -762,9 +764,28 @@ def _prose_then_code(line: str) -> int:
     if not m:
         return -1
     head, tail = line[: m.start() + 1], line[m.end() :]
-    if reads_as_sentence(head) and (not line_is_prose(tail) or _short_phrase(tail)):
+    if reads_as_sentence(head) and (not line_is_prose(tail) or _short_phrase(tail) or _printed_error(tail)):
         return m.end()
     return -1
+
+
+def _printed_error(text: str) -> bool:
+    """An error message as a program prints it: a word naming an error, warning or exception (a
+    type name such as ``TypeError`` included), an optional word, then a colon and the message."""
+    first = re.match(r"\s*(\S+)(?:\s+(\S+))?(?:\s+(\S+))?", text)
+    if not first:
+        return False
+    words = [w for w in first.groups() if w]
+    if words[0].lower() in _FUNCTION_WORDS:
+        return False  # "The error: it is wrong" names an error, it does not print one
+    for k, word in enumerate(words[:3]):
+        if word.endswith(":") and len(word) > 1:
+            named = [w.rstrip(":") for w in words[: k + 1]]
+            return any(
+                re.search(r"(?:Error|Exception|Warning)$|^(?:error|warning|exception)$", w, re.I)
+                for w in named[-2:]
+            )
+    return False
 
 
 def _why_code(line: str) -> str:
@@ -938,7 +959,8 @@ def output_lines(lines: list[str]) -> set[int]:
     line, a block of sentences is the text going on, not output."""
     found: set[int] = set()
     for i, line in enumerate(lines):
-        if not is_output_header(line):
+        # the header may end a sentence: "... each iteration. Expected output:"
+        if not (is_output_header(line) or is_output_header(re.split(r"(?<=[.!?])\s+", line.strip())[-1])):
             continue
         j = i + 1
         while j < len(lines) and not lines[j].strip():
