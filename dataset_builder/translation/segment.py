@@ -111,7 +111,7 @@ _OUTPUT_HEADER = re.compile(
 # "TypeError: 'NoneType' object is not iterable"): quoted as it was printed, never translated.
 _ERROR_MESSAGE = re.compile(
     r"^\s*(?!(?:The|This|That|These|Those|An?|Your|My|Our|Its|One|Each|Every|Another|Main|First|Last)\s)"
-    r"(?:[A-Z]\w*(?:Error|Exception|Warning)|(?:[A-Z][a-z]+\s)?(?:[Ee]rror|[Ww]arning|[Ee]xception))"
+    r"(?:[A-Z][a-z]+\s)?(?:[A-Z]\w*(?:Error|Exception|Warning)|[Ee]rror|[Ww]arning|[Ee]xception)"
     r"(?:\s+\w+)?\s*:\s*\S"
 )
 _OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.*?)(\s*)$")
