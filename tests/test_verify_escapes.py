@@ -45,6 +45,9 @@ _NESTED_QUOTATION = "4. Open a new file using 'with open(name, 'w', newline='') 
 _DOUBLE_BACKTICKS = "Translate this Python code to Java:``points = [{'x': 1, 'y': 2}, {'x': 3, 'y': 4}]; below = lambda p, m, b: p['y'] < m * p['x'] + b``"
 _STATEMENTS_WITH_REMARKS = "Explanation:\n1. int x = 10; (x is assigned the value 10)\n2. int y = x * 2; (y is assigned the value of x multiplied by 2, i.e., 20)"
 _LONG_TOKEN = 'Create a regex expression to match "' + "abb" * 32 + '".'
+_HTML_TEXT_RUN = "Update the page.\n  <p>\n  Welcome to our store, we sell fresh fruit.\n  Come back again soon for more great deals.\n  </p>"
+_PHP_WARNING = "PHP Warning: Undefined variable $total in /var/www/cart.php on line 3"
+_POSTGRES_ERROR = "ERROR: permission denied for table users"
 
 # (name, turn, the part the model changed, what it became (None: transliterated), the row's other
 #  turn, a prose part of the turn whose translation must pass, translate_comments)
@@ -127,6 +130,12 @@ NESTED_CODE = [
     (_NESTED_QUOTATION, "'with open(name, 'w', newline='') as out'"),
     (_DOUBLE_BACKTICKS, _DOUBLE_BACKTICKS[_DOUBLE_BACKTICKS.index("``") :]),
     (_STATEMENTS_WITH_REMARKS, "(y is assigned the value of x multiplied by 2, i.e., 20)"),
+    (
+        _HTML_TEXT_RUN,
+        "  Welcome to our store, we sell fresh fruit.\n  Come back again soon for more great deals.",
+    ),
+    (_PHP_WARNING, _PHP_WARNING),
+    (_POSTGRES_ERROR, _POSTGRES_ERROR),
 ]
 
 
@@ -143,10 +152,30 @@ def test_code_survives_a_model_that_drops_punctuation_and_reorders(turn: str, co
     assert code in out, out
 
 
-@pytest.mark.parametrize("line", ["The error: it is in the loop.", "This warning: the file is large."])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The error: it is in the loop.",
+        "This warning: the file is large.",
+        "Main error: the variable is never set before it is used.",
+        "Another error: the loop never stops.",
+        "Error handling: wrap the call in a try block so the program does not crash.",
+        "Exception handling: the except block catches what the call raises.",
+        "Terror: the film was scary.",
+        "Warning:\nNever run this script as the root user.",
+    ],
+)
 def test_a_sentence_that_names_an_error_is_still_prose(line: str) -> None:
     assert Turn(line, False, "en").sentences()
     assert verify_turn(line, translate_words(line)) is None
+
+
+def test_a_block_text_of_several_lines_sent_by_neither_side() -> None:
+    """What the segmenter translates around a run of an element's lines, the verifier accepts."""
+    turn = Turn(_HTML_TEXT_RUN, False, "en")
+    out, _ = turn.assemble({s: translate_words(s) for s in turn.sentences()}, {})
+    assert out != _HTML_TEXT_RUN
+    assert verify_turn(_HTML_TEXT_RUN, out) is None
 
 
 def test_an_indented_sentence_under_a_lone_label_is_still_prose() -> None:

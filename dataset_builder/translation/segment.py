@@ -109,10 +109,13 @@ _OUTPUT_HEADER = re.compile(
 )
 # A message a compiler, interpreter or program prints ("Parse error: syntax error, unexpected ';'",
 # "TypeError: 'NoneType' object is not iterable"): quoted as it was printed, never translated.
+# The words before the one naming it are capitalised as a program prints them ("PHP Fatal error");
+# after it only a code ("Error 404:", "warning C4996:"): "Error handling: ..." is a sentence.
 _ERROR_MESSAGE = re.compile(
-    r"^\s*(?!(?:The|This|That|These|Those|An?|Your|My|Our|Its|One|Each|Every|Another|Main|First|Last)\s)"
-    r"(?:[A-Z][a-z]+\s)?(?:[A-Z]\w*(?:Error|Exception|Warning)|[Ee]rror|[Ww]arning|[Ee]xception)"
-    r"(?:\s+\w+)?\s*:\s*\S"
+    r"^\s*(?!(?:The|This|That|These|Those|An?|Your|My|Our|Its|One|Each|Every|Another|Main|First|Last"
+    r"|Common|Typical|Possible|Potential|Logical|Second|Next|Other|Same)\s)"
+    r"(?:[A-Z][A-Za-z]*\s){0,2}(?:[A-Z]\w*(?:Error|Exception|Warning)|[Ee]rror|ERROR|[Ww]arning|WARNING|[Ee]xception|EXCEPTION)"
+    r"(?:\s+[A-Z]*\d\w*)?\s*:\s*\S"
 )
 _OUTPUT_INLINE = re.compile(r"(?i)^([\s#*>_-]*(?:expected\s+)?output\s*:\s*)(\S.*?)(\s*)$")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*/|--\s|<!--)")
@@ -429,22 +432,30 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
             kinds[k] == "code" and k != opener for k in paragraphs[paragraph_of[opener]] if k != i
         ):
             kinds[i] = "code"
-    # The verifier's view of the same: an indented line held tight between code lines, at least as
-    # deep as the shallower of them, is inside their block.
-    for i in range(1, n - 1):
-        up, down = lines[i - 1], lines[i + 1]
+    # The verifier's view of the same: a run of indented lines held tight between code lines, each
+    # at least as deep as the shallower of them, is inside their block.
+    i = 1
+    while i < n - 1:
+        last = i
+        while last < n and kinds[last] == "prose" and labels[last] is None and _indent(lines[last]):
+            last += 1
+        if last == i:
+            i += 1
+            continue
+        up, down = i - 1, last
         if (
-            kinds[i] == "prose"
-            and labels[i] is None
-            and _indent(lines[i])
-            and kinds[i - 1] == kinds[i + 1] == "code"
-            and up.strip()
-            and down.strip()
-            and labels[i - 1] != "fenced"
-            and labels[i + 1] != "fenced"
-            and _indent(lines[i]) >= min(_indent(up), _indent(down))
+            down < n
+            and kinds[up] == kinds[down] == "code"
+            and lines[up].strip()
+            and lines[down].strip()
+            and labels[up] != "fenced"
+            and labels[down] != "fenced"
+            and all(
+                _indent(lines[k]) >= min(_indent(lines[up]), _indent(lines[down])) for k in range(i, last)
+            )
         ):
-            kinds[i] = "code"
+            kinds[i:last] = ["code"] * (last - i)
+        i = last
     # Blank lines inside a code run belong to the code.
     for i, kind in enumerate(kinds):
         if kind == "blank":

@@ -241,7 +241,8 @@ def _nested_quotations(line: str) -> list[tuple[int, int]]:
         quote, start = m.group(1), m.start()
         if spans and start < spans[-1][1]:
             continue
-        for end in range(start + 2, len(line)):
+        # a quotation is a phrase, not a paragraph: looking further makes a line of quotes quadratic
+        for end in range(start + 2, min(len(line), start + 400)):
             if line[end] != quote or (end + 1 < len(line) and line[end + 1] not in " \t.,;:!?)"):
                 continue
             inner = line[start + 1 : end]
@@ -769,22 +770,51 @@ def _prose_then_code(line: str) -> int:
     return -1
 
 
+# Words that pick one error out of several ("Main error: ...", "Another error: ..."): a sentence's.
+_WHICH_ONE = frozenset(
+    [
+        "one",
+        "another",
+        "main",
+        "first",
+        "last",
+        "second",
+        "next",
+        "other",
+        "same",
+        "common",
+        "typical",
+        "possible",
+        "potential",
+        "logical",
+    ]
+)
+
+
+def _names_an_error(word: str) -> bool:
+    return word.lower() in ("error", "warning", "exception") or bool(
+        re.fullmatch(r"[A-Z]\w*(?:Error|Exception|Warning)", word)
+    )
+
+
 def _printed_error(text: str) -> bool:
     """An error message as a program prints it: a word naming an error, warning or exception (a
-    type name such as ``TypeError`` included), an optional word, then a colon and the message."""
+    type name such as ``TypeError`` included) after at most two capitalised words ("PHP Fatal
+    error"), then a colon, or a code and a colon ("Error 404:"), and the message."""
     first = re.match(r"\s*(\S+)(?:\s+(\S+))?(?:\s+(\S+))?", text)
     if not first:
         return False
     words = [w for w in first.groups() if w]
-    if words[0].lower() in _FUNCTION_WORDS:
+    if words[0].lower() in _FUNCTION_WORDS | _WHICH_ONE:
         return False  # "The error: it is wrong" names an error, it does not print one
     for k, word in enumerate(words[:3]):
         if word.endswith(":") and len(word) > 1:
+            if not text[first.end(k + 1) :].strip():
+                return False  # "Warning:" over a paragraph is its heading, no message printed
             named = [w.rstrip(":") for w in words[: k + 1]]
-            return any(
-                re.search(r"(?:Error|Exception|Warning)$|^(?:error|warning|exception)$", w, re.I)
-                for w in named[-2:]
-            )
+            if len(named) > 1 and re.search(r"\d", named[-1]) and _names_an_error(named[-2]):
+                named.pop()  # "Error 404:", "warning C4996:"
+            return _names_an_error(named[-1]) and all(re.fullmatch(r"[A-Z][A-Za-z]*", w) for w in named[:-1])
     return False
 
 
