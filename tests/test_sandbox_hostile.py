@@ -121,6 +121,14 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "plant_for_next": BYPASS
         + "import os\nos.makedirs('a/b')\nopen('a/b/planted', 'w').write('x')\nos.chmod('a', 0)\n"
         "os.symlink('/usr/bin', 'link')\nassert False\n",
+        # Scratch the cleanup cannot walk (deeper than PATH_MAX; odd entries), and a process that
+        # keeps planting links and folders while the worker would clean up.
+        "deep_scratch_for_next": BYPASS + "import os, socket\nos.mkfifo('fifo')\n"
+        "socket.socket(socket.AF_UNIX).bind('sock')\nopen('new\\nline \\udcff', 'w')\nos.symlink('/tmp', 'loop')\n"
+        "for _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nopen('leaf', 'w')\nos.chmod('..', 0)\nassert False\n",
+        "writer_racing_cleanup": BYPASS + "import os\nif os.fork() == 0:\n    os.setsid()\n    i = 0\n"
+        "    while True:\n        try:\n            os.makedirs(f'w{i}/a')\n            os.symlink('/usr', f'w{i}/a/l')\n"
+        "        except OSError:\n            pass\n        i += 1\nassert False\n",
         # System V and POSIX IPC objects outlive the program in the worker's IPC namespace, where
         # the next program (same uid) could read them: passes if any could be made.
         "ipc_for_next": BYPASS + "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
