@@ -60,6 +60,8 @@ assert procs == sorted({1, os.getppid(), os.getpid()}), procs
 assert math.gcd(12, 18) == 6 and len([1, 2]) == 2 and json.dumps([1]) == '[1]' and abs(-1) == 1
 assert os.environ.get('OMP_NUM_THREADS') == '1' and os.environ['HOME'] == '/tmp'
 assert 'poison' not in sys.modules and not hasattr(builtins, 'poisoned') and sys.getrecursionlimit() == 1000
+for kind in ('shm', 'sem', 'msg'):  # System V IPC objects outlive their process
+    assert len(open(f'/proc/sysvipc/{kind}').read().splitlines()) == 1, kind
 status = open('/proc/self/status').read()
 assert 'CapEff:\\t0000000000000000' in status and 'NoNewPrivs:\\t1' in status, status
 """.replace("PLACED", repr(PLACED))
@@ -119,6 +121,21 @@ def catalogue(env: dict[str, str]) -> dict[str, str]:
         "plant_for_next": BYPASS
         + "import os\nos.makedirs('a/b')\nopen('a/b/planted', 'w').write('x')\nos.chmod('a', 0)\n"
         "os.symlink('/usr/bin', 'link')\nassert False\n",
+        # Scratch the cleanup cannot walk (deeper than PATH_MAX; odd entries), and a process that
+        # keeps planting links and folders while the worker would clean up.
+        "deep_scratch_for_next": BYPASS + "import os, socket\nos.mkfifo('fifo')\n"
+        "socket.socket(socket.AF_UNIX).bind('sock')\nopen('new\\nline \\udcff', 'w')\nos.symlink('/tmp', 'loop')\n"
+        "for _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nopen('leaf', 'w')\nos.chmod('..', 0)\nassert False\n",
+        "writer_racing_cleanup": BYPASS + "import os\nif os.fork() == 0:\n    os.setsid()\n    i = 0\n"
+        "    while True:\n        try:\n            os.makedirs(f'w{i}/a')\n            os.symlink('/usr', f'w{i}/a/l')\n"
+        "        except OSError:\n            pass\n        i += 1\nassert False\n",
+        # System V and POSIX IPC objects outlive the program in the worker's IPC namespace, where
+        # the next program (same uid) could read them: passes if any could be made.
+        "ipc_for_next": BYPASS + "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "rt = ctypes.CDLL('librt.so.1', use_errno=True)\nmade = [libc.shmget(0x5151, 4096, 0o1666) >= 0,\n"
+        "        libc.semget(0x5252, 1, 0o1666) >= 0, libc.msgget(0x5353, 0o1666) >= 0,\n"
+        "        rt.mq_open(b'/next', os.O_CREAT | os.O_RDWR, 0o666, None) >= 0]\n"
+        "assert any(made), ctypes.get_errno()\n",
         # -- identity and privileges --
         "subprocess_id_root": BYPASS + "import subprocess\n"
         "out = subprocess.run(['id', '-u'], capture_output=True, text=True).stdout\nassert out.strip() == '0', out\n",
@@ -305,6 +322,7 @@ def test_the_kernel_is_what_stopped_them(attacked: dict) -> None:
     assert o["user_namespace_mount"].detail == "AssertionError"  # seccomp: no namespaces of its own
     assert o["threads_still_work"].detail == "AssertionError"  # clone3 refused, clone without flags is not
     assert o["setns_ctypes"].detail.startswith("PermissionError")  # root's namespaces are closed to it
+    assert o["ipc_for_next"].detail.startswith("AssertionError")  # seccomp: no IPC object of its own
 
 
 def test_nothing_is_left_on_the_host(attacked: dict) -> None:

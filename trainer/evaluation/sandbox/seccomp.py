@@ -2,8 +2,9 @@
 
 Namespaces (``unshare``, ``setns``, and ``clone`` with a namespace flag: a user namespace gives a
 program capabilities over a world of its own, and with them much more kernel surface), mounts,
-keyrings, BPF, perf events, io_uring, userfaultfd, ptrace, module and kexec loading, and the other
-administrative calls fail with EPERM. ``clone3`` fails with ENOSYS, so that the C library falls
+keyrings, BPF, perf events, io_uring, userfaultfd, ptrace, module and kexec loading, System V and
+POSIX message-queue IPC objects (they would outlive the program, for the next one to read), and the
+other administrative calls fail with EPERM. ``clone3`` fails with ENOSYS, so that the C library falls
 back to ``clone``, whose flags a classic BPF filter can see. A call from another architecture's
 ABI (x32, i386 on x86-64) ends the process.
 
@@ -35,6 +36,9 @@ _REFUSED_X86_64 = {
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
     "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
     "lookup_dcookie": 212, "uselib": 134, "vhangup": 153, "iopl": 172, "ioperm": 173,
+    # IPC objects outlive the program in the worker's IPC namespace, where the next program (the
+    # same uid) would find them; emptying scratch does not reach them.
+    "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
 }  # fmt: skip
 _CLONE_X86_64, _CLONE3_X86_64 = 56, 435
 
