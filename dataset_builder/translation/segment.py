@@ -416,21 +416,24 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
     # HTML element, a step of pseudocode), whatever it reads like.
     # A value kept as code ("Step 1: Install Python") opens no block unless code is around it.
     paragraph_of = {i: p for p, para in enumerate(paragraphs) for i in para}
+    code_lines = [sum(kinds[k] == "code" for k in para) for para in paragraphs]
+    shallower: list[int] = []  # lines above, each less indented than the one after it: the openers
     for i, kind in enumerate(kinds):
+        if not lines[i].strip():
+            continue
         width = _indent(lines[i])
+        while shallower and _indent(lines[shallower[-1]]) >= width:
+            shallower.pop()
+        opener = shallower[-1] if shallower else None
+        shallower.append(i)
         if kind != "prose" or labels[i] is not None or not width:
             continue
-        opener = next(
-            (j for j in range(i - 1, -1, -1) if lines[j].strip() and _indent(lines[j]) < width), None
-        )
         if opener is None or kinds[opener] != "code" or labels[opener] in ("fenced", "output"):
             continue
         value = not is_code_line(lines[opener]) and (
             _is_short_value(lines[opener]) or _is_labelled_value(lines[opener])
         )
-        if not value or any(
-            kinds[k] == "code" and k != opener for k in paragraphs[paragraph_of[opener]] if k != i
-        ):
+        if not value or code_lines[paragraph_of[opener]] > 1:  # code besides the value itself
             kinds[i] = "code"
     # The verifier's view of the same: a run of indented lines held tight between code lines, each
     # at least as deep as the shallower of them, is inside their block.

@@ -612,6 +612,7 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
             judged[i] = LineRole("code", _why_code(line))
     # A fenced block speaks for itself: it does not make the lines around it code.
     codeish = [r is not None and r.role in ("code", "comment") and r.why != "fenced code" for r in judged]
+    inside_blocks = _lines_inside_blocks(lines, judged, codeish)
     # Short or indented lines that are no sentence (`exit 1`, `fi`) take their side from the
     # nearest lines that are not such lines themselves, so a run of them goes with its block.
     undecided = [
@@ -644,7 +645,7 @@ def _judge_lines(lines: list[str], roles: list[LineRole | None]) -> list[LineRol
                 and (len(stripped.split()) <= 2 or line[:1] in (" ", "\t"))
             ):
                 role = LineRole("code", "short or indented line between code lines")
-            elif _inside_block(lines, judged, codeish, i):
+            elif i in inside_blocks:
                 role = LineRole("code", "line inside an indented block")
         out.append(role)
     return out
@@ -654,28 +655,37 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def _inside_block(lines: list[str], roles: list[LineRole | None], codeish: list[bool], i: int) -> bool:
-    """An indented line in a run of such lines held tight between two code lines, each at least as
+def _lines_inside_blocks(lines: list[str], roles: list[LineRole | None], codeish: list[bool]) -> set[int]:
+    """Indented lines in runs of such lines held tight between two code lines, each at least as
     deep as the shallower of those two: inside their block (an element's text in HTML, a statement
-    of BASIC, a step of pseudocode), sentence or not."""
+    of BASIC, a step of pseudocode), sentence or not. One pass over the turn."""
 
     def in_run(k: int) -> bool:
         return bool(lines[k].strip()) and _indent(lines[k]) > 0 and not codeish[k] and roles[k] is not None
 
-    if not in_run(i):
-        return False
-    first, last = i, i
-    while first > 0 and in_run(first - 1):
-        first -= 1
-    while last < len(lines) - 1 and in_run(last + 1):
-        last += 1
-    if first == 0 or last == len(lines) - 1:
-        return False
-    up, down = first - 1, last + 1
-    if not (lines[up].strip() and lines[down].strip() and codeish[up] and codeish[down]):
-        return False
-    floor = min(_indent(lines[up]), _indent(lines[down]))
-    return all(_indent(lines[k]) >= floor for k in range(first, last + 1))
+    inside: set[int] = set()
+    k = 0
+    while k < len(lines):
+        if not in_run(k):
+            k += 1
+            continue
+        first = k
+        while k < len(lines) and in_run(k):
+            k += 1
+        up, down = first - 1, k  # the run is lines first .. k - 1
+        if (
+            up >= 0
+            and down < len(lines)
+            and lines[up].strip()
+            and lines[down].strip()
+            and codeish[up]
+            and codeish[down]
+            and all(
+                _indent(lines[m]) >= min(_indent(lines[up]), _indent(lines[down])) for m in range(first, k)
+            )
+        ):
+            inside.update(range(first, k))
+    return inside
 
 
 def _neighbour(
