@@ -278,7 +278,8 @@ def main(adversaries: list[str], data_file: Path, rows: int | None, keep: Path |
     records = records[:rows]
     labels = {key: value for key, value in labels.items() if key[0] < len(records)}
     error = judge_error(records, labels)
-    print_judge_error(error)
+    if labels:
+        print_judge_error(error)
     summary: dict = {"benchmark": "code_safety_adversary", "rows": len(records), "judge_error": error}
     with tempfile.TemporaryDirectory() as tmp:
         work = keep or Path(tmp)
