@@ -13,7 +13,6 @@ external dataset (Hub id or local file) with a field mapping, optionally transfo
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataset_builder.errors import InputError, RecipeError
+from trainer.settings_file import read_toml
 
 
 class EvalSetSpec(BaseModel):
@@ -61,18 +61,9 @@ def load_specs(entries: list[str], base: Path | None = None) -> list[EvalSetSpec
     for entry in entries:
         path = Path(entry)
         if entry.endswith(".toml"):
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise RecipeError(f"{path}: eval config not found") from None
-            except IsADirectoryError:
-                raise RecipeError(
-                    f"{path}: is a folder; give an eval sets file such as recipes/eval-paper.toml"
-                ) from None
-            except UnicodeDecodeError as exc:
-                raise RecipeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-            except tomllib.TOMLDecodeError as exc:
-                raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+            data = read_toml(
+                path, what="eval config", example="an eval sets file such as recipes/eval-paper.toml"
+            )
             if not isinstance(data.get("sets"), list) or not data["sets"]:
                 raise RecipeError(
                     f"{path}: no [[sets]] tables: not an eval sets file (see recipes/eval-paper.toml)"

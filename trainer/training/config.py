@@ -6,13 +6,13 @@ or a wrong type in the TOML is an error naming the file and the key.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dataset_builder.errors import RecipeError
+from trainer.settings_file import read_toml
 
 
 class TrainConfig(BaseModel):
@@ -78,18 +78,9 @@ class TrainConfig(BaseModel):
         data: dict[str, Any] = {}
         where = str(path) if path else "<command line>"
         if path:
-            try:
-                data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise RecipeError(f"{path}: config file not found") from None
-            except IsADirectoryError:
-                raise RecipeError(
-                    f"{path}: is a folder; give a training settings file such as recipes/train-tiny.toml"
-                ) from None
-            except UnicodeDecodeError as exc:
-                raise RecipeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-            except tomllib.TOMLDecodeError as exc:
-                raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+            data = read_toml(
+                path, what="config file", example="a training settings file such as recipes/train-tiny.toml"
+            )
             if "sources" in data or ("dataset" in data and isinstance(data["dataset"], dict)):
                 raise RecipeError(
                     f"{path}: is a dataset recipe (for `dataset-builder build`), not training settings; "
