@@ -344,12 +344,17 @@ def _label_lines(lines: list[str], values: bool = True) -> list[str]:
             j = _block_end(lines, i + 1, lambda ln: bool(_DIFF_LINE.match(ln)))
         elif _TRACE_START.match(line) or re.match(r"^\s*(?:>>>|\$)\s", line):
             j = _block_end(lines, i + 1, lambda ln: True)
-        elif _OUTPUT_HEADER.match(line) or _OUTPUT_HEADER.match(re.split(r"(?<=[.!?])\s+", line.strip())[-1]):
-            before = next((lines[m] for m in range(i - 1, -1, -1) if lines[m].strip()), "")
+        elif _OUTPUT_HEADER.match(re.split(r"(?<=[.!?])\s+", line.strip())[-1]):  # may end a sentence
+            above = next((m for m in range(i - 1, -1, -1) if lines[m].strip()), None)
             # "# Output:" after unfenced code is that code's comment: a comment line is not translated
             # unless comments are; the output below it stays output either way.
-            code_comment = bool(re.match(r"^\s*(?:#|//)", line)) and labels[i - 1 if i else 0] != "fenced"
-            labels[i] = "code" if code_comment and is_code_line(before) else "prose"
+            code_comment = (
+                bool(re.match(r"^\s*(?:#|//)", line))
+                and above is not None
+                and labels[above] != "fenced"
+                and is_code_line(lines[above])
+            )
+            labels[i] = "code" if code_comment else "prose"
             k = i + 1
             while k < n and not lines[k].strip():
                 k += 1

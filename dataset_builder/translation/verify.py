@@ -1000,7 +1000,7 @@ def output_lines(lines: list[str]) -> set[int]:
     found: set[int] = set()
     for i, line in enumerate(lines):
         # the header may end a sentence: "... each iteration. Expected output:"
-        if not (is_output_header(line) or is_output_header(re.split(r"(?<=[.!?])\s+", line.strip())[-1])):
+        if not is_output_header(re.split(r"(?<=[.!?])\s+", line.strip())[-1]):
             continue
         j = i + 1
         while j < len(lines) and not lines[j].strip():
